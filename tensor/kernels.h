@@ -1,0 +1,88 @@
+// CPU kernels on raw Arrays: the numerical work of every op, with no knowledge of gradients.
+// autograd/ calls these in forward and composes backward formulas from differentiable ops.
+#pragma once
+#include <utility>
+#include <vector>
+
+#include "tensor/array.h"
+
+namespace dgm::cpu {
+
+// Threads used by OpenMP kernels (default: all cores; DGM_NUM_THREADS overrides).
+void set_num_threads(int n);
+int get_num_threads();
+// Elementwise loops with fewer elements than this run on one thread (no OpenMP overhead).
+constexpr int64_t kParallelGrain = 32768;
+
+// ---- unary elementwise (float unless noted) ---------------------------------------------------
+enum class Unary {
+  Neg, Abs, Sign,  // numeric
+  Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Gelu, Softplus, Erf,
+};
+Array unary(Unary op, const Array& x);
+Array pow_scalar(const Array& x, double p);
+Array clamp(const Array& x, double lo, double hi);  // lo/hi may be +-inf
+
+// ---- binary elementwise with broadcasting --------------------------------------------------------
+enum class Binary { Add, Sub, Mul, Div, Maximum, Minimum, Pow };
+Array binary(Binary op, const Array& a, const Array& b);  // dtype: promote_types(a, b)
+enum class Compare { Eq, Ne, Lt, Le, Gt, Ge };
+Array compare(Compare op, const Array& a, const Array& b);  // -> bool
+Array logical_and(const Array& a, const Array& b);
+Array logical_or(const Array& a, const Array& b);
+Array logical_not(const Array& a);
+Array where(const Array& cond, const Array& a, const Array& b);  // cond: bool, broadcast all three
+// a op= b in place (b broadcast to a); used for gradient accumulation and optimiser updates.
+void binary_(Binary op, Array& a, const Array& b);
+
+// ---- reductions ----------------------------------------------------------------------------------
+// `dims` empty means all dims. Negative dims count from the end.
+Array sum(const Array& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Array mean(const Array& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Array var(const Array& x, std::vector<int64_t> dims = {}, int64_t correction = 1, bool keepdim = false);
+Array amax(const Array& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Array amin(const Array& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Array logsumexp(const Array& x, std::vector<int64_t> dims, bool keepdim = false);
+// values and int64 indices of the max/min along one dim (first occurrence on ties)
+std::pair<Array, Array> max_dim(const Array& x, int64_t dim, bool keepdim = false);
+std::pair<Array, Array> min_dim(const Array& x, int64_t dim, bool keepdim = false);
+Array argmax(const Array& x, int64_t dim, bool keepdim = false);
+Array argmin(const Array& x, int64_t dim, bool keepdim = false);
+Array cumsum(const Array& x, int64_t dim);
+// Sums `x` down to `shape` (the inverse of broadcasting): used by backward of broadcast ops.
+Array sum_to(const Array& x, const Shape& shape);
+
+// ---- softmax -------------------------------------------------------------------------------------
+Array softmax(const Array& x, int64_t dim);
+Array log_softmax(const Array& x, int64_t dim);
+
+// ---- matmul / linear algebra ---------------------------------------------------------------------
+Array matmul(const Array& a, const Array& b);  // torch.matmul semantics (1-D, 2-D, batched, broadcast)
+// LU with partial pivoting of a batch of square matrices (..., n, n): returns (LU, pivots, sign).
+struct LU {
+  Array lu;      // (..., n, n) packed L (unit diagonal, below) and U (on and above the diagonal)
+  Array pivots;  // (..., n) int64: row i was swapped with row pivots[i]
+  Array sign;    // (...) +-1: the sign of the permutation
+};
+LU lu_factor(const Array& a);
+std::pair<Array, Array> slogdet(const Array& a);  // (sign, log|det|), each (...)
+Array inverse(const Array& a);                    // (..., n, n); ValueError if singular
+
+// ---- indexing and shaping ------------------------------------------------------------------------
+Array gather(const Array& x, int64_t dim, const Array& index);
+Array scatter_add(const Array& x, int64_t dim, const Array& index, const Array& src);
+Array index_select(const Array& x, int64_t dim, const Array& index);
+Array index_add(const Array& x, int64_t dim, const Array& index, const Array& src);  // out = x; out[index[i]] += src[i]
+Array one_hot(const Array& index, int64_t num_classes);  // int64 -> int64 (..., num_classes)
+Array concat(const std::vector<Array>& xs, int64_t dim);  // torch.cat
+Array stack(const std::vector<Array>& xs, int64_t dim);
+Array tril(const Array& x, int64_t k = 0);
+Array triu(const Array& x, int64_t k = 0);
+// Constant padding, torch.nn.functional.pad order: pads = {last_left, last_right, prev_left, ...}.
+// Negative pads crop.
+Array pad(const Array& x, const std::vector<int64_t>& pads, double value = 0);
+
+// ---- checks ----------------------------------------------------------------------------------------
+bool has_nonfinite(const Array& x);  // any NaN or Inf (floating dtypes only)
+
+}  // namespace dgm::cpu

@@ -1,0 +1,93 @@
+// Loop helpers shared by the CPU kernels (internal header).
+#pragma once
+#include <omp.h>
+
+#include <array>
+#include <cmath>
+#include <type_traits>
+
+#include "tensor/array.h"
+#include "tensor/kernels.h"
+
+namespace dgm::cpu {
+
+template <class T>
+bool is_nan(T v) {
+  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
+  else return false;
+}
+
+// Runs fn(begin, end) over [0, n), split across threads only when n is large enough that the
+// threads pay for themselves.
+template <class Fn>
+void parallel_for(int64_t n, Fn&& fn, int64_t grain = kParallelGrain) {
+  if (n < grain || omp_get_max_threads() == 1 || omp_in_parallel()) {
+    fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int64_t chunk = (n + nt - 1) / nt, b = std::min<int64_t>(n, t * chunk), e = std::min<int64_t>(n, b + chunk);
+    if (b < e) fn(b, e);
+  }
+}
+
+// Iterates an N-d shape row by row: fn(offsets, inner_size, inner_strides) is called once per
+// "row" along the last dim, where offsets[k] is operand k's element offset of the row start.
+// Dims that are laid out contiguously for every operand are merged first, so a contiguous or
+// simply-broadcast operation becomes a few long rows.
+template <size_t N, class Fn>
+void for_each_row(const Shape& shape_in, std::array<Strides, N> st, Fn&& fn) {
+  if (numel_of(shape_in) == 0) return;
+  Shape shape = shape_in;
+  if (shape.empty()) {
+    shape = {1};
+    for (auto& s : st) s = {0};
+  }
+  // merge dim d into d+1 when every operand has stride[d] == stride[d+1] * shape[d+1]
+  Shape ms{shape.back()};
+  std::array<Strides, N> mst;
+  for (size_t k = 0; k < N; ++k) mst[k] = {st[k].back()};
+  for (size_t d = shape.size() - 1; d-- > 0;) {
+    bool merge = true;
+    for (size_t k = 0; k < N; ++k) merge &= st[k][d] == mst[k].front() * ms.front();
+    if (merge) {
+      ms.front() *= shape[d];
+    } else {
+      ms.insert(ms.begin(), shape[d]);
+      for (size_t k = 0; k < N; ++k) mst[k].insert(mst[k].begin(), st[k][d]);
+    }
+  }
+  int64_t inner = ms.back();
+  std::array<int64_t, N> inner_st;
+  for (size_t k = 0; k < N; ++k) inner_st[k] = mst[k].back();
+  Shape outer(ms.begin(), ms.end() - 1);
+  std::array<Strides, N> outer_st;
+  for (size_t k = 0; k < N; ++k) outer_st[k] = Strides(mst[k].begin(), mst[k].end() - 1);
+  int64_t rows = numel_of(outer);
+  // rows are independent: split them across threads when there is enough work
+  parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    std::array<int64_t, N> off{};
+    std::vector<int64_t> idx(outer.size());
+    int64_t rem = r0;
+    for (size_t d = outer.size(); d-- > 0;) {
+      idx[d] = rem % outer[d];
+      rem /= outer[d];
+      for (size_t k = 0; k < N; ++k) off[k] += idx[d] * outer_st[k][d];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      fn(off, inner, inner_st);
+      for (size_t d = outer.size(); d-- > 0;) {
+        if (++idx[d] < outer[d]) {
+          for (size_t k = 0; k < N; ++k) off[k] += outer_st[k][d];
+          break;
+        }
+        for (size_t k = 0; k < N; ++k) off[k] -= outer_st[k][d] * (outer[d] - 1);
+        idx[d] = 0;
+      }
+    }
+  }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1)));
+}
+
+}  // namespace dgm::cpu

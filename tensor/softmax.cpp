@@ -1,0 +1,51 @@
+// softmax / log_softmax along one dim, numerically stable (the max is subtracted first).
+#include <cmath>
+
+#include "tensor/kernels.h"
+#include "tensor/loops.h"
+
+namespace dgm::cpu {
+
+template <bool Log>
+static Array softmax_impl(const Array& x, int64_t dim, const char* op) {
+  int64_t d = wrap_dim(dim, x.dim(), op);
+  Array src = x.contiguous();
+  Array out = Array::empty(x.shape(), x.dtype());
+  if (x.dim() == 0) {
+    out.fill_(Log ? 0.0 : 1.0);
+    return out;
+  }
+  dispatch_floating(x.dtype(), op, [&]<class T>() {
+    const T* sp = src.data<T>();
+    T* op_ = out.data<T>();
+    int64_t n = x.shape()[d], inner = 1, outer = 1;
+    for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.shape()[i];
+    for (int64_t i = 0; i < d; ++i) outer *= x.shape()[i];
+    // each (outer, inner) pair is one softmax over n elements spaced `inner` apart
+    parallel_for(outer * inner, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        int64_t base = (r / inner) * n * inner + r % inner;
+        const T* xr = sp + base;
+        T* yr = op_ + base;
+        T m = -INFINITY;
+        for (int64_t i = 0; i < n; ++i) m = std::max(m, xr[i * inner]);
+        if (!std::isfinite(m)) m = 0;
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(xr[i * inner] - m));
+        if constexpr (Log) {
+          T lse = m + static_cast<T>(std::log(s));
+          for (int64_t i = 0; i < n; ++i) yr[i * inner] = xr[i * inner] - lse;
+        } else {
+          T inv = static_cast<T>(1.0 / s);
+          for (int64_t i = 0; i < n; ++i) yr[i * inner] = std::exp(xr[i * inner] - m) * inv;
+        }
+      }
+    }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(n, 1)));
+  });
+  return out;
+}
+
+Array softmax(const Array& x, int64_t dim) { return softmax_impl<false>(x, dim, "softmax"); }
+Array log_softmax(const Array& x, int64_t dim) { return softmax_impl<true>(x, dim, "log_softmax"); }
+
+}  // namespace dgm::cpu
