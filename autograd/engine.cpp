@@ -145,7 +145,10 @@ std::vector<Tensor> run(const std::vector<Tensor>& outputs, const std::vector<Te
     if (inputs && dynamic_cast<AccumulateGrad*>(node.get())) run_node = false;  // grad() leaves .grad alone
     std::vector<Tensor> in_grads;
     if (run_node) {
-      in_grads = node->apply(grads);
+      {
+        InBackwardScope scope;
+        in_grads = node->apply(grads);
+      }
       if (is_anomaly_enabled()) {
         for (size_t i = 0; i < in_grads.size(); ++i)
           if (in_grads[i].defined() && cpu::has_nonfinite(in_grads[i].array()))

@@ -12,6 +12,13 @@ uint64_t Node::next_seq() {
   return counter++;
 }
 
+namespace {
+thread_local int backward_depth = 0;
+}
+bool in_backward() { return backward_depth > 0; }
+InBackwardScope::InBackwardScope() { ++backward_depth; }
+InBackwardScope::~InBackwardScope() { --backward_depth; }
+
 // ---- saved tensors --------------------------------------------------------------------------------
 SavedTensor::SavedTensor(const Tensor& t, bool is_output)
     : data_(t.array()), version_(t.version()), is_output_(is_output), requires_grad_(t.requires_grad()), output_nr_(t.output_nr()) {
@@ -97,7 +104,7 @@ Edge gradient_edge(const Tensor& t) {
 
 std::vector<Tensor> record(Op op, const std::vector<Tensor>& inputs, std::vector<Array> outputs, const std::vector<int>& to_save,
                            FunctionNode::Backward backward) {
-  if (is_anomaly_enabled()) {
+  if (is_anomaly_enabled() && !in_backward()) {
     for (size_t i = 0; i < outputs.size(); ++i)
       if (cpu::has_nonfinite(outputs[i]))
         throw AnomalyError(cat("anomaly: forward op '", op_name(op), "' produced NaN/Inf in output ", i, " (shape ",

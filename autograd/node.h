@@ -99,6 +99,14 @@ std::vector<Tensor> record(Op op, const std::vector<Tensor>& inputs, std::vector
 // Single-output convenience form.
 Tensor record1(Op op, const std::vector<Tensor>& inputs, Array output, const std::vector<int>& to_save, FunctionNode::Backward backward);
 
+// True while the engine runs backward formulas (anomaly mode then blames the node, not the
+// ops its formula is made of).
+bool in_backward();
+struct InBackwardScope {
+  InBackwardScope();
+  ~InBackwardScope();
+};
+
 // The edge through which a gradient flows into `t` (its grad_fn, or its leaf accumulator).
 Edge gradient_edge(const Tensor& t);
 

@@ -9,7 +9,9 @@ using Grads = std::vector<Tensor>;
 
 // C = A B  =>  dA = dC B^T,  dB = A^T dC  (batched; the node sums broadcast batch dims away)
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  if (a.dim() == 1 && b.dim() >= 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  // vectors become matrices (a row on the left, a column on the right), then lose that dim again
+  if (a.dim() == 1 && b.dim() == 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, 1)), {});
+  if (a.dim() == 1 && b.dim() >= 2) return squeeze(matmul(unsqueeze(a, 0), b), -2);
   if (b.dim() == 1 && a.dim() >= 2) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
   return record1(Op::Matmul, {a, b}, cpu::matmul(a.array(), b.array()), {0, 1}, [](const Grads& g, const Grads& s) {
     return Grads{matmul(g[0], transpose(s[1], -1, -2)), matmul(transpose(s[0], -1, -2), g[0])};
