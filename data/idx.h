@@ -1,0 +1,83 @@
+// IDX files: the format MNIST (and Fashion-MNIST, EMNIST, ...) are distributed in.
+//
+// An IDX file is a big-endian header followed by the raw array, row-major:
+//   bytes 0-1   always 0x00 0x00
+//   byte  2     element type: 0x08 unsigned byte (the only type MNIST uses, and the only one read here)
+//   byte  3     number of dimensions D
+//   then D      uint32 sizes, big-endian
+//   then        size_0 * ... * size_{D-1} elements
+// So images have magic 0x00000803 (D = 3: n, rows, cols) and labels 0x00000801 (D = 1: n).
+// Files are often gzip'd (name ends in .gz); reading recognises gzip by its first two bytes 1f 8b.
+//
+// The reader trusts nothing in the header: every size is compared with the number of bytes really
+// present before anything is allocated for it, so a corrupt or hostile header cannot make it
+// allocate gigabytes. Problems are reported as dgm::FormatError (corrupt content) or dgm::IOError
+// (file cannot be opened/written), each message starting with the file name.
+//
+// This layer works on plain std::vector<uint8_t>; it does not depend on the tensor engine.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dgm::data {
+
+constexpr uint32_t kIdxImagesMagic = 0x00000803;  // unsigned bytes, 3 dimensions (n, rows, cols)
+constexpr uint32_t kIdxLabelsMagic = 0x00000801;  // unsigned bytes, 1 dimension (n)
+
+// Any IDX array of unsigned bytes: dims as stored, data row-major with product(dims) bytes.
+struct IdxArray {
+  std::vector<int64_t> dims;
+  std::vector<uint8_t> data;
+};
+
+// A stack of grey images, n * rows * cols bytes, image i starting at pixels[i * rows * cols].
+struct IdxImages {
+  int64_t n = 0, rows = 0, cols = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// ---- reading ----
+
+// Any unsigned-byte IDX file, raw or gzip'd.
+IdxArray read_idx(const std::string& path);
+// Images: magic must be 0x00000803, rows and cols non-zero.
+IdxImages read_idx_images(const std::string& path);
+// Labels: magic must be 0x00000801.
+std::vector<uint8_t> read_idx_labels(const std::string& path);
+
+// Parses IDX bytes already in memory (after decompression). `name` is used in error messages.
+IdxArray parse_idx(std::vector<uint8_t> bytes, const std::string& name);
+
+// ---- writing (gzip'd when the path ends in ".gz"; written atomically) ----
+
+void write_idx(const std::string& path, const IdxArray& array);
+void write_idx_images(const std::string& path, const IdxImages& images);
+void write_idx_labels(const std::string& path, const std::vector<uint8_t>& labels);
+
+// Serialises to IDX bytes (no compression). Throws dgm::ValueError, naming `name`, if
+// data.size() != product(dims) or a size does not fit the format.
+std::vector<uint8_t> encode_idx(const IdxArray& array, const std::string& name = "encode_idx");
+
+// ---- file helpers used by the readers/writers above (and by tools/ for PNG and SVG output) ----
+
+// The whole file as bytes, exactly as stored. Throws dgm::IOError if it cannot be opened or read.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+// The file's content, gunzip'd if it starts with the gzip signature 1f 8b. A name ending in ".gz"
+// whose content is not gzip is refused (dgm::FormatError): it is almost always a broken download.
+std::vector<uint8_t> read_file_maybe_gzip(const std::string& path);
+
+// Decompresses gzip data (one or more concatenated members). Throws dgm::FormatError naming `name`
+// on a truncated stream, a failed checksum, or bytes after the last member that are not gzip.
+std::vector<uint8_t> gunzip(const std::vector<uint8_t>& compressed, const std::string& name);
+// Compresses to the gzip format, deterministically (no file name, mtime 0), so equal input gives
+// equal output bytes.
+std::vector<uint8_t> gzip(const std::vector<uint8_t>& data, int level = 9);
+
+// Writes `size` bytes to path + ".tmp", then renames it over `path`: a reader (or a crash halfway)
+// never sees a half-written file. Throws dgm::IOError naming the path and the reason.
+void write_file_atomic(const std::string& path, const void* data, size_t size);
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace dgm::data

@@ -1,0 +1,180 @@
+// Finding and loading MNIST-style datasets; see mnist.h.
+#include "data/mnist.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "data/idx.h"
+#include "tensor/errors.h"
+
+// CMake sets this to the absolute path of the repo's data/ folder. The fallback keeps a bare
+// `g++ ...` build working when run from the repo root.
+#ifndef DGM_DATA_DIR
+#define DGM_DATA_DIR "data"
+#endif
+
+namespace dgm::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+bool file_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+
+bool folder_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+// A few names in the folder, for an error message that helps spot a misnamed file.
+std::string list_some_files(const fs::path& dir) {
+  std::string names;
+  int shown = 0, total = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (shown < 8) {
+      names += (shown ? ", " : "") + entry.path().filename().string();
+      ++shown;
+    }
+    ++total;
+  }
+  if (total == 0) return "the folder is empty";
+  if (total > shown) names += cat(", ... (", total, " entries)");
+  return "the folder contains: " + names;
+}
+
+// The file for one split and kind ("images" / "labels"), trying the spellings found in the wild:
+// train-images-idx3-ubyte (LeCun's site), train-images.idx3-ubyte (some mirrors), each maybe .gz;
+// the test split is t10k-... originally, test-... in dgm's embedded data.
+fs::path find_mnist_file(const fs::path& dir, Split split, const std::string& kind) {
+  const std::string idx = kind == "images" ? "idx3" : "idx1";
+  const std::vector<std::string> prefixes =
+      split == Split::Train ? std::vector<std::string>{"train"} : std::vector<std::string>{"t10k", "test"};
+  std::vector<std::string> tried;
+  for (const std::string& prefix : prefixes) {
+    for (const std::string& middle : {"-" + kind + "-" + idx + "-ubyte", "-" + kind + "." + idx + "-ubyte"}) {
+      for (const char* gz : {".gz", ""}) {
+        std::string name = prefix + middle + gz;
+        if (file_exists(dir / name)) return dir / name;
+        tried.push_back(name);
+      }
+    }
+  }
+  std::string looked_for;
+  for (size_t i = 0; i < tried.size(); ++i) looked_for += (i ? ", " : "") + tried[i];
+  throw IOError(cat(dir.string(), ": no ", split_name(split), " ", kind, " file; looked for ", looked_for, "; ",
+                    list_some_files(dir)));
+}
+
+}  // namespace
+
+Split parse_split(const std::string& split) {
+  if (split == "train") return Split::Train;
+  if (split == "test") return Split::Test;
+  throw ValueError(cat("split \"", split, "\" is not one of \"train\", \"test\""));
+}
+
+const char* split_name(Split split) { return split == Split::Train ? "train" : "test"; }
+
+std::string data_dir() {
+  const char* env = std::getenv("DGM_DATA_DIR");
+  if (env && *env) return env;
+  return DGM_DATA_DIR;
+}
+
+std::string resolve_mnist_dir(const std::string& src) {
+  if (src.empty() || src == "mnist") {
+    fs::path dir = fs::path(data_dir()) / "mnist10k";
+    if (!folder_exists(dir))
+      throw IOError(cat("mnist: embedded data folder ", dir.string(),
+                        " not found; set the environment variable DGM_DATA_DIR to the repo's data/ folder, "
+                        "or regenerate it with `python3 scripts/make_mnist10k.py`"));
+    return dir.string();
+  }
+  if (src == "fashion-mnist" || src == "fashion_mnist") {
+    const char* env = std::getenv("DGM_FASHION_MNIST_DIR");
+    std::string dir = env && *env ? env : kFashionMnistDir;
+    if (!folder_exists(dir))
+      throw IOError(cat("fashion-mnist: folder ", dir,
+                        " not found; install it with `apt-get install dataset-fashion-mnist`"));
+    return dir;
+  }
+  if (folder_exists(src)) return src;
+  std::error_code ec;
+  if (fs::exists(src, ec))
+    throw IOError(cat(src, ": is a file; expected a folder of MNIST IDX files, \"mnist\" or \"fashion-mnist\""));
+  throw IOError(cat(src, ": no such folder; expected a folder of MNIST IDX files, \"mnist\" (the embedded "
+                         "default) or \"fashion-mnist\""));
+}
+
+MnistData load_mnist(const std::string& src, Split split) {
+  const fs::path dir = resolve_mnist_dir(src);
+  const fs::path images_path = find_mnist_file(dir, split, "images");
+  const fs::path labels_path = find_mnist_file(dir, split, "labels");
+
+  IdxImages images = read_idx_images(images_path.string());
+  std::vector<uint8_t> labels = read_idx_labels(labels_path.string());
+  if (static_cast<int64_t>(labels.size()) != images.n)
+    throw FormatError(cat(images_path.string(), " has ", images.n, " images but ", labels_path.string(), " has ",
+                          labels.size(), " labels; they must match one to one"));
+
+  MnistData data;
+  data.source = dir.string();
+  data.split = split;
+  data.n = images.n;
+  data.rows = images.rows;
+  data.cols = images.cols;
+  data.pixels = std::move(images.pixels);
+  data.labels = std::move(labels);
+  return data;
+}
+
+MnistData load_mnist(const std::string& src, const std::string& split) { return load_mnist(src, parse_split(split)); }
+
+std::vector<uint8_t> binarize(const std::vector<uint8_t>& pixels) {
+  std::vector<uint8_t> out(pixels.size());
+  for (size_t i = 0; i < pixels.size(); ++i) out[i] = pixels[i] > 128 ? 1 : 0;
+  return out;
+}
+
+std::vector<float> to_unit_float(const std::vector<uint8_t>& pixels) {
+  std::vector<float> out(pixels.size());
+  for (size_t i = 0; i < pixels.size(); ++i) out[i] = static_cast<float>(pixels[i]) / 255.0f;
+  return out;
+}
+
+PixelMode parse_pixel_mode(const std::string& mode) {
+  if (mode == "binary") return PixelMode::Binary;
+  if (mode == "unit") return PixelMode::Unit;
+  if (mode == "levels") return PixelMode::Levels;
+  throw ValueError(cat("pixel mode \"", mode, "\" is not one of \"binary\" (pixel > 128), \"unit\" (pixel / 255), "
+                       "\"levels\" (0..255)"));
+}
+
+std::vector<float> pixels_as_float(const std::vector<uint8_t>& pixels, PixelMode mode) {
+  if (mode == PixelMode::Unit) return to_unit_float(pixels);
+  std::vector<float> out(pixels.size());
+  for (size_t i = 0; i < pixels.size(); ++i)
+    out[i] = mode == PixelMode::Binary ? (pixels[i] > 128 ? 1.0f : 0.0f) : static_cast<float>(pixels[i]);
+  return out;
+}
+
+std::vector<int64_t> count_labels(const std::vector<uint8_t>& labels, int num_classes) {
+  if (num_classes < 1 || num_classes > 256)
+    throw ValueError(cat("count_labels: num_classes ", num_classes, " is outside 1..256"));
+  std::vector<int64_t> counts(num_classes, 0);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] >= num_classes)
+      throw ValueError(cat("count_labels: label ", int(labels[i]), " at index ", i, " is outside 0..",
+                           num_classes - 1));
+    ++counts[labels[i]];
+  }
+  return counts;
+}
+
+}  // namespace dgm::data

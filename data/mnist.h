@@ -1,0 +1,68 @@
+// MNIST-style datasets: 28x28 grey digits (or clothes) with a label 0..9 each.
+//
+//   MnistData train = load_mnist("", Split::Train);        // the embedded 10,000 digits (data/mnist10k)
+//   MnistData test  = load_mnist("fashion-mnist", "test"); // Debian package dataset-fashion-mnist
+//   MnistData mine  = load_mnist("/path/to/mnist", "train"); // any folder of standard MNIST files
+//   std::vector<uint8_t> x = binarize(train.pixels);      // the course's binarized MNIST: pixel > 128
+//
+// Plain vectors only; adapters to Tensors live with the tensor code.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dgm::data {
+
+enum class Split { Train, Test };
+
+struct MnistData {
+  std::string source;  // the folder the files came from
+  Split split = Split::Train;
+  int64_t n = 0, rows = 0, cols = 0;
+  std::vector<uint8_t> pixels;  // n * rows * cols grey levels 0..255; image i at pixels[i * rows * cols]
+  std::vector<uint8_t> labels;  // n labels
+
+  int64_t pixels_per_image() const { return rows * cols; }
+  const uint8_t* image(int64_t i) const { return pixels.data() + i * rows * cols; }
+};
+
+// Loads one split. `src` is
+//   "" or "mnist"      the embedded default: <data dir>/mnist10k (9003 train / 997 test images)
+//   "fashion-mnist"    /usr/share/datasets/fashion-mnist from the Debian package dataset-fashion-mnist
+//                      (env DGM_FASHION_MNIST_DIR overrides the folder)
+//   a folder           holding train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz] and
+//                      t10k-... or test-... for the test split (also the "images.idx3-ubyte" spelling)
+// Throws dgm::IOError if files are missing (the message lists what was looked for), dgm::FormatError
+// if a file is corrupt or images and labels disagree in count.
+MnistData load_mnist(const std::string& src = "", Split split = Split::Train);
+// Same, with split given as "train" or "test" (dgm::ValueError otherwise).
+MnistData load_mnist(const std::string& src, const std::string& split);
+
+Split parse_split(const std::string& split);  // "train" / "test"; dgm::ValueError otherwise
+const char* split_name(Split split);           // "train" / "test"
+
+// The folder holding the embedded data (mnist10k/): the environment variable DGM_DATA_DIR when set
+// and non-empty, else the compile definition DGM_DATA_DIR (the repo's data/ folder, set by CMake).
+std::string data_dir();
+// The folder `load_mnist(src, ...)` reads from, without reading it.
+std::string resolve_mnist_dir(const std::string& src);
+
+// ---- pixel transforms ----
+
+// Binarized MNIST, the course convention (dgm_utils): 1 where pixel > 128, else 0. 128 itself is 0.
+std::vector<uint8_t> binarize(const std::vector<uint8_t>& pixels);
+// Grey levels scaled to [0, 1]: pixel / 255.
+std::vector<float> to_unit_float(const std::vector<uint8_t>& pixels);
+
+// The three ways the course feeds pixels to a model, as floats:
+//   Binary  0 or 1 (binarize)           -> report NLL in nats/dim
+//   Unit    pixel / 255 in [0, 1]
+//   Levels  pixel as is, 0..255         -> 8-bit models; report NLL in bits/dim
+enum class PixelMode { Binary, Unit, Levels };
+PixelMode parse_pixel_mode(const std::string& mode);  // "binary" / "unit" / "levels"; dgm::ValueError otherwise
+std::vector<float> pixels_as_float(const std::vector<uint8_t>& pixels, PixelMode mode);
+
+// How many images carry each label 0..num_classes-1 (dgm::ValueError if a label is out of range).
+std::vector<int64_t> count_labels(const std::vector<uint8_t>& labels, int num_classes = 10);
+
+}  // namespace dgm::data
