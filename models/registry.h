@@ -1,0 +1,25 @@
+// The model registry: `dgm train|eval|sample NAME` and `dgm bench` find models here.
+// Adding a model = one new file in models/ plus one line in models/registry.cpp.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+
+namespace dgm::models {
+
+struct ModelInfo {
+  std::string name;         // as typed on the command line: "imagegpt"
+  std::string description;  // one line for `dgm train --help`
+  // Builds the model from a config; missing keys take the model's defaults. Unknown keys are errors.
+  std::function<std::shared_ptr<GenerativeModel>(const nlohmann::json& config)> create;
+};
+
+const std::vector<ModelInfo>& registry();
+// ValueError listing the known names if `name` is not registered.
+const ModelInfo& find_model(const std::string& name);
+std::shared_ptr<GenerativeModel> create_model(const std::string& name, const nlohmann::json& config = nlohmann::json::object());
+
+}  // namespace dgm::models
