@@ -139,7 +139,8 @@ std::vector<Tensor> record(Op op, const std::vector<Tensor>& inputs, std::vector
   }
   for (int k : to_save) {
     size_t n_in = inputs.size();
-    if (static_cast<size_t>(k) < n_in) node->saved.emplace_back(inputs[k], false);
+    if (static_cast<size_t>(k) < n_in && !inputs[k].defined()) node->saved.emplace_back();  // optional input
+    else if (static_cast<size_t>(k) < n_in) node->saved.emplace_back(inputs[k], false);
     else node->saved.emplace_back(result[k - n_in], true);
   }
   return result;

@@ -46,7 +46,11 @@ Tensor embedding(const Tensor& weight, const Tensor& index) {
   if (weight.dim() != 2) throw ShapeError(cat("embedding: weight must be (num_embeddings, dim), got ", shape_str(weight.shape())));
   Shape out_shape = index.shape();
   out_shape.push_back(weight.shape()[1]);
+  if (index.dtype() != DType::Int64) throw DTypeError(cat("embedding: index must be int64, got ", dtype_name(index.dtype())));
   Array flat_index = index.array().reshape({-1});
+  int64_t V = weight.shape()[0];
+  for (int64_t i : flat_index.to_vector<int64_t>())
+    if (i < 0 || i >= V) throw IndexError(cat("embedding: index ", i, " is out of range for a table of ", V, " rows"));
   Array y = cpu::index_select(weight.array(), 0, flat_index).view(out_shape);
   return record1(Op::Embedding, {weight, index}, y, {1}, [ws = weight.shape()](const Grads& g, const Grads& s) {
     Tensor flat_g = reshape(g[0], {-1, ws[1]});

@@ -9,6 +9,11 @@ using Grads = std::vector<Tensor>;
 
 // C = A B  =>  dA = dC B^T,  dB = A^T dC  (batched; the node sums broadcast batch dims away)
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (a.dim() >= 1 && b.dim() >= 1) {  // name the user's shapes, not the matrices the vectors become
+    int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
+    if (ka != kb)
+      throw ShapeError(cat("matmul: shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " cannot be multiplied (", ka, " != ", kb, ")"));
+  }
   // vectors become matrices (a row on the left, a column on the right), then lose that dim again
   if (a.dim() == 1 && b.dim() == 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, 1)), {});
   if (a.dim() == 1 && b.dim() >= 2) return squeeze(matmul(unsqueeze(a, 0), b), -2);

@@ -20,13 +20,14 @@ static std::vector<int64_t> reduced_dims(int64_t ndim, const std::vector<int64_t
 }
 static int64_t count_reduced(const Shape& s, const std::vector<int64_t>& dims) {
   int64_t n = 1;
-  for (int64_t d : dims) n *= s[d];
+  for (int64_t d : dims)
+    if (d < static_cast<int64_t>(s.size())) n *= s[d];  // dim 0 of a 0-dim tensor counts 1 element
   return n;
 }
 // Gradient of a reduction output -> the input's shape (re-inserting dropped dims, then expanding).
 static Tensor unreduce(const Tensor& g, const Shape& in_shape, const std::vector<int64_t>& dims, bool keepdim) {
   Tensor r = g;
-  if (!keepdim)
+  if (!keepdim && !in_shape.empty())
     for (int64_t d : dims) r = unsqueeze(r, d);
   return expand(r, in_shape);
 }

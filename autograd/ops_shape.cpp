@@ -37,6 +37,11 @@ Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
   return record1(Op::Permute, {x}, y, {}, [inverse](const Grads& g, const Grads&) { return Grads{permute(g[0], inverse)}; });
 }
 Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
+  if (x.dim() == 0) {  // as torch: dims 0 / -1 of a 0-dim tensor are allowed, nothing moves
+    wrap_dim(d0, 0, "transpose");
+    wrap_dim(d1, 0, "transpose");
+    return x;
+  }
   std::vector<int64_t> p(x.dim());
   std::iota(p.begin(), p.end(), 0);
   std::swap(p[wrap_dim(d0, x.dim(), "transpose")], p[wrap_dim(d1, x.dim(), "transpose")]);

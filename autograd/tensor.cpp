@@ -62,7 +62,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 }
 Tensor& Tensor::add_(const Tensor& o, double alpha) {
   check_inplace(*this, &o, "add_");
-  Array b = alpha == 1 ? o.array() : cpu::binary(cpu::Binary::Mul, o.array(), Array::scalar(alpha, o.dtype()));
+  Array b = alpha == 1 ? o.array() : cpu::binary(cpu::Binary::Mul, o.array(), scalar_like(o, alpha).array());
   cpu::binary_(cpu::Binary::Add, impl().data, b);
   return *this;
 }
@@ -71,7 +71,7 @@ Tensor& Tensor::mul_(const Tensor& o) {
   cpu::binary_(cpu::Binary::Mul, impl().data, o.array());
   return *this;
 }
-Tensor& Tensor::mul_(double s) { return mul_(Tensor(Array::scalar(s, dtype()))); }
+Tensor& Tensor::mul_(double s) { return mul_(scalar_like(*this, s)); }
 Tensor& Tensor::div_(const Tensor& o) {
   check_inplace(*this, &o, "div_");
   cpu::binary_(cpu::Binary::Div, impl().data, o.array());

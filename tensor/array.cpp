@@ -8,15 +8,6 @@
 
 namespace dgm {
 
-// ---- memory -----------------------------------------------------------------------------------
-void* allocate_bytes(size_t nbytes) {
-  size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw Error(cat("out of memory allocating ", nbytes, " bytes"));
-  return p;
-}
-void free_bytes(void* p, size_t) { std::free(p); }
-
 // ---- construction -----------------------------------------------------------------------------
 Array::Array(std::shared_ptr<Storage> storage, Shape shape, Strides strides, int64_t offset, DType dtype)
     : storage_(std::move(storage)), shape_(std::move(shape)), strides_(std::move(strides)), offset_(offset), dtype_(dtype) {}
@@ -62,7 +53,7 @@ Array Array::linspace(double start, double end, int64_t steps, DType dtype) {
   double h = steps > 1 ? (end - start) / (steps - 1) : 0;
   dispatch(dtype, [&]<class T>() {
     T* p = a.data<T>();
-    for (int64_t i = 0; i < steps; ++i) p[i] = static_cast<T>(i == steps - 1 ? end : start + i * h);
+    for (int64_t i = 0; i < steps; ++i) p[i] = static_cast<T>(i == steps - 1 && steps > 1 ? end : start + i * h);
   });
   return a;
 }
@@ -87,8 +78,15 @@ Array Array::from_list(std::initializer_list<std::initializer_list<double>> rows
 }
 
 // ---- metadata -----------------------------------------------------------------------------------
-int64_t Array::size(int64_t d) const { return shape_[wrap_dim(d, dim(), "size")]; }
-int64_t Array::stride(int64_t d) const { return strides_[wrap_dim(d, dim(), "stride")]; }
+// wrap_dim accepts dim 0 / -1 of a 0-dim array (as PyTorch does for reductions); ops that index
+// into a dim cannot use it there.
+static int64_t wrap_indexed_dim(int64_t d, int64_t ndim, const char* op) {
+  if (ndim == 0) throw IndexError(cat(op, ": dim ", d, " cannot be used on a 0-dim tensor (it has no dims)"));
+  return wrap_dim(d, ndim, op);
+}
+
+int64_t Array::size(int64_t d) const { return shape_[wrap_indexed_dim(d, dim(), "size")]; }
+int64_t Array::stride(int64_t d) const { return strides_[wrap_indexed_dim(d, dim(), "stride")]; }
 bool Array::is_contiguous() const {
   int64_t expected = 1;
   for (size_t i = shape_.size(); i-- > 0;) {
@@ -105,6 +103,8 @@ double Array::item() const {
 }
 
 Strides broadcast_strides(const Array& a, const Shape& shape) {
+  if (a.shape().size() > shape.size())
+    throw ShapeError(cat("expand: shape ", shape_str(a.shape()), " cannot be broadcast to ", shape_str(shape)));
   Strides st(shape.size(), 0);
   size_t lead = shape.size() - a.shape().size();
   for (size_t i = 0; i < a.shape().size(); ++i) {
@@ -201,6 +201,7 @@ Array Array::permute(const std::vector<int64_t>& dims) const {
 Array Array::transpose(int64_t d0, int64_t d1) const {
   d0 = wrap_dim(d0, dim(), "transpose");
   d1 = wrap_dim(d1, dim(), "transpose");
+  if (dim() == 0) return *this;  // torch.tensor(1.).transpose(0, -1) is the tensor itself
   Shape s = shape_;
   Strides st = strides_;
   std::swap(s[d0], s[d1]);
@@ -222,7 +223,7 @@ Array Array::unsqueeze(int64_t d) const {
 }
 Array Array::squeeze(int64_t d) const {
   d = wrap_dim(d, dim(), "squeeze");
-  if (shape_[d] != 1) return *this;  // as torch.squeeze(dim): no-op on a dim of size > 1
+  if (dim() == 0 || shape_[d] != 1) return *this;  // as torch.squeeze(dim): no-op on a dim of size > 1
   Shape s = shape_;
   Strides st = strides_;
   s.erase(s.begin() + d);
@@ -243,10 +244,14 @@ Array Array::expand(const Shape& shape) const {
   size_t lead = shape.size() - shape_.size();
   for (size_t i = 0; i < shape_.size(); ++i)
     if (s[lead + i] == -1) s[lead + i] = shape_[i];
+  for (int64_t d : s)
+    if (d < 0)
+      throw ShapeError(cat("expand: invalid target ", shape_str(shape), " for an input of shape ", shape_str(shape_),
+                           " (-1 is only allowed for existing dims)"));
   return Array(storage_, s, broadcast_strides(*this, s), offset_, dtype_);
 }
 Array Array::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
-  d = wrap_dim(d, dim(), "slice");
+  d = wrap_indexed_dim(d, dim(), "slice");
   if (step <= 0) throw ValueError(cat("slice: step must be positive, got ", step));
   int64_t n = shape_[d];
   if (start < 0) start += n;
@@ -260,14 +265,14 @@ Array Array::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
   return Array(storage_, s, st, offset_ + start * strides_[d], dtype_);
 }
 Array Array::narrow(int64_t d, int64_t start, int64_t length) const {
-  int64_t dd = wrap_dim(d, dim(), "narrow");
+  int64_t dd = wrap_indexed_dim(d, dim(), "narrow");
   if (start < 0) start += shape_[dd];
   if (start < 0 || length < 0 || start + length > shape_[dd])
     throw IndexError(cat("narrow: start ", start, " length ", length, " out of range for dim ", dd, " of size ", shape_[dd]));
   return slice(dd, start, start + length);
 }
 Array Array::select(int64_t d, int64_t index) const {
-  d = wrap_dim(d, dim(), "select");
+  d = wrap_indexed_dim(d, dim(), "select");
   int64_t n = shape_[d];
   if (index < -n || index >= n)
     throw IndexError(cat("select: index ", index, " out of range for dim ", d, " of size ", n));
@@ -337,32 +342,42 @@ struct Formatter {
   std::string fmt(double v) const {
     char buf[64];
     if (dtype == DType::Bool) return v != 0 ? "true" : "false";
-    if (dtype == DType::Int64) std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
-    else if (std::isnan(v)) std::snprintf(buf, sizeof buf, "nan");
+    if (dtype == DType::Int64) return fmt_int(static_cast<int64_t>(v));
+    if (std::isnan(v)) std::snprintf(buf, sizeof buf, "nan");
     else if (std::isinf(v)) std::snprintf(buf, sizeof buf, v > 0 ? "inf" : "-inf");
     else if (sci) std::snprintf(buf, sizeof buf, "%.4e", v);
     else if (integral) std::snprintf(buf, sizeof buf, "%.0f.", v);
     else std::snprintf(buf, sizeof buf, "%.4f", v);
     return buf;
   }
+  // int64 values are printed from the integer itself: a double holds only 53 bits
+  std::string fmt_int(int64_t v) const { return std::to_string(v); }
+  std::string fmt_element(const Array& a) const { return dtype == DType::Int64 ? fmt_int(*a.data<int64_t>()) : fmt(a.item()); }
 };
 constexpr int64_t kSummarizeAbove = 1000, kEdgeItems = 3;
 
 void print_rec(std::ostringstream& os, const Array& a, const Formatter& f, int indent, bool summarize) {
   if (a.dim() == 0) {
-    std::string s = f.fmt(a.item());
-    os << std::string(f.width - s.size(), ' ') << s;
+    std::string s = f.fmt_element(a);
+    os << std::string(std::max<int>(0, f.width - static_cast<int>(s.size())), ' ') << s;
     return;
   }
   int64_t n = a.size(0);
+  // as PyTorch: ", " between numbers; between sub-arrays a comma and dim - 1 newlines
+  std::string sep = ", ";
+  if (a.dim() > 1) {
+    sep = ",";
+    sep.append(a.dim() - 1, '\n');
+    sep.append(indent + 1, ' ');
+  }
   os << "[";
   for (int64_t i = 0; i < n; ++i) {
     if (summarize && n > 2 * kEdgeItems && i == kEdgeItems) {
-      os << (a.dim() == 1 ? "..., " : "...,\n" + std::string(indent + 1, ' '));
+      os << (a.dim() == 1 ? " ..." : "...") << sep;
       i = n - kEdgeItems;
     }
     print_rec(os, a.select(0, i), f, indent + 1, summarize);
-    if (i + 1 < n) os << (a.dim() == 1 ? ", " : ",\n" + std::string(a.dim() > 2 ? 1 : 0, '\n') + std::string(indent + 1, ' '));
+    if (i + 1 < n) os << sep;
   }
   os << "]";
 }
@@ -379,10 +394,17 @@ std::string format_array(const Array& a, const std::string& suffix) {
     amax = std::max(amax, std::abs(v));
     if (v != 0) amin = std::min(amin, std::abs(v));
   }
-  if (is_floating(a.dtype()) && !f.integral && (amax >= 1e8 || (amin < 1e-4 && amin > 0) || amax / amin > 1e6)) f.sci = true;
-  if (is_floating(a.dtype()) && f.integral && amax >= 1e8) f.sci = true;
+  // PyTorch's rule, on the nonzero finite |values|: max/min > 1000 or max > 1e8, or (non-integral) min < 1e-4
+  bool any_nonzero = amin != INFINITY;
+  if (is_floating(a.dtype()) && any_nonzero && (amax / amin > 1000 || amax > 1e8 || (!f.integral && amin < 1e-4))) f.sci = true;
   bool summarize = a.numel() > kSummarizeAbove;
-  for (double v : vals) f.width = std::max<int>(f.width, static_cast<int>(f.fmt(v).size()));
+  // as PyTorch, the common width of floats comes from the nonzero finite values (0, nan, inf are padded to it)
+  if (a.dtype() == DType::Int64) {
+    for (int64_t v : a.to_vector<int64_t>()) f.width = std::max<int>(f.width, static_cast<int>(f.fmt_int(v).size()));
+  } else {
+    for (double v : vals)
+      if (!is_floating(a.dtype()) || (std::isfinite(v) && v != 0)) f.width = std::max<int>(f.width, static_cast<int>(f.fmt(v).size()));
+  }
   std::ostringstream os;
   os << "tensor(";
   if (a.numel() == 0) os << "[]";

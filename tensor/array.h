@@ -61,7 +61,12 @@ class Array {
   // Value of a one-element array, converted to double / T.
   double item() const;
   template <class T>
-  T item() const { return static_cast<T>(item()); }
+  T item() const {
+    double v = item();  // checks that there is one element
+    if constexpr (std::is_same_v<T, int64_t>)
+      if (dtype_ == DType::Int64) return *data<int64_t>();  // exact beyond 2^53
+    return static_cast<T>(v);
+  }
   // All values in row-major order, converted to T.
   template <class T>
   std::vector<T> to_vector() const;
@@ -149,6 +154,10 @@ std::vector<T> Array::to_vector() const {
   out.reserve(numel());
   dispatch(dtype_, [&]<class S>() {
     const S* p = static_cast<const S*>(storage_->data) + offset_;
+    if (is_contiguous()) {  // the common case: one plain loop
+      out.assign(p, p + numel());
+      return;
+    }
     for_each_offset<1>(shape_, {&strides_}, [&](const std::array<int64_t, 1>& o) { out.push_back(static_cast<T>(p[o[0]])); });
   });
   return out;

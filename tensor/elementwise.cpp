@@ -90,7 +90,7 @@ Array unary(Unary op, const Array& x) {
         case Unary::Neg: return map_unary<T, T>(x, x.dtype(), [](T v) { return static_cast<T>(-v); });
         case Unary::Abs: return map_unary<T, T>(x, x.dtype(), [](T v) { return v < 0 ? static_cast<T>(-v) : v; });
         case Unary::Sign: return map_unary<T, T>(x, x.dtype(), [](T v) { return static_cast<T>((v > 0) - (v < 0)); });
-        default: return map_unary<T, T>(x, x.dtype(), [](T v) { return v > 0 ? v : static_cast<T>(0); });
+        default: return map_unary<T, T>(x, x.dtype(), [](T v) { return v > 0 || is_nan(v) ? v : static_cast<T>(0); });  // NaN stays NaN, as torch.relu
       }
     });
   }
@@ -209,6 +209,13 @@ void binary_(Binary op, Array& a, const Array& b_in) {
   if (broadcast_shapes(a.shape(), b_in.shape(), binary_name(op)) != a.shape())
     throw ShapeError(cat(binary_name(op), "_: in-place result of shape ", shape_str(a.shape()), " cannot hold the broadcast with ",
                          shape_str(b_in.shape())));
+  // As PyTorch: the out-of-place result type must fit in `a` (int64 += 0.5 would silently truncate;
+  // int64 / int64 is a float).
+  DType result = promote_types(a.dtype(), b_in.dtype());
+  if ((op == Binary::Div || op == Binary::Pow) && !is_floating(result)) result = DType::Float32;
+  if (!is_floating(a.dtype()) && is_floating(result))
+    throw DTypeError(cat(binary_name(op), "_: the result type ", dtype_name(result), " cannot be stored in place in a tensor of dtype ",
+                         dtype_name(a.dtype())));
   Array b = b_in.to(a.dtype());
   dispatch_numeric(a.dtype(), binary_name(op), [&]<class T>() {
     T* ap = a.data<T>();

@@ -14,6 +14,11 @@ void check_index_dtype(const Array& index, const char* op) {
     throw DTypeError(cat(op, ": index must be int64, got ", dtype_name(index.dtype())));
 }
 
+// These ops index into a dim, which a 0-dim tensor does not have (wrap_dim accepts dim 0 there).
+void check_has_dims(const Array& x, const char* op) {
+  if (x.dim() == 0) throw IndexError(cat(op, ": expected a tensor with at least 1 dim, got a 0-dim tensor"));
+}
+
 int64_t checked(int64_t v, int64_t n, const char* op, int64_t dim) {
   if (v < -n || v >= n) throw IndexError(cat(op, ": index ", v, " is out of bounds for dim ", dim, " with size ", n));
   return v < 0 ? v + n : v;
@@ -47,6 +52,7 @@ void check_gather_shapes(const Array& x, int64_t d, const Array& index, const ch
 
 Array gather(const Array& x, int64_t dim, const Array& index) {
   check_index_dtype(index, "gather");
+  check_has_dims(x, "gather");
   int64_t d = wrap_dim(dim, x.dim(), "gather");
   check_gather_shapes(x, d, index, "gather");
   Array out = Array::empty(index.shape(), x.dtype());
@@ -70,6 +76,7 @@ Array gather(const Array& x, int64_t dim, const Array& index) {
 
 Array scatter_add(const Array& x, int64_t dim, const Array& index, const Array& src_in) {
   check_index_dtype(index, "scatter_add");
+  check_has_dims(x, "scatter_add");
   int64_t d = wrap_dim(dim, x.dim(), "scatter_add");
   check_gather_shapes(x, d, index, "scatter_add");
   if (src_in.dim() != index.dim())
@@ -108,6 +115,7 @@ static std::vector<int64_t> index_values(const Array& index, int64_t n, const ch
 }
 
 Array index_select(const Array& x, int64_t dim, const Array& index) {
+  check_has_dims(x, "index_select");
   int64_t d = wrap_dim(dim, x.dim(), "index_select");
   std::vector<int64_t> idx = index_values(index, x.shape()[d], "index_select", d);
   Shape s = x.shape();
@@ -127,6 +135,7 @@ Array index_select(const Array& x, int64_t dim, const Array& index) {
 }
 
 Array index_add(const Array& x, int64_t dim, const Array& index, const Array& src_in) {
+  check_has_dims(x, "index_add");
   int64_t d = wrap_dim(dim, x.dim(), "index_add");
   std::vector<int64_t> idx = index_values(index, x.shape()[d], "index_add", d);
   Shape expect = x.shape();
@@ -173,6 +182,8 @@ Array one_hot(const Array& index, int64_t num_classes) {
 
 Array concat(const std::vector<Array>& xs, int64_t dim) {
   if (xs.empty()) throw ValueError("cat: expected a non-empty list of tensors");
+  for (size_t i = 0; i < xs.size(); ++i)
+    if (xs[i].dim() == 0) throw ShapeError(cat("cat: tensor ", i, " is 0-dim and cannot be concatenated; use stack"));
   int64_t d = wrap_dim(dim, xs[0].dim(), "cat");
   DType t = xs[0].dtype();
   Shape s = xs[0].shape();

@@ -61,7 +61,14 @@ static Array fill_random(const Shape& shape, DType dtype, const char* op, F draw
 }
 
 Array rand(const Shape& shape, Generator& g, DType dtype) {
-  return fill_random(shape, dtype, "rand", [&] { return g.uniform(); });
+  Array out = fill_random(shape, dtype, "rand", [&] { return g.uniform(); });
+  // A double just below 1 (u >= 1 - 2^-25) rounds to 1.0f; keep float32 draws in [0, 1) too.
+  if (dtype == DType::Float32) {
+    float* p = out.data<float>();
+    for (int64_t i = 0; i < out.numel(); ++i)
+      if (p[i] >= 1.0f) p[i] = std::nextafter(1.0f, 0.0f);
+  }
+  return out;
 }
 Array randn(const Shape& shape, Generator& g, DType dtype) {
   return fill_random(shape, dtype, "randn", [&] { return g.normal(); });

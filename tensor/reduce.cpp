@@ -1,4 +1,5 @@
 // Reductions over one or several dims (sum, mean, var, max/min, logsumexp) and cumsum.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -19,7 +20,7 @@ struct ReducePlan {
 
 ReducePlan plan_reduce(const Array& x, std::vector<int64_t> dims, bool keepdim, const char* op) {
   int64_t nd = x.dim();
-  std::vector<bool> reduced(nd, dims.empty());
+  std::vector<bool> reduced(std::max<int64_t>(nd, 1), dims.empty());  // a 0-dim x accepts dim 0 / -1 (as PyTorch)
   for (int64_t d : dims) {
     int64_t w = wrap_dim(d, nd, op);
     if (reduced[w]) throw ValueError(cat(op, ": dim ", w, " appears more than once"));

@@ -33,8 +33,9 @@ static Array softmax_impl(const Array& x, int64_t dim, const char* op) {
         double s = 0;
         for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(xr[i * inner] - m));
         if constexpr (Log) {
-          T lse = m + static_cast<T>(std::log(s));
-          for (int64_t i = 0; i < n; ++i) yr[i * inner] = xr[i * inner] - lse;
+          // (x - m) - log s: subtracting m first keeps float32 precision when |m| is large
+          T log_s = static_cast<T>(std::log(s));
+          for (int64_t i = 0; i < n; ++i) yr[i * inner] = (xr[i * inner] - m) - log_s;
         } else {
           T inv = static_cast<T>(1.0 / s);
           for (int64_t i = 0; i < n; ++i) yr[i * inner] = std::exp(xr[i * inner] - m) * inv;

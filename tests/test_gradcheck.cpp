@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "autograd/fused.h"
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
@@ -197,6 +198,22 @@ std::vector<Row> table() {
   row(Op::Softmax, "softmax_dim0_noncontig", F(softmax(x[0], 0)), IN(NC(g, 3, 4, -2, 2)));
   row(Op::LogSoftmax, "log_softmax", F(log_softmax(x[0], 1)), IN(U(g, {3, 4}, -2, 2)));
   row(Op::LogSoftmax, "log_softmax_3d", F(log_softmax(x[0], 1)), IN(U(g, {2, 3, 2}, -2, 2)));
+
+  // fused kernels: first order runs the fused backward kernel, second order differentiates the
+  // composite reference (and test_fused.cpp checks fused == reference)
+  row(Op::CrossEntropy, "cross_entropy", F(fused::cross_entropy(x[0], x[1])), IN(U(g, {4, 5}, -2, 2), idx({0, 4, 2, 2})));
+  row(Op::CrossEntropy, "cross_entropy_noncontig", F(fused::cross_entropy(x[0], x[1])), IN(NC(g, 3, 4, -2, 2), idx({3, 0, 1})));
+  row(Op::BceWithLogits, "bce_with_logits", F(fused::binary_cross_entropy_with_logits(x[0], x[1])), IN(U(g, {3, 4}, -3, 3), U(g, {3, 4}, 0, 1)));
+  row(Op::BceWithLogits, "bce_with_logits_broadcast_target", F(fused::binary_cross_entropy_with_logits(x[0], x[1])),
+      IN(NC(g, 3, 4, -3, 3), U(g, {4}, 0, 1)));
+  row(Op::LayerNorm, "layer_norm", F(fused::layer_norm(x[0], x[1], x[2])), IN(U(g, {2, 3, 5}), U(g, {5}, 0.5, 1.5), U(g, {5})));
+  row(Op::LayerNorm, "layer_norm_noncontig_no_affine", F(fused::layer_norm(x[0], Tensor(), Tensor())), IN(NC(g, 3, 4)));
+  row(Op::Attention, "attention_causal", F(fused::attention(x[0], x[1], x[2], true)), IN(U(g, {1, 2, 5, 3}), U(g, {1, 2, 5, 3}), U(g, {1, 2, 5, 3})));
+  row(Op::Attention, "attention_full", F(fused::attention(x[0], x[1], x[2], false, 0.7)), IN(U(g, {2, 1, 3, 2}), U(g, {2, 1, 4, 2}), U(g, {2, 1, 4, 2})));
+  row(Op::Attention, "attention_causal_queries_after_cache", F(fused::attention(x[0], x[1], x[2], true)),
+      IN(U(g, {1, 2, 2, 3}), U(g, {1, 2, 5, 3}), U(g, {1, 2, 5, 3})));
+  row(Op::Attention, "attention_noncontig", F(fused::attention(x[0], x[1], x[2], true)),
+      IN(Tensor(U(g, {1, 2, 3, 4}).array().transpose(2, 3), true), U(g, {1, 2, 4, 3}), U(g, {1, 2, 4, 3})));
   return rows;
 }
 

@@ -1,0 +1,29 @@
+// Fused ops: the hot paths of training, each one kernel forward and one kernel backward
+// (tensor/fused.h). Next to each is its composite reference, built from primitive ops, which
+// defines what the fused op computes; tests check both agree in value and gradient.
+// With create_graph (higher derivatives), backward differentiates the composite reference.
+#pragma once
+#include "autograd/tensor.h"
+
+namespace dgm::fused {
+
+// Per-example cross entropy: logits (N, C), target int64 (N) -> (N,)  [-log softmax(logits)[target]]
+Tensor cross_entropy(const Tensor& logits, const Tensor& target);
+// Elementwise binary cross entropy with logits (target broadcast to logits' shape) -> logits' shape
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target);
+// LayerNorm over the last dim; weight/bias (D,) may be undefined (= 1 / 0).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+// softmax(scale q k^T [+ causal mask]) v for q (B, H, Lq, D), k, v (B, H, Lk, D); scale <= 0 means
+// 1 / sqrt(D). Causal: query i sees keys j <= i + Lk - Lq (queries are the last Lq positions).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale = 0);
+
+}  // namespace dgm::fused
+
+namespace dgm::reference {
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target);
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target);
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale = 0);
+
+}  // namespace dgm::reference

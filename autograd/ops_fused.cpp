@@ -1,0 +1,104 @@
+#include <cmath>
+
+#include "autograd/engine.h"
+#include "autograd/fused.h"
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "tensor/fused.h"
+
+namespace dgm {
+
+using Grads = std::vector<Tensor>;
+
+// Backward with create_graph: the gradient of the composite reference, recorded, so it can be
+// differentiated again. `ref` recomputes the op from its (saved) inputs.
+static Grads reference_backward(const std::function<Tensor(const Grads&)>& ref, const Grads& inputs, const Tensor& grad) {
+  Grads wrt;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) wrt.push_back(t);
+  Grads g = wrt.empty() ? Grads{} : autograd::grad({ref(inputs)}, wrt, {grad}, true, true, true);
+  Grads out;
+  size_t k = 0;
+  for (const Tensor& t : inputs) out.push_back(t.defined() && t.requires_grad() ? g[k++] : Tensor());
+  return out;
+}
+
+namespace reference {
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
+  return -squeeze(gather(log_softmax(logits, 1), 1, unsqueeze(target, 1)), 1);
+}
+Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y) {
+  // max(x, 0) - x y + log(1 + e^{-|x|}): never exponentiates a large positive number
+  return relu(x) - x * y + log1p(exp(-abs(x)));
+}
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  Tensor centered = x - mean(x, {-1}, true);
+  Tensor y = centered * rsqrt(mean(centered * centered, {-1}, true) + eps);
+  if (weight.defined()) y = y * weight;
+  if (bias.defined()) y = y + bias;
+  return y;
+}
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+  int64_t Lq = q.size(-2), Lk = k.size(-2);
+  if (scale <= 0) scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  Tensor s = matmul(q, transpose(k, -1, -2)) * scale;  // (B, H, Lq, Lk)
+  if (causal) {
+    // query i may not see key j > i + Lk - Lq
+    Tensor future = triu(ones({Lq, Lk}, {.dtype = DType::Float64}), Lk - Lq + 1) > 0.5;
+    s = masked_fill(s, future, -INFINITY);
+  }
+  return matmul(softmax(s, -1), v);
+}
+
+}  // namespace reference
+
+namespace fused {
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
+  auto [loss, lse] = cpu::cross_entropy_forward(logits.array(), target.array());
+  Tensor lse_t(lse);
+  return record1(Op::CrossEntropy, {logits, target}, loss, {0, 1}, [lse_t](const Grads& g, const Grads& s) {
+    if (is_grad_enabled()) return reference_backward([](const Grads& in) { return reference::cross_entropy(in[0], in[1]); }, s, g[0]);
+    return Grads{Tensor(cpu::cross_entropy_backward(s[0].array(), s[1].array(), lse_t.array(), g[0].array())), Tensor()};
+  });
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target) {
+  return record1(Op::BceWithLogits, {logits, target}, cpu::bce_with_logits_forward(logits.array(), target.array()), {0, 1},
+                 [](const Grads& g, const Grads& s) {
+                   if (is_grad_enabled())
+                     return reference_backward([](const Grads& in) { return reference::binary_cross_entropy_with_logits(in[0], in[1]); }, s, g[0]);
+                   // d/dx = sigmoid(x) - y ;  d/dy = -x (a soft target may be learned too)
+                   Tensor gx(cpu::bce_with_logits_backward(s[0].array(), s[1].array(), g[0].array()));
+                   Tensor gy = s[1].requires_grad() ? -g[0] * s[0] : Tensor();
+                   return Grads{gx, gy};
+                 });
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  auto r = cpu::layer_norm_forward(x.array(), weight.defined() ? weight.array() : Array(), bias.defined() ? bias.array() : Array(), eps);
+  Tensor mean_t(r.mean), rstd_t(r.rstd);
+  return record1(Op::LayerNorm, {x, weight, bias}, r.y, {0, 1, 2}, [mean_t, rstd_t, eps](const Grads& g, const Grads& s) {
+    if (is_grad_enabled())
+      return reference_backward([eps](const Grads& in) { return reference::layer_norm(in[0], in[1], in[2], eps); }, s, g[0]);
+    auto d = cpu::layer_norm_backward(s[0].array(), s[1].defined() ? s[1].array() : Array(), mean_t.array(), rstd_t.array(), g[0].array());
+    return Grads{Tensor(d.dx), s[1].defined() ? Tensor(d.dweight) : Tensor(), s[2].defined() ? Tensor(d.dbias) : Tensor()};
+  });
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+  if (scale <= 0) scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto r = cpu::attention_forward(q.array(), k.array(), v.array(), causal, scale);
+  Tensor lse_t(r.lse);
+  return record1(Op::Attention, {q, k, v}, r.out, {0, 1, 2, 3}, [lse_t, causal, scale](const Grads& g, const Grads& s) {
+    Grads in(s.begin(), s.begin() + 3);
+    if (is_grad_enabled())
+      return reference_backward([causal, scale](const Grads& x) { return reference::attention(x[0], x[1], x[2], causal, scale); }, in, g[0]);
+    auto d = cpu::attention_backward(s[0].array(), s[1].array(), s[2].array(), s[3].array(), lse_t.array(), g[0].array(), causal, scale);
+    return Grads{Tensor(d.dq), Tensor(d.dk), Tensor(d.dv)};
+  });
+}
+
+}  // namespace fused
+}  // namespace dgm

@@ -1,0 +1,109 @@
+#include "tensor/allocator.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "tensor/errors.h"
+#include "tensor/storage.h"
+
+namespace dgm {
+
+namespace {
+
+// Blocks are 64-byte aligned and rounded up to a size class: multiples of 64 B up to 4 KiB, then
+// steps of 1/8 of the next power of two (at most 12.5% waste), so a repeated size always hits.
+size_t size_class(size_t n) {
+  n = n == 0 ? 64 : n;
+  if (n <= 4096) return (n + 63) / 64 * 64;
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  size_t step = p / 8;
+  return (n + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;  // size class -> blocks
+  AllocatorStats stats;
+  bool enabled = [] {
+    const char* e = std::getenv("DGM_CACHING_ALLOCATOR");
+    if (e) return e[0] != '0';
+#if defined(__SANITIZE_ADDRESS__)
+    return false;  // let AddressSanitizer see every use-after-free
+#else
+    return true;
+#endif
+  }();
+  // Above this much cached memory, freed blocks go back to the system.
+  size_t max_cached = size_t(8) << 30;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache;  // never destroyed: storages may be freed during static destruction
+  return *c;
+}
+
+}  // namespace
+
+void* allocate_bytes(size_t nbytes) {
+  size_t sz = size_class(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.stats.bytes_in_use += sz;
+    c.stats.peak_bytes_in_use = std::max(c.stats.peak_bytes_in_use, c.stats.bytes_in_use);
+    auto it = c.free_blocks.find(sz);
+    if (c.enabled && it != c.free_blocks.end() && !it->second.empty()) {
+      void* p = it->second.back();
+      it->second.pop_back();
+      c.stats.bytes_cached -= sz;
+      ++c.stats.cache_hits;
+      return p;
+    }
+    ++c.stats.system_allocs;
+  }
+  void* p = std::aligned_alloc(64, sz);
+  if (!p) {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.stats.bytes_in_use -= sz;
+    throw Error(cat("out of memory allocating ", nbytes, " bytes"));
+  }
+  return p;
+}
+
+void free_bytes(void* p, size_t nbytes) {
+  if (!p) return;
+  size_t sz = size_class(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.stats.bytes_in_use -= sz;
+    if (c.enabled && c.stats.bytes_cached + sz <= c.max_cached) {
+      c.free_blocks[sz].push_back(p);
+      c.stats.bytes_cached += sz;
+      return;
+    }
+  }
+  std::free(p);
+}
+
+AllocatorStats allocator_stats() {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  return cache().stats;
+}
+void reset_peak_bytes() {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  cache().stats.peak_bytes_in_use = cache().stats.bytes_in_use;
+}
+void empty_cache() {
+  std::lock_guard<std::mutex> lock(cache().mu);
+  for (auto& [sz, blocks] : cache().free_blocks)
+    for (void* p : blocks) std::free(p);
+  cache().free_blocks.clear();
+  cache().stats.bytes_cached = 0;
+}
+bool caching_enabled() { return cache().enabled; }
+
+}  // namespace dgm

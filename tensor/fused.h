@@ -1,0 +1,46 @@
+// Fused kernels for the hot paths of training: one pass over memory instead of a chain of ops.
+// Each has a composite reference built from primitive ops (autograd/fused.h) and a test that both
+// agree in value and gradient.
+#pragma once
+#include "tensor/array.h"
+
+namespace dgm::cpu {
+
+// Cross entropy of logits (N, C) against class indices target (N): loss_i = lse_i - logits[i, t_i].
+// Returns (loss (N), lse (N)); lse is kept for backward.
+std::pair<Array, Array> cross_entropy_forward(const Array& logits, const Array& target);
+// d loss_i / d logits_ic = softmax_ic - [c == t_i], scaled by grad_loss (N).
+Array cross_entropy_backward(const Array& logits, const Array& target, const Array& lse, const Array& grad_loss);
+
+// Binary cross entropy with logits, elementwise (x and y broadcast to the same shape):
+//   loss = max(x, 0) - x y + log(1 + e^{-|x|});  d loss / dx = sigmoid(x) - y
+Array bce_with_logits_forward(const Array& x, const Array& y);
+Array bce_with_logits_backward(const Array& x, const Array& y, const Array& grad);
+
+// LayerNorm over the last dim: y = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps).
+struct LayerNormResult {
+  Array y, mean, rstd;  // mean, rstd: (rows,) kept for backward
+};
+LayerNormResult layer_norm_forward(const Array& x, const Array& weight, const Array& bias, double eps);
+struct LayerNormGrads {
+  Array dx, dweight, dbias;
+};
+LayerNormGrads layer_norm_backward(const Array& x, const Array& weight, const Array& mean, const Array& rstd, const Array& dy);
+
+// Scaled dot-product attention, per (batch, head), without storing the Lq x Lk score matrix:
+//   out_i = sum_j softmax_j(scale q_i . k_j) v_j   over the keys query i may see.
+// q: (B, H, Lq, D), k and v: (B, H, Lk, D). causal: query i sees keys j <= i + (Lk - Lq) (so a
+// query appended after a cache of earlier keys sees all of them). Each query row's scores live in
+// a per-thread buffer of length Lk; lse (B, H, Lq) = log sum_j exp(scores) is kept for backward,
+// which recomputes the probabilities row by row.
+struct AttentionResult {
+  Array out, lse;
+};
+AttentionResult attention_forward(const Array& q, const Array& k, const Array& v, bool causal, double scale);
+struct AttentionGrads {
+  Array dq, dk, dv;
+};
+AttentionGrads attention_backward(const Array& q, const Array& k, const Array& v, const Array& out, const Array& lse,
+                                  const Array& dout, bool causal, double scale);
+
+}  // namespace dgm::cpu

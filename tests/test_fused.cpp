@@ -1,0 +1,133 @@
+// Fused kernels against their composite references (value and gradient), at training-like sizes
+// in float32, plus the vectorised exp they use and the caching allocator.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "autograd/engine.h"
+#include "autograd/fused.h"
+#include "autograd/ops.h"
+#include "tensor/allocator.h"
+#include "tensor/vecmath.h"
+
+namespace dgm {
+namespace {
+
+// max |a - b| relative to max |b|
+double rel_err(const Tensor& a, const Tensor& b) {
+  return amax(abs(a.to(DType::Float64) - b.to(DType::Float64))).item() / std::max(1e-30, amax(abs(b.to(DType::Float64))).item());
+}
+
+// Checks fused(inputs) == reference(inputs) and d(sum(w * out))/d(inputs) agree, for a random w.
+void expect_same(const std::function<Tensor(const std::vector<Tensor>&)>& fused_fn,
+                 const std::function<Tensor(const std::vector<Tensor>&)>& ref_fn, const std::vector<Tensor>& inputs, double tol) {
+  Tensor yf = fused_fn(inputs), yr = ref_fn(inputs);
+  ASSERT_EQ(yf.shape(), yr.shape());
+  EXPECT_LT(rel_err(yf, yr), tol) << "forward";
+  Tensor w = randn(yf.shape(), {.dtype = yf.dtype()});
+  std::vector<Tensor> wrt;
+  for (const Tensor& t : inputs)
+    if (t.requires_grad()) wrt.push_back(t);
+  auto gf = autograd::grad({sum(yf * w)}, wrt), gr = autograd::grad({sum(yr * w)}, wrt);
+  for (size_t i = 0; i < wrt.size(); ++i) EXPECT_LT(rel_err(gf[i], gr[i]), tol) << "gradient of input " << i;
+}
+
+// float32 sums over ~10^3 terms: a few 1e-6 of relative error is rounding, not a bug
+constexpr double kTol32 = 2e-5;
+
+TEST(Fused, ExpApproxIsAccurate) {
+  double worst = 0;
+  for (double x = -87; x <= 88; x += 0.01) {
+    float e = cpu::exp_approx(static_cast<float>(x));
+    double ref = std::exp(static_cast<double>(static_cast<float>(x)));
+    worst = std::max(worst, std::abs(e - ref) / ref);
+  }
+  EXPECT_LT(worst, 5e-7);
+  EXPECT_EQ(cpu::exp_approx(-INFINITY), 0.0f);
+  EXPECT_EQ(cpu::exp_approx(-1000.0f), 0.0f);
+}
+
+TEST(Fused, CrossEntropyMatchesReference) {
+  manual_seed(1);
+  Tensor logits = (randn({64, 256}) * 3.0).detach().requires_grad_();
+  Tensor target = randint(0, 256, {64});
+  expect_same([](auto& x) { return fused::cross_entropy(x[0], x[1]); }, [](auto& x) { return reference::cross_entropy(x[0], x[1]); },
+              {logits, target}, kTol32);
+}
+
+TEST(Fused, CrossEntropyRejectsBadTargets) {
+  EXPECT_THROW(fused::cross_entropy(zeros({2, 3}), tensor({0, 3}, {.dtype = DType::Int64})), IndexError);
+  EXPECT_THROW(fused::cross_entropy(zeros({2, 3}), tensor({0, 1})), DTypeError);
+  EXPECT_THROW(fused::cross_entropy(zeros({2, 3}), tensor({0, 1, 1}, {.dtype = DType::Int64})), ShapeError);
+}
+
+TEST(Fused, BceWithLogitsMatchesReferenceAndIsStable) {
+  manual_seed(2);
+  Tensor x = (randn({32, 784}) * 4.0).detach().requires_grad_();
+  Tensor y = (rand({32, 784}) > 0.7).to(DType::Float32);
+  expect_same([](auto& a) { return fused::binary_cross_entropy_with_logits(a[0], a[1]); },
+              [](auto& a) { return reference::binary_cross_entropy_with_logits(a[0], a[1]); }, {x, y}, kTol32);
+  // extreme logits: finite, and equal to |x| when the label disagrees
+  Tensor big = fused::binary_cross_entropy_with_logits(tensor({100, -100}), tensor({0, 1}));
+  EXPECT_NEAR(big.to_vector<float>()[0], 100, 1e-4);
+  EXPECT_NEAR(big.to_vector<float>()[1], 100, 1e-4);
+}
+
+TEST(Fused, LayerNormMatchesReference) {
+  manual_seed(3);
+  Tensor x = (randn({8, 49, 64}) * 2.0 + 1.0).detach().requires_grad_();
+  Tensor w = (randn({64}) * 0.5 + 1.0).detach().requires_grad_(), b = randn({64}, {.requires_grad = true});
+  expect_same([](auto& a) { return fused::layer_norm(a[0], a[1], a[2]); }, [](auto& a) { return reference::layer_norm(a[0], a[1], a[2]); },
+              {x, w, b}, kTol32);
+}
+
+TEST(Fused, CausalAttentionMatchesReference) {
+  manual_seed(4);
+  Tensor q = randn({2, 4, 96, 16}, {.requires_grad = true}), k = randn({2, 4, 96, 16}, {.requires_grad = true}),
+         v = randn({2, 4, 96, 16}, {.requires_grad = true});
+  expect_same([](auto& a) { return fused::attention(a[0], a[1], a[2], true); }, [](auto& a) { return reference::attention(a[0], a[1], a[2], true); },
+              {q, k, v}, kTol32);
+}
+
+TEST(Fused, AttentionWithCacheEqualsTheLastRowsOfFullAttention) {
+  // one new query against all earlier keys = the last row of causal attention over the sequence
+  manual_seed(5);
+  Tensor q = randn({1, 2, 7, 8}), k = randn({1, 2, 7, 8}), v = randn({1, 2, 7, 8});
+  Tensor full = fused::attention(q, k, v, true);
+  Tensor last = fused::attention(narrow(q, 2, 6, 1), k, v, true);
+  EXPECT_LT(rel_err(last, narrow(full, 2, 6, 1)), 1e-6);
+}
+
+TEST(Fused, AttentionNeverLetsAQuerySeeTheFuture) {
+  manual_seed(6);
+  Tensor q = randn({1, 1, 6, 4}), k = randn({1, 1, 6, 4}), v = randn({1, 1, 6, 4});
+  Tensor before = fused::attention(q, k, v, true);
+  Tensor v2 = v.clone();
+  {
+    NoGradGuard ng;
+    v2.select(2, 4).fill_(100);  // change key/value position 4
+  }
+  Tensor after = fused::attention(q, k, v2, true);
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(rel_err(after.select(2, i), before.select(2, i)), 0) << "query " << i;
+  EXPECT_GT(rel_err(after.select(2, 4), before.select(2, 4)), 0.1);
+}
+
+TEST(Allocator, SteadyStateStepDoesNotCallTheSystemAllocator) {
+  if (!caching_enabled()) GTEST_SKIP() << "caching disabled (sanitizer build or DGM_CACHING_ALLOCATOR=0)";
+  Tensor w = randn({64, 32}, {.requires_grad = true});
+  Tensor x = randn({16, 64});
+  auto step = [&] {
+    Tensor loss = sum(tanh(matmul(x, w)));
+    loss.backward();
+    w.zero_grad();
+  };
+  step();
+  step();
+  uint64_t before = allocator_stats().system_allocs;
+  for (int i = 0; i < 5; ++i) step();
+  EXPECT_EQ(allocator_stats().system_allocs, before);
+  EXPECT_GT(allocator_stats().cache_hits, 0u);
+}
+
+}  // namespace
+}  // namespace dgm
