@@ -1,0 +1,664 @@
+// GEMM: C = alpha * A @ B + beta * C on strided operands (see tensor/gemm.h).
+//
+// The fast path follows the BLIS / GotoBLAS design:
+//
+//   for jc in N, step NC:
+//     for pc in K, step KC:
+//       pack B[pc:pc+KC, jc:jc+NC] into NR-column panels          (the B block stays in L2 / L3)
+//       for ir in M, step MR:
+//         A micro-panel = A[ir:ir+MR, pc:pc+KC]                     (it stays in L1)
+//         for jr in NC, step NR:
+//           micro-kernel: C[ir:ir+MR, jr:jr+NR] += A micro-panel @ B panel (an MR x NR tile in registers)
+//
+// Packing copies B once per block into the exact order the micro-kernel reads it (contiguous,
+// aligned, zero-padded to whole panels), whatever its strides were; each packed B element is then
+// used by all M rows. A row-major A is read in place: the kernel walks along its rows, so a copy
+// would not be faster, it would only cost one more pass over memory (measured: up to 1.4x faster
+// for narrow products such as attention's probs @ v). Other layouts of A are packed MC rows at a
+// time, and a partial last row panel is packed to make a whole tile.
+// Multiple threads each take a rectangle of C and run this loop nest on it independently; every C
+// element sees the same summation order, so the result does not depend on the thread count.
+#include "tensor/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "tensor/errors.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+namespace dgm::cpu {
+namespace {
+
+// ---- scratch memory ----------------------------------------------------------------------------
+
+// A grow-only, 64-byte aligned buffer. Each thread keeps one per use (packed A, packed B, ...), so
+// after the first call of a given size gemm allocates nothing.
+class ScratchBuffer {
+ public:
+  ScratchBuffer() = default;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  ~ScratchBuffer() { ::operator delete(data_, std::align_val_t{64}); }
+
+  template <class T>
+  T* get(size_t count) {
+    size_t bytes = count * sizeof(T);
+    if (bytes > bytes_) {
+      ::operator delete(data_, std::align_val_t{64});
+      data_ = nullptr;  // stays valid if the allocation below throws
+      bytes_ = 0;
+      data_ = ::operator new(bytes, std::align_val_t{64});
+      bytes_ = bytes;
+    }
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+enum ScratchSlot { kPackedA, kPackedB, kRowAccumulator, kNumSlots };
+
+template <class T>
+T* scratch(ScratchSlot slot, size_t count) {
+  thread_local ScratchBuffer buffers[kNumSlots];
+  return buffers[slot].get<T>(count);
+}
+
+// ---- micro-kernels -----------------------------------------------------------------------------
+//
+// Every micro-kernel has the same contract:
+//   tile[i][j] = alpha * sum_k A(i,k) * b[k*NR + j]  (+ beta * tile[i][j] if beta != 0)
+// for a full MR x NR tile stored at c[i*ldc + j], where `b` is a packed B panel (see pack_block)
+// and A(i,k) is either a[i*lda + k] (kRowMajorA: A read in place) or a[k*MR + i] (a packed A
+// micro-panel). With beta == 0 the old tile is never read.
+
+// Portable version for CPUs without AVX2: plain loops, written so that the compiler can keep a
+// row of B in registers and vectorise over j.
+template <class T, int MR_, int NR_>
+struct PortableKernel {
+  static constexpr int MR = MR_, NR = NR_;
+  template <bool kRowMajorA>
+  static void run(int64_t kc, const T* __restrict a, int64_t lda, const T* __restrict b, T alpha, T beta, T* __restrict c,
+                  int64_t ldc) {
+    T acc[MR][NR] = {};
+    for (int64_t k = 0; k < kc; ++k, a += kRowMajorA ? 1 : MR, b += NR) {
+      T b_row[NR];
+      for (int j = 0; j < NR; ++j) b_row[j] = b[j];
+      for (int i = 0; i < MR; ++i) {
+        const T a_ik = kRowMajorA ? a[i * lda] : a[i];
+        for (int j = 0; j < NR; ++j) acc[i][j] += a_ik * b_row[j];
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j)
+        c[i * ldc + j] = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * c[i * ldc + j];
+  }
+};
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+
+// The few vector operations the SIMD kernel needs, per element type and register width, so that
+// one kernel body serves float and double, AVX-512 and AVX2.
+#if defined(__AVX512F__)
+struct FloatVec {
+  using scalar = float;
+  using type = __m512;
+  static constexpr int width = 16;
+  static type zero() { return _mm512_setzero_ps(); }
+  static type broadcast(float x) { return _mm512_set1_ps(x); }
+  static type load(const float* p) { return _mm512_load_ps(p); }  // packed panels are aligned
+  static type loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(float* p, type v) { _mm512_storeu_ps(p, v); }
+  static type mul(type a, type b) { return _mm512_mul_ps(a, b); }
+  static type fmadd(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
+};
+struct DoubleVec {
+  using scalar = double;
+  using type = __m512d;
+  static constexpr int width = 8;
+  static type zero() { return _mm512_setzero_pd(); }
+  static type broadcast(double x) { return _mm512_set1_pd(x); }
+  static type load(const double* p) { return _mm512_load_pd(p); }
+  static type loadu(const double* p) { return _mm512_loadu_pd(p); }
+  static void storeu(double* p, type v) { _mm512_storeu_pd(p, v); }
+  static type mul(type a, type b) { return _mm512_mul_pd(a, b); }
+  static type fmadd(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+};
+#else
+struct FloatVec {
+  using scalar = float;
+  using type = __m256;
+  static constexpr int width = 8;
+  static type zero() { return _mm256_setzero_ps(); }
+  static type broadcast(float x) { return _mm256_set1_ps(x); }
+  static type load(const float* p) { return _mm256_load_ps(p); }
+  static type loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, type v) { _mm256_storeu_ps(p, v); }
+  static type mul(type a, type b) { return _mm256_mul_ps(a, b); }
+  static type fmadd(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
+};
+struct DoubleVec {
+  using scalar = double;
+  using type = __m256d;
+  static constexpr int width = 4;
+  static type zero() { return _mm256_setzero_pd(); }
+  static type broadcast(double x) { return _mm256_set1_pd(x); }
+  static type load(const double* p) { return _mm256_load_pd(p); }
+  static type loadu(const double* p) { return _mm256_loadu_pd(p); }
+  static void storeu(double* p, type v) { _mm256_storeu_pd(p, v); }
+  static type mul(type a, type b) { return _mm256_mul_pd(a, b); }
+  static type fmadd(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
+};
+#endif
+
+// Register-blocked kernel: the MR x NR tile of C lives in MR * NV vector registers (NR = NV
+// vectors) for the whole k loop. Each step loads one row of the B panel (NV vectors), broadcasts MR
+// values of A and does MR * NV independent FMAs, enough to hide the FMA latency.
+// The loops over registers are fully unrolled so that `acc` is register-allocated, not an array.
+template <class V, int MR_, int NV>
+struct SimdKernel {
+  using T = typename V::scalar;
+  using Reg = typename V::type;
+  static constexpr int MR = MR_, NR = NV * V::width;
+  template <bool kRowMajorA>
+  static void run(int64_t kc, const T* __restrict a, int64_t lda, const T* __restrict b, T alpha, T beta, T* __restrict c,
+                  int64_t ldc) {
+    Reg acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+    // The tile of C is only touched at the end: ask for it now so it is in L1 by then.
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    for (int64_t k = 0; k < kc; ++k, a += kRowMajorA ? 1 : MR, b += NR) {
+      Reg b_row[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) b_row[v] = V::load(b + v * V::width);
+      // B panels stream from L2 / L3; fetch a few steps ahead (A's micro-panel stays in L1).
+      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        Reg a_ik = V::broadcast(kRowMajorA ? a[i * lda] : a[i]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(a_ik, b_row[v], acc[i][v]);
+      }
+    }
+    const Reg va = V::broadcast(alpha), vb = V::broadcast(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        T* p = c + i * ldc + v * V::width;
+        Reg r = V::mul(acc[i][v], va);
+        if (beta != T(0)) r = V::fmadd(vb, V::loadu(p), r);
+        V::storeu(p, r);
+      }
+  }
+};
+
+#endif
+
+// A micro-kernel together with the cache blocking that suits it:
+//   KC: depth of one rank-KC update; an MR x KC A micro-panel must sit in L1 (32 KiB).
+//   NC: width of the packed B block; KC x NC is re-read once per A micro-panel, from L2 / L3
+//       (each B element fetched feeds MR FMAs, so L3 bandwidth is plenty).
+//   MC: rows of A packed at a time when A is not row-major (the packed block stays in L2).
+template <class Kernel_, int64_t KC_, int64_t NC_, int64_t MC_ = 240>
+struct Config {
+  using Kernel = Kernel_;
+  static constexpr int MR = Kernel::MR, NR = Kernel::NR;
+  static constexpr int64_t KC = KC_, NC = NC_, MC = MC_;
+};
+
+// The configurations per type and instruction set. `Narrow` is for products with N <= its NR,
+// where the wide tile would be mostly padding (e.g. attention's probs @ v with a head size of 16).
+template <class T>
+struct Configs;
+
+#if defined(__AVX512F__)
+// 8 x 32 tile = 16 zmm accumulators + 2 for B + 1 broadcast. On Zen 4 it measured a few % faster
+// than 12 x 32, 6 x 64 and 8 x 48 (fewer broadcasts per FMA), and 8 divides the sizes our models
+// use (64, 192, 256, 784), so edge tiles are rare. KC = 512 beat 256 and 384 (fewer passes over C).
+template <>
+struct Configs<float> {
+  using Wide = Config<SimdKernel<FloatVec, 8, 2>, 512, 1024>;
+  using Narrow = Config<SimdKernel<FloatVec, 8, 1>, 512, 1024>;
+};
+template <>
+struct Configs<double> {
+  using Wide = Config<SimdKernel<DoubleVec, 8, 2>, 256, 1024>;
+  using Narrow = Config<SimdKernel<DoubleVec, 8, 1>, 256, 1024>;
+};
+#elif defined(__AVX2__) && defined(__FMA__)
+// 4 x 3-vector tile = 12 ymm accumulators + 3 for B + 1 broadcast, of 16 registers; it measured
+// 1.5x faster than the classic 6 x 2-vector tile on Zen 4, whose broadcasts are the bottleneck.
+template <>
+struct Configs<float> {
+  using Wide = Config<SimdKernel<FloatVec, 4, 3>, 256, 2048>;
+  using Narrow = Wide;  // a 6 x 16 tile for N <= 16 measured slower than this one, padding included
+};
+template <>
+struct Configs<double> {
+  using Wide = Config<SimdKernel<DoubleVec, 4, 3>, 256, 1024>;
+  using Narrow = Wide;
+};
+#else
+template <>
+struct Configs<float> {
+  using Wide = Config<PortableKernel<float, 4, 16>, 256, 2048>;
+  using Narrow = Config<PortableKernel<float, 4, 8>, 256, 2048>;
+};
+template <>
+struct Configs<double> {
+  using Wide = Config<PortableKernel<double, 4, 8>, 256, 1024>;
+  using Narrow = Config<PortableKernel<double, 4, 4>, 256, 1024>;
+};
+#endif
+
+// ---- packing -----------------------------------------------------------------------------------
+
+// dst[k*W + r] = src[r*step + k] for r < width, k < kc: a transpose, since src rows run along k.
+// This packs a transposed B (x @ W^T) and the last row panel of a row-major A; it is worth SIMD
+// because a plain loop would gather from `width` rows with scalar loads.
+template <int W, class T>
+void pack_transposed(const T* src, int64_t step, int64_t width, int64_t kc, T* dst) {
+  int64_t r0 = 0;
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float>) {
+    // 4 rows x 8 k at a time: two 4x4 transposes side by side in the two 128-bit lanes of a ymm;
+    // lane 0 of the result holds k..k+3, lane 1 holds k+4..k+7.
+    for (; r0 + 4 <= width; r0 += 4) {
+      const float* s = src + r0 * step;
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {
+        __m256 x0 = _mm256_loadu_ps(s + k), x1 = _mm256_loadu_ps(s + step + k);
+        __m256 x2 = _mm256_loadu_ps(s + 2 * step + k), x3 = _mm256_loadu_ps(s + 3 * step + k);
+        __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
+        __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
+        __m256 c0 = _mm256_shuffle_ps(t0, t2, 0x44), c1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 c2 = _mm256_shuffle_ps(t1, t3, 0x44), c3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        float* d = dst + k * W + r0;
+        _mm_storeu_ps(d + 0 * W, _mm256_castps256_ps128(c0));
+        _mm_storeu_ps(d + 1 * W, _mm256_castps256_ps128(c1));
+        _mm_storeu_ps(d + 2 * W, _mm256_castps256_ps128(c2));
+        _mm_storeu_ps(d + 3 * W, _mm256_castps256_ps128(c3));
+        _mm_storeu_ps(d + 4 * W, _mm256_extractf128_ps(c0, 1));
+        _mm_storeu_ps(d + 5 * W, _mm256_extractf128_ps(c1, 1));
+        _mm_storeu_ps(d + 6 * W, _mm256_extractf128_ps(c2, 1));
+        _mm_storeu_ps(d + 7 * W, _mm256_extractf128_ps(c3, 1));
+      }
+      for (; k < kc; ++k)
+        for (int64_t r = 0; r < 4; ++r) dst[k * W + r0 + r] = s[r * step + k];
+    }
+  }
+#endif
+  for (int64_t r = r0; r < width; ++r)
+    for (int64_t k = 0; k < kc; ++k) dst[k * W + r] = src[r * step + k];
+}
+
+// Packs n lines (A: rows; B: columns) of depth kc into ceil(n / W) panels of W lines each,
+// stored k-major: panel p holds dst[p*W*kc + k*W + r] = src[(p*W + r)*step + k*kstride].
+// A's MR-row panels use (step, kstride) = (rsA, csA); B's NR-column panels use (csB, rsB).
+// The last panel is padded with zeros to a whole tile: the padding only feeds tile entries that are
+// thrown away, and zeros keep them finite and fast.
+template <int W, class T>
+void pack_block(const T* src, int64_t step, int64_t kstride, int64_t n, int64_t kc, T* dst) {
+  const int64_t panels = (n + W - 1) / W;
+  if (n % W != 0) {  // zero the last panel first, in one go; only its first n % W lines get data
+    T* last = dst + (panels - 1) * W * kc;
+    std::fill(last, last + W * kc, T(0));
+  }
+  if (step == 1) {
+    // The lines are contiguous along each k: plain copies. Going through 16 values of k for all
+    // panels at a time reads whole source rows and writes runs of 16*W values: both sides stream
+    // (panel by panel would read a few bytes per source row; k by k would scatter the writes).
+    constexpr int64_t kChunk = 16;
+    for (int64_t k0 = 0; k0 < kc; k0 += kChunk) {
+      const int64_t k1 = std::min(kc, k0 + kChunk);
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t width = std::min<int64_t>(W, n - p * W);
+        for (int64_t k = k0; k < k1; ++k) {
+          const T* s = src + k * kstride + p * W;
+          T* d = dst + p * W * kc + k * W;
+          if (width == W) {
+            for (int r = 0; r < W; ++r) d[r] = s[r];  // fixed length: a few vector moves
+          } else {
+            for (int64_t r = 0; r < width; ++r) d[r] = s[r];
+          }
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t p = 0; p < panels; ++p) {
+    const T* s = src + p * W * step;
+    T* d = dst + p * W * kc;
+    const int64_t width = std::min<int64_t>(W, n - p * W);
+    if (kstride == 1) {
+      pack_transposed<W>(s, step, width, kc, d);
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t r = 0; r < width; ++r) d[k * W + r] = s[r * step + k * kstride];
+    }
+  }
+}
+
+// ---- one thread's blocked GEMM -----------------------------------------------------------------
+
+// Runs the micro-kernel over an mc x nc block of C, against a packed B block of depth kc. The A
+// block is either read in place (row-major A: `A` != nullptr, row stride lda) or already packed in
+// `packed_A`; in place, a partial last row panel is packed into `packed_A` first, to make a whole
+// tile. Whole tiles of a row-major C are written in place; edge tiles and other layouts go through
+// a local tile.
+template <class Cfg, class T>
+void macro_kernel(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* A, int64_t lda, T* packed_A, const T* packed_B,
+                  T* C, int64_t rsC, int64_t csC) {
+  using Kernel = typename Cfg::Kernel;
+  constexpr int MR = Cfg::MR, NR = Cfg::NR;
+  alignas(64) T tile[MR * NR];
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t m = std::min<int64_t>(MR, mc - ir);
+    const bool in_place = A != nullptr && m == MR;
+    const T* a_panel = packed_A + ir * kc;
+    if (A != nullptr && !in_place) {
+      pack_block<MR>(A + ir * lda, lda, int64_t(1), m, kc, packed_A);
+      a_panel = packed_A;
+    }
+    auto run = [&](const T* b, T tile_beta, T* c, int64_t ldc) {
+      if (in_place)
+        Kernel::template run<true>(kc, A + ir * lda, lda, b, alpha, tile_beta, c, ldc);
+      else
+        Kernel::template run<false>(kc, a_panel, MR, b, alpha, tile_beta, c, ldc);
+    };
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      const T* b = packed_B + jr * kc;
+      const int64_t n = std::min<int64_t>(NR, nc - jr);
+      T* c = C + ir * rsC + jr * csC;
+      if (m == MR && n == NR && csC == 1) {
+        run(b, beta, c, rsC);
+      } else {
+        run(b, T(0), tile, NR);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            T& out = c[i * rsC + j * csC];
+            out = beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * out;
+          }
+      }
+    }
+  }
+}
+
+// Splits `total` into the fewest blocks of at most `max_block`, of nearly equal size (a multiple
+// of `multiple`): K = 600 becomes 2 x 300 rather than 512 + 88, which would waste a pass.
+int64_t even_block(int64_t total, int64_t max_block, int64_t multiple) {
+  int64_t blocks = (total + max_block - 1) / max_block;
+  int64_t size = (total + blocks - 1) / blocks;
+  return (size + multiple - 1) / multiple * multiple;
+}
+
+// The whole loop nest of the header comment, on one thread.
+template <class Cfg, class T>
+void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
+                  int64_t csB, T beta, T* C, int64_t rsC, int64_t csC) {
+  constexpr int MR = Cfg::MR, NR = Cfg::NR;
+  const bool A_in_place = csA == 1;
+  const int64_t kc_max = even_block(K, Cfg::KC, 1);
+  const int64_t nc_max = even_block(N, Cfg::NC, NR);
+  const int64_t mc_max = A_in_place ? M : even_block(M, Cfg::MC, MR);  // rows of A packed at a time
+  T* packed_B = scratch<T>(kPackedB, size_t(nc_max * kc_max));
+  T* packed_A = scratch<T>(kPackedA, size_t((A_in_place ? MR : mc_max) * kc_max));
+  for (int64_t jc = 0; jc < N; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, N - jc);
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, K - pc);
+      const T beta_block = pc == 0 ? beta : T(1);  // later K blocks accumulate onto the first
+      pack_block<NR>(B + pc * rsB + jc * csB, csB, rsB, nc, kc, packed_B);  // kc x NR panels
+      for (int64_t ic = 0; ic < M; ic += mc_max) {
+        const int64_t mc = std::min(mc_max, M - ic);
+        const T* A_block = A + ic * rsA + pc * csA;
+        T* C_block = C + ic * rsC + jc * csC;
+        if (A_in_place) {
+          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, A_block, rsA, packed_A, packed_B, C_block, rsC, csC);
+        } else {
+          pack_block<MR>(A_block, rsA, csA, mc, kc, packed_A);  // MR x kc panels
+          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, static_cast<const T*>(nullptr), 0, packed_A, packed_B, C_block, rsC,
+                            csC);
+        }
+      }
+    }
+  }
+}
+
+// ---- small and degenerate shapes ---------------------------------------------------------------
+
+// C = beta * C (beta == 0 writes zeros without reading C).
+template <class T>
+void scale_C(int64_t M, int64_t N, T beta, T* C, int64_t rsC, int64_t csC) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      T& c = C[i * rsC + j * csC];
+      c = beta == T(0) ? T(0) : beta * c;
+    }
+}
+
+// sum_k x[k*sx] * y[k*sy]. Eight running sums instead of one, so that with unit strides the
+// compiler can vectorise the loop without reordering a single float sum (which it may not do).
+template <class T>
+T dot(int64_t K, const T* x, int64_t sx, const T* y, int64_t sy) {
+  constexpr int L = 8;
+  T part[L] = {};
+  int64_t k = 0;
+  if (sx == 1 && sy == 1) {
+    for (; k + L <= K; k += L)
+      for (int l = 0; l < L; ++l) part[l] += x[k + l] * y[k + l];
+  } else {
+    for (; k + L <= K; k += L)
+      for (int l = 0; l < L; ++l) part[l] += x[(k + l) * sx] * y[(k + l) * sy];
+  }
+  T sum = T(0);
+  for (; k < K; ++k) sum += x[k * sx] * y[k * sy];
+  for (int l = 0; l < L; ++l) sum += part[l];
+  return sum;
+}
+
+// One row of C: c = alpha * a @ B + beta * c, for M == 1 (a vector-matrix product). Packing would
+// pad the single row to a whole MR-row tile, so stream B once instead, along its contiguous side.
+template <class T>
+void gemm_row(int64_t N, int64_t K, T alpha, const T* a, int64_t sa, const T* B, int64_t rsB, int64_t csB, T beta, T* c,
+              int64_t sc) {
+  if (N > 1 && (csB == 1 || rsB != 1)) {
+    // c += a[k] * B[k, :] for each k: contiguous rows of B, summed into a scratch row.
+    T* acc = scratch<T>(kRowAccumulator, size_t(N));
+    std::fill(acc, acc + N, T(0));
+    for (int64_t k = 0; k < K; ++k) {
+      T ak = a[k * sa];
+      const T* b = B + k * rsB;
+      if (csB == 1) {
+        for (int64_t j = 0; j < N; ++j) acc[j] += ak * b[j];
+      } else {
+        for (int64_t j = 0; j < N; ++j) acc[j] += ak * b[j * csB];
+      }
+    }
+    for (int64_t j = 0; j < N; ++j) c[j * sc] = beta == T(0) ? alpha * acc[j] : alpha * acc[j] + beta * c[j * sc];
+  } else {
+    // Columns of B are contiguous (B is a transposed matrix), or there is only one: a dot
+    // product per column.
+    for (int64_t j = 0; j < N; ++j) {
+      T s = alpha * dot(K, a, sa, B + j * csB, rsB);
+      c[j * sc] = beta == T(0) ? s : s + beta * c[j * sc];
+    }
+  }
+}
+
+// Plain loops for products too small to repay packing (a few hundred multiply-adds).
+template <class T>
+void gemm_small(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
+                int64_t csB, T beta, T* C, int64_t rsC, int64_t csC) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      T sum = T(0);
+      for (int64_t k = 0; k < K; ++k) sum += A[i * rsA + k * csA] * B[k * rsB + j * csB];
+      T& c = C[i * rsC + j * csC];
+      c = beta == T(0) ? alpha * sum : alpha * sum + beta * c;
+    }
+}
+
+// ---- threading and dispatch --------------------------------------------------------------------
+
+// Products with fewer multiply-adds than this are not worth packing (plain loops are faster).
+constexpr int64_t kSmallWork = 256;
+// Each thread should get at least this many multiply-adds, or waking it costs more than it saves.
+constexpr int64_t kWorkPerThread = 64 * 64 * 64;
+
+// How many threads a product of M*N*K multiply-adds deserves (1 inside another parallel region).
+int threads_for(int64_t work) {
+  if (omp_in_parallel()) return 1;
+  int64_t useful = std::max<int64_t>(1, work / kWorkPerThread);
+  return int(std::min<int64_t>(omp_get_max_threads(), useful));
+}
+
+// Splits C into a tm x tn grid of rectangles for `nt` threads (tm * tn == nt), choosing the grid
+// with the least work for the busiest thread: its padded tile area, plus the packing it does (each
+// thread packs its own rows of A and columns of B; a packed element costs about as much as 16
+// multiply-adds).
+void thread_grid(int64_t M, int64_t N, int MR, int NR, int nt, int& tm, int& tn) {
+  int64_t panels_m = (M + MR - 1) / MR, panels_n = (N + NR - 1) / NR;
+  int64_t best = -1;
+  for (int d = 1; d <= nt; ++d) {
+    if (nt % d) continue;
+    int64_t rows = (panels_m + d - 1) / d * MR, cols = (panels_n + nt / d - 1) / (nt / d) * NR;
+    int64_t cost = rows * cols + 16 * (rows + cols);
+    if (best < 0 || cost < best) best = cost, tm = d, tn = nt / d;
+  }
+}
+
+// The [begin, end) range of rows (or columns) that part t of `parts` owns: whole tiles of `tile`.
+void tile_range(int64_t total, int tile, int t, int parts, int64_t& begin, int64_t& end) {
+  int64_t panels = (total + tile - 1) / tile;
+  begin = std::min(total, panels * t / parts * tile);
+  end = std::min(total, panels * (t + 1) / parts * tile);
+}
+
+// The blocked product on `nt` threads, each running gemm_blocked on its own rectangle of C.
+template <class Cfg, class T>
+void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
+                   int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int nt) {
+  if (nt <= 1) {
+    gemm_blocked<Cfg>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    int tm = 1, tn = 1, team = omp_get_num_threads(), t = omp_get_thread_num();
+    thread_grid(M, N, Cfg::MR, Cfg::NR, team, tm, tn);
+    int64_t m0, m1, n0, n1;
+    tile_range(M, Cfg::MR, t / tn, tm, m0, m1);
+    tile_range(N, Cfg::NR, t % tn, tn, n0, n1);
+    if (m0 < m1 && n0 < n1)
+      gemm_blocked<Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsA, rsA, csA, B + n0 * csB, rsB, csB, beta,
+                        C + m0 * rsC + n0 * csC, rsC, csC);
+  }
+}
+
+// One product with at most `max_threads` threads; handles every shape and stride.
+template <class T>
+void gemm_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
+               int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int max_threads) {
+  if (M == 0 || N == 0) return;
+  if (K == 0 || alpha == T(0)) {
+    scale_C(M, N, beta, C, rsC, csC);
+    return;
+  }
+  // The kernels like row vectors and row-major C; if C is column-major (or a column vector),
+  // compute C^T = B^T @ A^T instead: the same memory, with rows and columns swapped.
+  if ((N == 1 && M > 1) || (csC != 1 && rsC == 1 && M > 1 && N > 1)) {
+    std::swap(M, N);
+    std::swap(A, B);
+    std::swap(rsA, csB);
+    std::swap(csA, rsB);
+    std::swap(rsC, csC);
+  }
+  if (M == 1) {
+    gemm_row(N, K, alpha, A, csA, B, rsB, csB, beta, C, csC);
+    return;
+  }
+  const int64_t work = M * N * K;
+  if (work <= kSmallWork) {
+    gemm_small(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC);
+    return;
+  }
+  const int nt = std::min(max_threads, threads_for(work));
+  if (N <= Configs<T>::Narrow::NR)
+    gemm_threaded<typename Configs<T>::Narrow>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, nt);
+  else
+    gemm_threaded<typename Configs<T>::Wide>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, nt);
+}
+
+void check_sizes(const char* op, int64_t batch, int64_t M, int64_t N, int64_t K) {
+  if (batch < 0 || M < 0 || N < 0 || K < 0)
+    throw ValueError(cat(op, ": sizes must be non-negative, got batch=", batch, " M=", M, " N=", N, " K=", K));
+}
+
+template <class T>
+void gemm_batched_impl(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t bsA, int64_t rsA,
+                       int64_t csA, const T* B, int64_t bsB, int64_t rsB, int64_t csB, T beta, T* C, int64_t bsC, int64_t rsC,
+                       int64_t csC) {
+  check_sizes("gemm_batched", batch, M, N, K);
+  if (batch > 1 && bsC == 0 && M > 0 && N > 0)
+    throw ValueError(cat("gemm_batched: batch stride of C is 0 for a batch of ", batch,
+                         " products of ", M, "x", N, "; each product needs its own output"));
+  if (batch == 0) return;
+  int nt = threads_for(batch * M * N * K);
+  // Whole products per thread when they divide evenly (or are too many to matter); otherwise one
+  // product at a time with all threads inside it, so no thread idles at the end.
+  if (nt > 1 && batch >= nt && (batch % nt == 0 || batch >= 4 * nt || M * N * K < nt * kWorkPerThread)) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t b = 0; b < batch; ++b)
+      gemm_impl(M, N, K, alpha, A + b * bsA, rsA, csA, B + b * bsB, rsB, csB, beta, C + b * bsC, rsC, csC, 1);
+  } else {
+    for (int64_t b = 0; b < batch; ++b)
+      gemm_impl(M, N, K, alpha, A + b * bsA, rsA, csA, B + b * bsB, rsB, csB, beta, C + b * bsC, rsC, csC, nt);
+  }
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB,
+          int64_t csB, float beta, float* C, int64_t rsC, int64_t csC) {
+  check_sizes("gemm", 1, M, N, K);
+  gemm_impl(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, omp_get_max_threads());
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsA, int64_t csA, const double* B,
+          int64_t rsB, int64_t csB, double beta, double* C, int64_t rsC, int64_t csC) {
+  check_sizes("gemm", 1, M, N, K);
+  gemm_impl(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, omp_get_max_threads());
+}
+
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t bsA, int64_t rsA,
+                  int64_t csA, const float* B, int64_t bsB, int64_t rsB, int64_t csB, float beta, float* C, int64_t bsC,
+                  int64_t rsC, int64_t csC) {
+  gemm_batched_impl(batch, M, N, K, alpha, A, bsA, rsA, csA, B, bsB, rsB, csB, beta, C, bsC, rsC, csC);
+}
+
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t bsA, int64_t rsA,
+                  int64_t csA, const double* B, int64_t bsB, int64_t rsB, int64_t csB, double beta, double* C, int64_t bsC,
+                  int64_t rsC, int64_t csC) {
+  gemm_batched_impl(batch, M, N, K, alpha, A, bsA, rsA, csA, B, bsB, rsB, csB, beta, C, bsC, rsC, csC);
+}
+
+}  // namespace dgm::cpu

@@ -1,0 +1,39 @@
+// General matrix multiply on strided operands: the one kernel behind matmul, linear layers,
+// attention scores and every weight gradient.
+//
+//   C[M,N] = alpha * A[M,K] @ B[K,N] + beta * C
+//
+// Element (i,j) of a matrix X lives at X[i*rsX + j*csX] (row stride, column stride), so a
+// transposed or sliced operand is passed as-is, never copied by the caller: A^T is (A, csA, rsA).
+// beta == 0 means C is write-only: its old contents are never read (they may be NaN garbage).
+// alpha == 0 or K == 0 means A and B are not read: C = beta * C.
+//
+// The result does not depend on the number of threads: every element of C is summed in the same
+// order whichever thread computes it.
+#pragma once
+#include <cstdint>
+
+namespace dgm::cpu {
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha,
+          const float* A, int64_t rsA, int64_t csA,
+          const float* B, int64_t rsB, int64_t csB,
+          float beta, float* C, int64_t rsC, int64_t csC);
+void gemm(int64_t M, int64_t N, int64_t K, double alpha,
+          const double* A, int64_t rsA, int64_t csA,
+          const double* B, int64_t rsB, int64_t csB,
+          double beta, double* C, int64_t rsC, int64_t csC);
+
+// `batch` independent products: C[b] = alpha * A[b] @ B[b] + beta * C[b], where X[b] starts at
+// X + b*bsX. A batch stride of 0 broadcasts one matrix to every product (e.g. a shared weight);
+// bsC must not be 0 when batch > 1 (the products would overwrite each other).
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float* A, int64_t bsA, int64_t rsA, int64_t csA,
+                  const float* B, int64_t bsB, int64_t rsB, int64_t csB,
+                  float beta, float* C, int64_t bsC, int64_t rsC, int64_t csC);
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
+                  const double* A, int64_t bsA, int64_t rsA, int64_t csA,
+                  const double* B, int64_t bsB, int64_t rsB, int64_t csB,
+                  double beta, double* C, int64_t bsC, int64_t rsC, int64_t csC);
+
+}  // namespace dgm::cpu
