@@ -1,0 +1,157 @@
+#include "nn/functional.h"
+
+#include <cmath>
+
+namespace dgm::nn::functional {
+
+// ---- layers ------------------------------------------------------------------------------------------
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (weight.dim() != 2) throw ShapeError(cat("linear: weight must be (out_features, in_features), got ", shape_str(weight.shape())));
+  if (x.dim() < 1 || x.size(-1) != weight.size(1))
+    throw ShapeError(cat("linear: input ", shape_str(x.shape()), " does not end in in_features = ", weight.size(1), " (weight ",
+                         shape_str(weight.shape()), ")"));
+  if (bias.defined() && bias.shape() != Shape{weight.size(0)})
+    throw ShapeError(cat("linear: bias ", shape_str(bias.shape()), " does not match out_features = ", weight.size(0)));
+  // (..., in) -> (N, in): one GEMM for all leading dims instead of a batch of small ones
+  Shape out_shape = x.shape();
+  out_shape.back() = weight.size(0);
+  Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, weight.size(1)});
+  Tensor y = matmul(x2, weight.t());  // (N, in) @ (in, out) -> (N, out)
+  if (bias.defined()) y = y + bias;
+  return x.dim() == 2 ? y : reshape(y, out_shape);
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  if (x.dim() < 1) throw ShapeError("layer_norm: input must have at least 1 dim");
+  Shape d{x.size(-1)};
+  if (weight.defined() && weight.shape() != d)
+    throw ShapeError(cat("layer_norm: weight ", shape_str(weight.shape()), " does not match the last dim of the input ", shape_str(x.shape())));
+  if (bias.defined() && bias.shape() != d)
+    throw ShapeError(cat("layer_norm: bias ", shape_str(bias.shape()), " does not match the last dim of the input ", shape_str(x.shape())));
+  Tensor centered = x - mean(x, {-1}, true);                // (..., D)
+  Tensor variance = mean(centered * centered, {-1}, true);  // (..., 1), biased as in PyTorch
+  Tensor y = centered * rsqrt(variance + eps);
+  if (weight.defined()) y = y * weight;
+  if (bias.defined()) y = y + bias;
+  return y;
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
+  if (x.dim() != 4) throw ShapeError(cat("conv2d: input must be (B, C, H, W), got ", shape_str(x.shape())));
+  if (weight.dim() != 4) throw ShapeError(cat("conv2d: weight must be (out_channels, in_channels, kh, kw), got ", shape_str(weight.shape())));
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t O = weight.size(0), KH = weight.size(2), KW = weight.size(3);
+  if (weight.size(1) != C)
+    throw ShapeError(cat("conv2d: input ", shape_str(x.shape()), " has ", C, " channels but the weight ", shape_str(weight.shape()), " expects ",
+                         weight.size(1)));
+  if (stride < 1 || padding < 0) throw ValueError(cat("conv2d: stride must be >= 1 and padding >= 0, got ", stride, " and ", padding));
+  if (bias.defined() && bias.shape() != Shape{O})
+    throw ShapeError(cat("conv2d: bias ", shape_str(bias.shape()), " does not match out_channels = ", O));
+  const int64_t Hp = H + 2 * padding, Wp = W + 2 * padding;
+  if (Hp < KH || Wp < KW)
+    throw ShapeError(cat("conv2d: kernel ", KH, "x", KW, " is larger than the padded input ", Hp, "x", Wp, " (input ", shape_str(x.shape()), ")"));
+  const int64_t Ho = (Hp - KH) / stride + 1, Wo = (Wp - KW) / stride + 1;
+
+  // Channels last, one row per input pixel: x (B, C, H, W) -> (B*Hp*Wp, C)
+  Tensor xp = padding > 0 ? pad(x, {padding, padding, padding, padding}) : x;
+  Tensor pixels = reshape(permute(xp, {0, 2, 3, 1}), {B * Hp * Wp, C});
+  // im2col: the row of output pixel (b, ho, wo) is its patch, pixels (ho*s + i, wo*s + j) for
+  // i < KH, j < KW, each C wide. index_select copies whole rows; its backward adds them back.
+  std::vector<int64_t> index;
+  index.reserve(static_cast<size_t>(B * Ho * Wo * KH * KW));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t ho = 0; ho < Ho; ++ho)
+      for (int64_t wo = 0; wo < Wo; ++wo)
+        for (int64_t i = 0; i < KH; ++i)
+          for (int64_t j = 0; j < KW; ++j) index.push_back((b * Hp + ho * stride + i) * Wp + wo * stride + j);
+  Tensor patches = reshape(index_select(pixels, 0, from_vector(index, {static_cast<int64_t>(index.size())})),
+                           {B * Ho * Wo, KH * KW * C});                      // (B*Ho*Wo, KH*KW*C)
+  Tensor wmat = reshape(permute(weight, {0, 2, 3, 1}), {O, KH * KW * C});  // (O, KH*KW*C), same patch order
+  Tensor y = matmul(patches, wmat.t());                                    // (B*Ho*Wo, O)
+  if (bias.defined()) y = y + bias;
+  return contiguous(permute(reshape(y, {B, Ho, Wo, O}), {0, 3, 1, 2}));  // (B, O, Ho, Wo)
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim() || k.size(-1) != q.size(-1) || v.size(-2) != k.size(-2))
+    throw ShapeError(cat("scaled_dot_product_attention: expected q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv), got ", shape_str(q.shape()),
+                         ", ", shape_str(k.shape()), ", ", shape_str(v.shape())));
+  const int64_t Lq = q.size(-2), Lk = k.size(-2);
+  Tensor scores = matmul(q, k.t()) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));  // (..., Lq, Lk)
+  if (causal) {
+    if (Lq > Lk) throw ShapeError(cat("scaled_dot_product_attention: causal attention needs Lq <= Lk, got ", Lq, " and ", Lk));
+    // query i sits at position i + (Lk - Lq); keys after it are hidden. A large finite negative
+    // score (not -inf) keeps anomaly mode quiet and gives exactly zero weight after softmax.
+    std::vector<bool> future(static_cast<size_t>(Lq * Lk));
+    for (int64_t i = 0; i < Lq; ++i)
+      for (int64_t j = 0; j < Lk; ++j) future[static_cast<size_t>(i * Lk + j)] = j > i + (Lk - Lq);
+    scores = masked_fill(scores, from_vector(future, {Lq, Lk}), -1e30);
+  }
+  return matmul(softmax(scores, -1), v);  // (..., Lq, dv)
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  if (!(p >= 0 && p <= 1)) throw ValueError(cat("dropout: probability must be in [0, 1], got ", p));
+  if (!training || p == 0) return x;
+  if (p == 1) return x * 0.0;
+  const double keep = 1 - p;
+  Array mask = Array::empty(x.shape(), x.dtype());
+  dispatch_floating(x.dtype(), "dropout", [&]<class T>() {
+    T* m = mask.data<T>();
+    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = gen.uniform() < keep ? static_cast<T>(1 / keep) : T(0);
+  });
+  return x * Tensor(mask);
+}
+
+// ---- losses ------------------------------------------------------------------------------------------
+static Tensor reduce(const Tensor& loss, const std::string& reduction, const char* op) {
+  if (reduction == "mean") return mean(loss);
+  if (reduction == "sum") return sum(loss);
+  if (reduction == "none") return loss;
+  throw ValueError(cat(op, ": reduction must be \"mean\", \"sum\" or \"none\", got \"", reduction, "\""));
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const std::string& reduction) {
+  if (log_probs.dim() < 2)
+    throw ShapeError(cat("nll_loss: log-probabilities must be (N, C) or (N, C, d1, ...), got ", shape_str(log_probs.shape())));
+  if (target.dtype() != DType::Int64) throw DTypeError(cat("nll_loss: target must hold int64 class indices, got ", dtype_name(target.dtype())));
+  Shape expect = log_probs.shape();
+  expect.erase(expect.begin() + 1);
+  if (target.shape() != expect)
+    throw ShapeError(cat("nll_loss: target ", shape_str(target.shape()), " does not match input ", shape_str(log_probs.shape()), " (expected ",
+                         shape_str(expect), ")"));
+  const int64_t C = log_probs.size(1);
+  const Array t = target.array().contiguous();
+  const int64_t* tp = t.data<int64_t>();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (tp[i] < 0 || tp[i] >= C) throw IndexError(cat("nll_loss: target class ", tp[i], " at flat index ", i, " is outside [0, ", C, ")"));
+  Tensor picked = squeeze(gather(log_probs, 1, unsqueeze(target, 1)), 1);  // log p(target): (N, d1, ...)
+  return reduce(-picked, reduction, "nll_loss");
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const std::string& reduction) {
+  if (logits.dim() < 2) throw ShapeError(cat("cross_entropy: logits must be (N, C) or (N, C, d1, ...), got ", shape_str(logits.shape())));
+  return nll_loss(log_softmax(logits, 1), target, reduction);
+}
+
+Tensor log_sigmoid(const Tensor& x) { return -softplus(-x); }
+
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const std::string& reduction) {
+  if (logits.shape() != target.shape())
+    throw ShapeError(cat("binary_cross_entropy_with_logits: logits ", shape_str(logits.shape()), " and target ", shape_str(target.shape()),
+                         " must have the same shape"));
+  if (!is_floating(target.dtype()))
+    throw DTypeError(cat("binary_cross_entropy_with_logits: target must be floating (0./1.), got ", dtype_name(target.dtype())));
+  // max(x, 0) + log1p(exp(-|x|)) is softplus(x), computed that way by the engine's kernel. Written
+  // with max and |x| its gradient at exactly x = 0 would be 1 - y or -y instead of 1/2 - y.
+  return reduce(softplus(logits) - logits * target, reduction, "binary_cross_entropy_with_logits");
+}
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {
+  if (input.shape() != target.shape())
+    throw ShapeError(cat("mse_loss: input ", shape_str(input.shape()), " and target ", shape_str(target.shape()), " must have the same shape"));
+  Tensor diff = input - target;
+  return reduce(diff * diff, reduction, "mse_loss");
+}
+
+}  // namespace dgm::nn::functional

@@ -1,0 +1,274 @@
+#include "nn/optim.h"
+
+#include <cmath>
+#include <map>
+
+#include "autograd/ops.h"
+
+namespace dgm::nn {
+
+namespace {
+
+// The raw data of a parameter and its gradient, for the in-place update loops.
+template <class T>
+struct ParamView {
+  T* p;
+  const T* g;
+  int64_t n;
+  Array grad;  // keeps the (possibly converted) gradient alive
+};
+
+template <class T>
+ParamView<T> view_param(const Tensor& param, const char* op) {
+  if (!param.is_contiguous()) throw ValueError(cat(op, ": parameters must be contiguous, got one of shape ", shape_str(param.shape())));
+  Array g = param.grad().array().to(param.dtype()).contiguous();
+  return {param.data<T>(), g.data<T>(), param.numel(), g};
+}
+
+Tensor zeros_as(const Tensor& p) { return zeros(p.shape(), {.dtype = p.dtype()}); }
+
+std::map<std::string, Tensor> by_name(const NamedTensors& state) {
+  std::map<std::string, Tensor> m;
+  for (const auto& [k, v] : state) m[k] = v;
+  return m;
+}
+
+// Copies state[key] (shape of `like`) into a fresh tensor; a missing or mis-shaped entry is an error.
+Tensor restore(const std::map<std::string, Tensor>& state, const std::string& key, const Tensor& like, const char* op) {
+  auto it = state.find(key);
+  if (it == state.end()) throw ValueError(cat(op, ".load_state_dict: missing key '", key, "'"));
+  if (it->second.shape() != like.shape())
+    throw ShapeError(cat(op, ".load_state_dict: '", key, "' has shape ", shape_str(it->second.shape()), ", the parameter has ",
+                         shape_str(like.shape())));
+  return Tensor(it->second.array().to(like.dtype()).clone());
+}
+
+void check_known_keys(const NamedTensors& state, const NamedTensors& expected, const char* op) {
+  std::map<std::string, bool> known;
+  for (const auto& [k, v] : expected) known[k] = true;
+  for (const auto& [k, v] : state)
+    if (!known.count(k)) throw ValueError(cat(op, ".load_state_dict: unexpected key '", k, "'"));
+}
+
+constexpr int64_t kParallelUpdate = 1 << 16;  // elements below which one thread does the update
+
+}  // namespace
+
+// ---- Optimizer ---------------------------------------------------------------------------------------
+Optimizer::Optimizer(std::vector<Tensor> params, double lr) : params_(std::move(params)), lr_(lr) {
+  if (!(lr >= 0)) throw ValueError(cat("optimizer: learning rate must be non-negative, got ", lr));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    // a frozen parameter (requires_grad off) is allowed: it never has a gradient, so it is skipped
+    if (!p.defined() || !p.is_leaf())
+      throw ValueError(cat("optimizer: parameter ", i, " must be a defined leaf tensor (got ", p.defined() ? "the result of an op" : "undefined",
+                           "); pass the module's parameters, not values computed from them"));
+    if (!is_floating(p.dtype())) throw DTypeError(cat("optimizer: parameter ", i, " is ", dtype_name(p.dtype()), ", expected floating"));
+    for (size_t j = 0; j < i; ++j)
+      if (params_[j].is_same(p)) throw ValueError(cat("optimizer: parameter ", i, " appears twice (also at ", j, ")"));
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (Tensor& p : params_) p.zero_grad();
+}
+
+// ---- SGD ------------------------------------------------------------------------------------------------
+SGD::SGD(std::vector<Tensor> params, SGDOptions o) : Optimizer(std::move(params), o.lr), options(o), momentum_buffers(params_.size()) {
+  if (o.momentum < 0 || o.dampening < 0 || o.weight_decay < 0)
+    throw ValueError(cat("SGD: momentum, dampening and weight_decay must be non-negative, got ", o.momentum, ", ", o.dampening, ", ", o.weight_decay));
+  if (o.nesterov && (o.momentum <= 0 || o.dampening != 0)) throw ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0");
+}
+
+void SGD::step() {
+  const double lr = lr_, mu = options.momentum, damp = options.dampening, wd = options.weight_decay;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& param = params_[i];
+    if (!param.grad().defined()) continue;
+    bool first = false;
+    if (mu != 0 && !momentum_buffers[i].defined()) {
+      momentum_buffers[i] = zeros_as(param);
+      first = true;  // PyTorch starts the buffer at the first gradient, not at 0
+    }
+    dispatch_floating(param.dtype(), "SGD.step", [&]<class T>() {
+      ParamView<T> v = view_param<T>(param, "SGD.step");
+      T* buf = mu != 0 ? momentum_buffers[i].data<T>() : nullptr;
+#pragma omp parallel for if (v.n > kParallelUpdate)
+      for (int64_t j = 0; j < v.n; ++j) {
+        T d = v.g[j] + static_cast<T>(wd) * v.p[j];
+        if (buf) {
+          buf[j] = first ? d : static_cast<T>(mu) * buf[j] + static_cast<T>(1 - damp) * d;
+          d = options.nesterov ? d + static_cast<T>(mu) * buf[j] : buf[j];
+        }
+        v.p[j] -= static_cast<T>(lr) * d;
+      }
+    });
+    param.array().bump_version();
+  }
+}
+
+NamedTensors SGD::state_dict() const {
+  NamedTensors out;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (momentum_buffers[i].defined()) out.emplace_back(cat(i, ".momentum_buffer"), momentum_buffers[i]);
+  return out;
+}
+void SGD::load_state_dict(const NamedTensors& state) {
+  auto m = by_name(state);
+  NamedTensors expected;
+  std::vector<Tensor> buffers(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    std::string key = cat(i, ".momentum_buffer");
+    if (!m.count(key)) continue;  // no buffer yet for this parameter
+    buffers[i] = restore(m, key, params_[i], "SGD");
+    expected.emplace_back(key, buffers[i]);
+  }
+  check_known_keys(state, expected, "SGD");
+  momentum_buffers = buffers;
+}
+
+// ---- Adam / AdamW -------------------------------------------------------------------------------------
+Adam::Adam(std::vector<Tensor> params, AdamOptions o) : Adam(std::move(params), o, false) {}
+Adam::Adam(std::vector<Tensor> params, AdamOptions o, bool decoupled)
+    : Optimizer(std::move(params), o.lr), options(o), state(params_.size()), decoupled_(decoupled) {
+  if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1))
+    throw ValueError(cat(decoupled ? "AdamW" : "Adam", ": betas must be in [0, 1), got ", o.beta1, ", ", o.beta2));
+  if (!(o.eps >= 0) || !(o.weight_decay >= 0))
+    throw ValueError(cat(decoupled ? "AdamW" : "Adam", ": eps and weight_decay must be non-negative, got ", o.eps, ", ", o.weight_decay));
+}
+AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o)
+    : Adam(std::move(params), {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay}, true) {}
+
+void Adam::step() {
+  const double lr = lr_, b1 = options.beta1, b2 = options.beta2, eps = options.eps, wd = options.weight_decay;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& param = params_[i];
+    if (!param.grad().defined()) continue;
+    AdamParamState& s = state[i];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = zeros_as(param);
+      s.exp_avg_sq = zeros_as(param);
+    }
+    s.step += 1;
+    const double t = static_cast<double>(s.step);
+    const double step_size = lr / (1 - std::pow(b1, t));           // lr / bias_correction1
+    const double bias_correction2_sqrt = std::sqrt(1 - std::pow(b2, t));
+    dispatch_floating(param.dtype(), decoupled_ ? "AdamW.step" : "Adam.step", [&]<class T>() {
+      ParamView<T> v = view_param<T>(param, "Adam.step");
+      T* m = s.exp_avg.data<T>();
+      T* m2 = s.exp_avg_sq.data<T>();
+      const T decay = static_cast<T>(1 - lr * wd);
+#pragma omp parallel for if (v.n > kParallelUpdate)
+      for (int64_t j = 0; j < v.n; ++j) {
+        T g = v.g[j];
+        if (decoupled_) v.p[j] *= decay;                       // AdamW: p -= lr wd p
+        else g += static_cast<T>(wd) * v.p[j];                 // Adam: L2 term in the gradient
+        m[j] = static_cast<T>(b1) * m[j] + static_cast<T>(1 - b1) * g;
+        m2[j] = static_cast<T>(b2) * m2[j] + static_cast<T>(1 - b2) * g * g;
+        T denom = std::sqrt(m2[j]) / static_cast<T>(bias_correction2_sqrt) + static_cast<T>(eps);
+        v.p[j] -= static_cast<T>(step_size) * m[j] / denom;
+      }
+    });
+    param.array().bump_version();
+  }
+}
+
+NamedTensors Adam::state_dict() const {
+  NamedTensors out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!state[i].exp_avg.defined()) continue;
+    out.emplace_back(cat(i, ".step"), Tensor(Array::scalar(static_cast<double>(state[i].step), DType::Int64)));
+    out.emplace_back(cat(i, ".exp_avg"), state[i].exp_avg);
+    out.emplace_back(cat(i, ".exp_avg_sq"), state[i].exp_avg_sq);
+  }
+  return out;
+}
+void Adam::load_state_dict(const NamedTensors& state_in) {
+  auto m = by_name(state_in);
+  const char* op = decoupled_ ? "AdamW" : "Adam";
+  NamedTensors expected;
+  std::vector<AdamParamState> restored(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    std::string key = cat(i, ".step");
+    if (!m.count(key)) continue;  // this parameter has not been stepped yet
+    const Tensor& t = m.at(key);
+    if (t.numel() != 1) throw ShapeError(cat(op, ".load_state_dict: '", key, "' must hold one number, got shape ", shape_str(t.shape())));
+    restored[i].step = static_cast<int64_t>(t.item());
+    restored[i].exp_avg = restore(m, cat(i, ".exp_avg"), params_[i], op);
+    restored[i].exp_avg_sq = restore(m, cat(i, ".exp_avg_sq"), params_[i], op);
+    expected.emplace_back(key, t);
+    expected.emplace_back(cat(i, ".exp_avg"), t);
+    expected.emplace_back(cat(i, ".exp_avg_sq"), t);
+  }
+  check_known_keys(state_in, expected, op);
+  state = restored;
+}
+
+// ---- gradient clipping -----------------------------------------------------------------------------------
+double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
+  if (!(max_norm >= 0)) throw ValueError(cat("clip_grad_norm_: max_norm must be non-negative, got ", max_norm));
+  std::vector<Array> grads;  // contiguous gradients, made the parameters' own .grad
+  for (Tensor p : params) {  // a handle: p.set_grad changes the parameter itself
+    if (!p.defined() || !p.grad().defined()) continue;
+    Tensor g = p.grad();
+    if (!g.is_contiguous()) p.set_grad(g = Tensor(g.array().contiguous()));
+    grads.push_back(g.array());
+  }
+  double total_sq = 0;
+  for (const Array& g : grads)
+    dispatch_floating(g.dtype(), "clip_grad_norm_", [&]<class T>() {
+      const T* d = g.data<T>();
+      for (int64_t j = 0; j < g.numel(); ++j) total_sq += static_cast<double>(d[j]) * static_cast<double>(d[j]);
+    });
+  const double total = std::sqrt(total_sq);
+  const double coef = max_norm / (total + 1e-6);
+  if (coef < 1) {
+    for (const Array& g : grads) {
+      dispatch_floating(g.dtype(), "clip_grad_norm_", [&]<class T>() {
+        T* d = g.data<T>();
+        for (int64_t j = 0; j < g.numel(); ++j) d[j] *= static_cast<T>(coef);
+      });
+      g.bump_version();
+    }
+  }
+  return total;
+}
+
+// ---- schedules -------------------------------------------------------------------------------------------
+LRScheduler::LRScheduler(Optimizer& optimizer) : optimizer_(optimizer), base_lr_(optimizer.lr()) {}
+void LRScheduler::step() { set_step(step_ + 1); }
+void LRScheduler::set_step(int64_t step) {
+  if (step < 0) throw ValueError(cat("LRScheduler: step must be non-negative, got ", step));
+  step_ = step;
+  optimizer_.set_lr(get_lr(step));
+}
+
+StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma) : LRScheduler(optimizer), step_size(step_size), gamma(gamma) {
+  if (step_size <= 0) throw ValueError(cat("StepLR: step_size must be positive, got ", step_size));
+  start();
+}
+double StepLR::get_lr(int64_t step) const { return base_lr() * std::pow(gamma, static_cast<double>(step / step_size)); }
+
+CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min)
+    : LRScheduler(optimizer), T_max(T_max), eta_min(eta_min) {
+  if (T_max <= 0) throw ValueError(cat("CosineAnnealingLR: T_max must be positive, got ", T_max));
+  start();
+}
+double CosineAnnealingLR::get_lr(int64_t step) const {
+  return eta_min + (base_lr() - eta_min) * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(T_max))) / 2;
+}
+
+WarmupCosineLR::WarmupCosineLR(Optimizer& optimizer, int64_t warmup_steps, int64_t total_steps, double min_lr)
+    : LRScheduler(optimizer), warmup_steps(warmup_steps), total_steps(total_steps), min_lr(min_lr) {
+  if (warmup_steps < 0 || total_steps <= warmup_steps)
+    throw ValueError(cat("WarmupCosineLR: need 0 <= warmup_steps < total_steps, got ", warmup_steps, " and ", total_steps));
+  start();
+}
+double WarmupCosineLR::get_lr(int64_t step) const {
+  if (step < warmup_steps) return base_lr() * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  if (step > total_steps) return min_lr;
+  double r = static_cast<double>(step - warmup_steps) / static_cast<double>(total_steps - warmup_steps);
+  return min_lr + (base_lr() - min_lr) * (1 + std::cos(M_PI * r)) / 2;
+}
+
+}  // namespace dgm::nn
