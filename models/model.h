@@ -36,6 +36,13 @@ class GenerativeModel : public nn::Module {
   // Keeps the first k raster pixels of each row of x and samples the rest (autocompletion).
   virtual Tensor complete(const Tensor& x, int64_t k, Generator& gen);
 
+  // Models with a closed-form maximum-likelihood fit (the counting baselines) fit `train` (N, D)
+  // directly and return true; gradient-trained models return false.
+  virtual bool fit(const Tensor& train) {
+    (void)train;
+    return false;
+  }
+
   virtual DataKind data_kind() const = 0;
   virtual int64_t height() const { return 28; }
   virtual int64_t width() const { return 28; }

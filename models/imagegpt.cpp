@@ -1,0 +1,98 @@
+#include "models/imagegpt.h"
+
+#include "models/config.h"
+#include "nn/init.h"
+
+namespace dgm::models {
+
+namespace F = nn::functional;
+
+ImageGPTConfig ImageGPTConfig::from_json(const nlohmann::json& config) {
+  ConfigReader r("imagegpt", config);
+  ImageGPTConfig c;
+  c.embed_dim = r.integer("embed_dim", c.embed_dim);
+  c.heads = r.integer("heads", c.heads);
+  c.layers = r.integer("layers", c.layers, 0);
+  c.image_size = r.integer("image_size", c.image_size, 2);
+  r.finish();
+  return c;
+}
+
+nlohmann::json ImageGPTConfig::to_json() const {
+  return {{"embed_dim", embed_dim}, {"heads", heads}, {"layers", layers}, {"image_size", image_size}};
+}
+
+ImageGPT::ImageGPT(ImageGPTConfig config) : AutoregressiveModel("ImageGPT"), config_(config) {
+  const int64_t d = config.embed_dim, L = config.image_size * config.image_size;
+  sos = register_parameter("sos", zeros({d}));
+  tok = register_module("tok", std::make_shared<nn::Embedding>(2, d));
+  pos = register_module("pos", std::make_shared<nn::Embedding>(L, d));
+  auto block_list = register_module("blocks", std::make_shared<nn::Module>("ModuleList"));
+  for (int64_t i = 0; i < config.layers; ++i) {
+    auto block = block_list->register_module(std::to_string(i), std::make_shared<nn::TransformerBlock>(d, config.heads));
+    // as torch.nn.MultiheadAttention initialises itself: xavier-uniform input projection, zero biases
+    nn::init::xavier_uniform_(block->attn->qkv->weight);
+    nn::init::zeros_(block->attn->qkv->bias);
+    nn::init::zeros_(block->attn->proj->bias);
+    blocks.push_back(block);
+  }
+  ln = register_module("ln", std::make_shared<nn::LayerNorm>(d));
+  head = register_module("head", std::make_shared<nn::Linear>(d, 1, nn::LinearOptions{.bias = false}));
+}
+
+std::shared_ptr<GenerativeModel> ImageGPT::create(const nlohmann::json& config) {
+  return std::make_shared<ImageGPT>(ImageGPTConfig::from_json(config));
+}
+
+// x: (B, L) -> (B, L)
+Tensor ImageGPT::logits(const Tensor& x) {
+  check_input(x, "logits");
+  const int64_t B = x.size(0), L = x.size(1), d = config_.embed_dim;
+  Tensor previous = tok->forward(slice(x, 1, 0, L - 1));  // tokens of x_0 .. x_{L-2}: (B, L-1, d)
+  Tensor start = expand(reshape(sos, {1, 1, d}), {B, 1, d});  // (B, 1, d)
+  Tensor h = cat({start, previous}, 1) + pos->weight;        // input at position t sees x_{t-1}: (B, L, d)
+  for (const auto& block : blocks) h = block->forward(h);   // (B, L, d)
+  return squeeze(head->forward(ln->forward(h)), 2);         // (B, L, 1) -> (B, L)
+}
+
+// x: (B, L) -> (B, L, 2)
+Tensor ImageGPT::conditional_log_probs(const Tensor& x) { return bernoulli_log_probs(logits(x)); }
+
+// x: (B, L) -> (B,)
+Tensor ImageGPT::log_prob(const Tensor& x) {
+  Tensor l = logits(x);  // (B, L)
+  return -sum(F::binary_cross_entropy_with_logits(l, x.to(l.dtype()), "none"), {1});
+}
+
+Tensor ImageGPT::loss(const Tensor& x) {
+  Tensor l = logits(x);
+  return F::binary_cross_entropy_with_logits(l, x.to(l.dtype()));
+}
+
+Tensor ImageGPT::complete(const Tensor& x, int64_t k, Generator& gen) {
+  check_input(x, "complete");
+  const int64_t B = x.size(0), L = num_pixels(), d = config_.embed_dim;
+  if (k < 0 || k > L) throw ValueError(cat("ImageGPT.complete: k must be in [0, ", L, "], got ", k));
+  NoGradGuard no_grad;
+  Tensor out = clone(x);
+  if (k == L) return out;
+  int64_t* pixels = out.data<int64_t>();
+  std::vector<nn::KVCache> caches(blocks.size());
+  for (int64_t t = 0; t < L; ++t) {
+    // the input at position t, as in logits(): (B, d)
+    Tensor h = (t == 0 ? expand(unsqueeze(sos, 0), {B, d}) : tok->forward(select(out, 1, t - 1))) + select(pos->weight, 0, t);
+    for (size_t i = 0; i < blocks.size(); ++i) h = blocks[i]->forward_step(h, caches[i]);  // (B, d), caches grow by one
+    if (t < k) continue;  // a given pixel: only its keys and values were needed
+    Tensor l = squeeze(head->forward(ln->forward(h)), 1);                                 // (B,)
+    std::vector<int64_t> drawn = draw_from_log_probs(bernoulli_log_probs(l), gen);        // x_t ~ Bernoulli(sigmoid(l_t))
+    for (int64_t b = 0; b < B; ++b) pixels[b * L + t] = drawn[static_cast<size_t>(b)];
+  }
+  return out;
+}
+
+Tensor ImageGPT::sample_naive(int64_t n, Generator& gen) {
+  if (n <= 0) throw ValueError(cat("ImageGPT.sample_naive: n must be positive, got ", n));
+  return complete_naive(zeros({n, num_pixels()}, {.dtype = DType::Int64}), 0, gen);
+}
+
+}  // namespace dgm::models

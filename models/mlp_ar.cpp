@@ -1,0 +1,95 @@
+#include "models/mlp_ar.h"
+
+#include "models/config.h"
+#include "nn/distributions.h"
+
+namespace dgm::models {
+
+namespace F = nn::functional;
+
+MLPARConfig MLPARConfig::from_json(const nlohmann::json& config) {
+  ConfigReader r("mlp_ar", config);
+  MLPARConfig c;
+  c.hidden = r.integer("hidden", c.hidden);
+  c.context = r.integer("context", c.context);
+  c.head = r.choice("head", c.head, {"categorical", "logistic_mixture"});
+  c.mixtures = r.integer("mixtures", c.mixtures);
+  c.image_size = r.integer("image_size", c.image_size, 2);
+  r.finish();
+  return c;
+}
+
+nlohmann::json MLPARConfig::to_json() const {
+  return {{"hidden", hidden}, {"context", context}, {"head", head}, {"mixtures", mixtures}, {"image_size", image_size}};
+}
+
+MLPAR::MLPAR(MLPARConfig config) : AutoregressiveModel("MLPAR"), config_(config) {
+  const int64_t H = config.hidden;
+  auto emb_list = register_module("emb", std::make_shared<nn::Module>("ModuleList"));
+  for (int64_t k = 0; k < config.context; ++k)
+    emb.push_back(emb_list->register_module(std::to_string(k), std::make_shared<nn::Embedding>(256, H)));
+  b = register_parameter("b", zeros({H}));
+  l2 = register_module("l2", std::make_shared<nn::Linear>(H, H));
+  l3 = register_module("l3", std::make_shared<nn::Linear>(H, mixture() ? 3 * config.mixtures : 256));
+}
+
+std::shared_ptr<GenerativeModel> MLPAR::create(const nlohmann::json& config) { return std::make_shared<MLPAR>(MLPARConfig::from_json(config)); }
+
+// a: (..., hidden) -> (..., P)
+Tensor MLPAR::mlp(const Tensor& a) { return l3->forward(relu(l2->forward(relu(a)))); }
+
+// x: (B, D) -> (B, D, P)
+Tensor MLPAR::head_params(const Tensor& x) {
+  const int64_t D = x.size(1), d = config_.context;
+  Tensor padded = pad(x, {d, 0});  // (B, d + D): d zeros before the first pixel
+  Tensor a = b;                    // (hidden) broadcast to (B, D, hidden) by the first sum
+  for (int64_t k = 0; k < d; ++k) {
+    Tensor previous = slice(padded, 1, d - k - 1, d - k - 1 + D);  // x_{j-k-1} for every j: (B, D)
+    a = a + emb[static_cast<size_t>(k)]->forward(previous);        // (B, D, hidden)
+  }
+  return mlp(a);  // (B, D, P)
+}
+
+// params: (..., P) -> (..., 256)
+Tensor MLPAR::all_log_probs(const Tensor& params) {
+  if (!mixture()) return log_softmax(params, -1);
+  // the mixture evaluated at every bin centre v / 127.5 - 1: params (..., 1, K) against values (256)
+  std::vector<Tensor> p = chunk(unsqueeze(params, -2), 3, -1);  // 3 x (..., 1, K)
+  nn::DiscretizedLogisticMixture dist(p[0], p[1], p[2]);
+  Tensor values = arange(256, {.dtype = params.dtype()}) / 127.5 - 1.0;  // (256)
+  return dist.log_prob(values);                                          // (..., 256)
+}
+
+// x: (B, D) -> (B, D, 256)
+Tensor MLPAR::conditional_log_probs(const Tensor& x) {
+  check_input(x, "conditional_log_probs");
+  return all_log_probs(head_params(x));
+}
+
+// x: (B, D) -> (B, 256): only pixel t's context goes through the MLP
+Tensor MLPAR::next_log_probs(const Tensor& x, int64_t t) {
+  const int64_t B = x.size(0);
+  Tensor a = b;  // (hidden)
+  for (int64_t k = 0; k < config_.context; ++k) {
+    const int64_t j = t - k - 1;
+    Tensor previous = j >= 0 ? select(x, 1, j) : zeros({B}, {.dtype = DType::Int64});  // (B,)
+    a = a + emb[static_cast<size_t>(k)]->forward(previous);                          // (B, hidden)
+  }
+  return all_log_probs(mlp(a));  // (B, 256)
+}
+
+// x: (B, D) -> (B,)
+Tensor MLPAR::log_prob(const Tensor& x) {
+  check_input(x, "log_prob");
+  Tensor params = head_params(x);  // (B, D, P)
+  Tensor per_pixel;                // log p(x_j | x_{j-d:j-1}): (B, D)
+  if (mixture()) {
+    std::vector<Tensor> p = chunk(params, 3, -1);  // 3 x (B, D, K)
+    per_pixel = nn::DiscretizedLogisticMixture(p[0], p[1], p[2]).log_prob(x.to(params.dtype()) / 127.5 - 1.0);
+  } else {
+    per_pixel = squeeze(gather(log_softmax(params, -1), 2, unsqueeze(x, 2)), 2);
+  }
+  return sum(per_pixel, {1});
+}
+
+}  // namespace dgm::models

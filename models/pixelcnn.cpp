@@ -1,0 +1,93 @@
+#include "models/pixelcnn.h"
+
+#include <algorithm>
+
+#include "autograd/engine.h"
+#include "models/config.h"
+
+namespace dgm::models {
+
+PixelCNNConfig PixelCNNConfig::from_json(const nlohmann::json& config) {
+  ConfigReader r("pixelcnn", config);
+  PixelCNNConfig c;
+  c.channels = r.integer("channels", c.channels);
+  c.layers = r.integer("layers", c.layers, 0);
+  c.kernel_a = r.integer("kernel_a", c.kernel_a);
+  c.kernel_b = r.integer("kernel_b", c.kernel_b);
+  c.image_size = r.integer("image_size", c.image_size, 2);
+  r.finish();
+  if (c.kernel_a % 2 == 0 || c.kernel_b % 2 == 0)
+    throw ValueError(cat("pixelcnn: kernel sizes must be odd (a centre pixel), got kernel_a = ", c.kernel_a, ", kernel_b = ", c.kernel_b));
+  return c;
+}
+
+nlohmann::json PixelCNNConfig::to_json() const {
+  return {{"channels", channels}, {"layers", layers}, {"kernel_a", kernel_a}, {"kernel_b", kernel_b}, {"image_size", image_size}};
+}
+
+PixelCNN::PixelCNN(PixelCNNConfig config) : AutoregressiveModel("PixelCNN"), config_(config) {
+  const int64_t C = config.channels;
+  conv_a = register_module("conv_a", std::make_shared<nn::MaskedConv2d>('A', 1, C, config.kernel_a, nn::Conv2dOptions{.padding = config.kernel_a / 2}));
+  auto norm_list = register_module("norms", std::make_shared<nn::Module>("ModuleList"));
+  auto conv_list = register_module("conv_b", std::make_shared<nn::Module>("ModuleList"));
+  for (int64_t i = 0; i <= config.layers; ++i) norms.push_back(norm_list->register_module(std::to_string(i), std::make_shared<nn::LayerNorm>(C)));
+  for (int64_t i = 0; i < config.layers; ++i)
+    conv_b.push_back(conv_list->register_module(
+        std::to_string(i), std::make_shared<nn::MaskedConv2d>('B', C, C, config.kernel_b, nn::Conv2dOptions{.padding = config.kernel_b / 2})));
+  out = register_module("out", std::make_shared<nn::Conv2d>(C, 2, 1));
+}
+
+std::shared_ptr<GenerativeModel> PixelCNN::create(const nlohmann::json& config) {
+  return std::make_shared<PixelCNN>(PixelCNNConfig::from_json(config));
+}
+
+// LayerNorm over the channels of every pixel: (B, C, H, W) -> (B, C, H, W)
+static Tensor channel_norm(nn::LayerNorm& norm, const Tensor& h) {
+  return permute(norm.forward(permute(h, {0, 2, 3, 1})), {0, 3, 1, 2});
+}
+
+// images: (B, 1, h, w) -> (B, 2, h, w)
+Tensor PixelCNN::forward_image(const Tensor& images) {
+  Tensor h = conv_a->forward(images);  // (B, C, h, w): sees only pixels strictly before each one
+  for (size_t i = 0; i < conv_b.size(); ++i) h = conv_b[i]->forward(relu(channel_norm(*norms[i], h)));  // (B, C, h, w)
+  return out->forward(relu(channel_norm(*norms.back(), h)));                                             // (B, 2, h, w)
+}
+
+// x: (B, D) -> (B, 2, H, W)
+Tensor PixelCNN::logits(const Tensor& x) {
+  check_input(x, "logits");
+  return forward_image(reshape(x.to(param_dtype()), {x.size(0), 1, height(), width()}));
+}
+
+// x: (B, D) -> (B, D, 2)
+Tensor PixelCNN::conditional_log_probs(const Tensor& x) {
+  Tensor l = permute(logits(x), {0, 2, 3, 1});                         // (B, H, W, 2)
+  return log_softmax(reshape(l, {x.size(0), num_pixels(), 2}), -1);   // (B, D, 2)
+}
+
+// x: (B, D) -> (B, 2). The output at (r, c) sees rows r - reach .. r and columns c - reach .. c + reach
+// only, so the forward runs on that window (zero-padded at its edges like the image itself: the
+// padding reaches features that the output at (r, c) does not use).
+Tensor PixelCNN::next_log_probs(const Tensor& x, int64_t t) {
+  const int64_t B = x.size(0), H = height(), W = width(), r = t / W, c = t % W, R = reach();
+  const int64_t r0 = std::max<int64_t>(0, r - R), c0 = std::max<int64_t>(0, c - R), c1 = std::min(W, c + R + 1);
+  Tensor window = slice(slice(reshape(x, {B, H, W}), 1, r0, r + 1), 2, c0, c1);            // (B, r - r0 + 1, c1 - c0)
+  Tensor l = forward_image(unsqueeze(window.to(param_dtype()), 1));                       // (B, 2, r - r0 + 1, c1 - c0)
+  return log_softmax(select(select(l, 3, c - c0), 2, r - r0), -1);                         // (B, 2)
+}
+
+Tensor receptive_field(PixelCNN& model, int64_t h, int64_t w, bool weighted) {
+  if (h < 1 || w < 1) throw ValueError(cat("receptive_field: image size must be positive, got ", h, "x", w));
+  EnableGradGuard grad_on;
+  Generator gen(0);
+  const int64_t B = 4;  // a few random images, so that no reachable pixel hides behind a dead ReLU
+  Tensor images = rand({B, 1, h, w}, {.dtype = model.param_dtype(), .requires_grad = true}, &gen);
+  Tensor l = model.forward_image(images);                                                   // (B, 2, h, w)
+  Tensor centre = select(select(l, 3, w / 2), 2, h / 2);                                   // (B, 2)
+  Tensor logit = sum(select(centre, 1, 1) - select(centre, 1, 0));                         // Bernoulli logit, summed over images
+  Tensor g = autograd::grad({logit}, {images})[0];                                         // (B, 1, h, w)
+  Tensor map = sum(abs(g), {0, 1}).to(DType::Float64);                                     // (h, w)
+  return weighted ? map : to(map > 0.0, DType::Float64);
+}
+
+}  // namespace dgm::models

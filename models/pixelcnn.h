@@ -1,0 +1,72 @@
+// PixelCNN (van den Oord et al. 2016) for binarized images, as in homework 1: the conditionals
+// p(x_j | x_{<j}) come from a stack of masked convolutions, whose kernels see only the pixels above
+// and to the left (raster order), so one forward pass gives all D conditionals at once.
+//
+//   h = conv_A(x)                                   7x7, mask A (hides the centre): (B, C, H, W)
+//   h = conv_B(relu(LN(h)))      x layers           kxk, mask B (centre allowed):   (B, C, H, W)
+//   logits = conv_1x1(relu(LN(h)))                  2 logits per pixel:             (B, 2, H, W)
+//   p(x_j | x_{<j}) = Categorical(softmax(logits[:, :, j]))
+//
+// LN normalises each pixel's C channels (a LayerNorm over the channel dim), so it mixes nothing
+// across pixels. Stacked masks leave a blind spot: pixels above and to the right of a pixel that no
+// path of kernel offsets reaches, although they come before it; receptive_field() shows it.
+//
+// Sampling is one forward per pixel (AutoregressiveModel), on the window of the image the new
+// pixel can see, not the whole image.
+//
+// Config: {"channels": 64, "layers": 5, "kernel_a": 7, "kernel_b": 3, "image_size": 28}.
+#pragma once
+#include <vector>
+
+#include "models/autoregressive.h"
+#include "nn/layers.h"
+
+namespace dgm::models {
+
+struct PixelCNNConfig {
+  int64_t channels = 64;
+  int64_t layers = 5;  // mask-B layers after the first (mask-A) layer
+  int64_t kernel_a = 7;
+  int64_t kernel_b = 3;
+  int64_t image_size = 28;
+
+  static PixelCNNConfig from_json(const nlohmann::json& config);
+  nlohmann::json to_json() const;
+};
+
+class PixelCNN : public AutoregressiveModel {
+ public:
+  explicit PixelCNN(PixelCNNConfig config = {});
+  static std::shared_ptr<GenerativeModel> create(const nlohmann::json& config);
+
+  // images: (B, 1, h, w) floating, any size -> (B, 2, h, w) logits
+  Tensor forward_image(const Tensor& images);
+  // x: (B, D) int64 -> (B, 2, H, W)
+  Tensor logits(const Tensor& x);
+
+  Tensor conditional_log_probs(const Tensor& x) override;
+  Tensor next_log_probs(const Tensor& x, int64_t t) override;
+  DataKind data_kind() const override { return DataKind::Binary; }
+  int64_t height() const override { return config_.image_size; }
+  int64_t width() const override { return config_.image_size; }
+  nlohmann::json config() const override { return config_.to_json(); }
+  // How many rows up (and columns to either side) an output pixel can see: kernel_a/2 + layers * (kernel_b/2).
+  int64_t reach() const { return config_.kernel_a / 2 + config_.layers * (config_.kernel_b / 2); }
+
+  std::shared_ptr<nn::MaskedConv2d> conv_a;
+  std::vector<std::shared_ptr<nn::LayerNorm>> norms;  // layers + 1: before each mask-B conv and before the output
+  std::vector<std::shared_ptr<nn::MaskedConv2d>> conv_b;
+  std::shared_ptr<nn::Conv2d> out;
+
+ private:
+  PixelCNNConfig config_;
+};
+
+// Which input pixels the centre output pixel (h/2, w/2) of an h x w image depends on: the Bernoulli
+// logit there (logit of 1 minus logit of 0) is backpropagated to the input, a batch of random
+// images. Returns an (h, w) float64 map of sum |d logit / d x| (weighted) or 1 where that is
+// non-zero, else 0 (binary). Mask A alone gives exactly its kernel layout; deeper stacks show the
+// blind spot.
+Tensor receptive_field(PixelCNN& model, int64_t h, int64_t w, bool weighted = false);
+
+}  // namespace dgm::models

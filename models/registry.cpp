@@ -1,0 +1,36 @@
+#include "models/registry.h"
+
+#include "models/baselines.h"
+#include "models/imagegpt.h"
+#include "models/mlp_ar.h"
+#include "models/pixelcnn.h"
+#include "models/template_model.h"
+
+namespace dgm::models {
+
+const std::vector<ModelInfo>& registry() {
+  // One line per model: name, one-line description, the function that builds it from a config.
+  static const std::vector<ModelInfo> models = {
+      {"independent", "independent pixels, exact MLE by counting (lecture 1 histogram baseline); fit() or train", IndependentPixels::create},
+      {"markov1", "first-order Markov chain over raster pixels, shared over positions, exact MLE by counting", MarkovChain::create},
+      {"mlp_ar", "MLP autoregressive model on 8-bit pixels with a Markov context (lecture 1), categorical or logistic-mixture head",
+       MLPAR::create},
+      {"imagegpt", "ImageGPT: causal transformer over binarized raster pixels, KV-cache sampling (homework 1)", ImageGPT::create},
+      {"pixelcnn", "PixelCNN: masked convolutions (A then B) over binarized pixels (homework 1)", PixelCNN::create},
+      {"template", "independent Bernoulli logits: the template for adding a model (models/template_model.h)", TemplateModel::create},
+  };
+  return models;
+}
+
+const ModelInfo& find_model(const std::string& name) {
+  std::string known;
+  for (const ModelInfo& m : registry()) {
+    if (m.name == name) return m;
+    known += (known.empty() ? "" : ", ") + m.name;
+  }
+  throw ValueError(cat("unknown model '", name, "' (known models: ", known, ")"));
+}
+
+std::shared_ptr<GenerativeModel> create_model(const std::string& name, const nlohmann::json& config) { return find_model(name).create(config); }
+
+}  // namespace dgm::models
