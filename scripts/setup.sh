@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make libgtest-dev libgmock-dev libstb-dev zlib1g-dev nlohmann-json3-dev libcli11-dev)
+packages=(cmake g++ make libgtest-dev libgmock-dev libstb-dev zlib1g-dev nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,614 @@
+// The `dgm` command: argument parsing, the DataLoader, the generic trainer (files, test NLL, exact
+// resume), eval/sample end to end, and bench. Everything runs in-process on tiny models and tiny
+// synthetic images, so the suite takes seconds.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "models/registry.h"
+#include "nn/functional.h"
+#include "nn/serialize.h"
+#include "tools/cli/args.h"
+#include "tools/cli/bench.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/data_loader.h"
+#include "tools/cli/trainer.h"
+#include "tools/image.h"
+
+using namespace dgm;
+using namespace dgm::cli;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A fresh, empty folder under the system temp dir, removed when the test ends.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) {
+    path = fs::temp_directory_path() / ("dgm_test_cli_" + std::to_string(getpid()) + "_" + name);
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& file) const { return (path / file).string(); }
+};
+
+struct CliRun {
+  int code;
+  std::string out, err;
+};
+CliRun run(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  int code = run_cli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream is(text);
+  for (std::string line; std::getline(is, line);) lines.push_back(line);
+  return lines;
+}
+
+bool has_model(const std::string& name) {
+  for (const auto& m : models::registry())
+    if (m.name == name) return true;
+  return false;
+}
+
+// n synthetic grey images of rows x cols, deterministic: a bright blob whose place depends on i,
+// on a background of assorted levels (so binarization at 128 matters).
+data::MnistData synthetic_images(int64_t n, int64_t rows, int64_t cols, uint64_t seed) {
+  data::MnistData d;
+  d.source = "synthetic";
+  d.n = n, d.rows = rows, d.cols = cols;
+  Generator gen(seed);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t p = 0; p < rows * cols; ++p) {
+      const bool blob = (p + i) % 3 == 0;
+      d.pixels.push_back(static_cast<uint8_t>(blob ? 160 + gen.randint(0, 96) : gen.randint(0, 140)));
+    }
+    d.labels.push_back(static_cast<uint8_t>(i % 10));
+  }
+  return d;
+}
+
+// The smallest trainable models, defined here so the trainer is tested whatever models/ holds.
+// Binary: independent Bernoulli pixels with logits theta (D); while training, dropout on the
+// logits draws from the default generator, so an exact resume must restore that generator too.
+class TinyBernoulli : public models::GenerativeModel {
+ public:
+  explicit TinyBernoulli(int64_t side) : GenerativeModel("TinyBernoulli"), side_(side) {
+    logits = register_parameter("logits", randn({side * side}) * 0.1);
+  }
+  Tensor log_prob(const Tensor& x) override {  // x: (B, D) in {0, 1} -> (B,)
+    Tensor theta = nn::functional::dropout(logits, 0.1, is_training());
+    Tensor xf = x.to(DType::Float32);
+    return sum(xf * theta - softplus(theta), {1});
+  }
+  Tensor loss(const Tensor& x) override {
+    if (on_loss) on_loss();
+    return GenerativeModel::loss(x);
+  }
+  Tensor sample(int64_t n, Generator& gen) override {
+    Tensor p = sigmoid(logits.detach()).unsqueeze(0).expand({n, side_ * side_}).contiguous();
+    return bernoulli(p, &gen).to(DType::Int64);
+  }
+  models::DataKind data_kind() const override { return models::DataKind::Binary; }
+  int64_t height() const override { return side_; }
+  int64_t width() const override { return side_; }
+  nlohmann::json config() const override { return {{"side", side_}}; }
+
+  Tensor logits;
+  std::function<void()> on_loss;  // called at every training step (the interruption test uses it)
+
+ private:
+  int64_t side_;
+};
+
+// 8-bit: an independent 256-way categorical per pixel, logits (D, 256).
+class TinyCategorical : public models::GenerativeModel {
+ public:
+  explicit TinyCategorical(int64_t side) : GenerativeModel("TinyCategorical"), side_(side) {
+    logits = register_parameter("logits", zeros({side * side, 256}));
+  }
+  Tensor log_prob(const Tensor& x) override {  // x: (B, D) in 0..255 -> (B,)
+    const int64_t B = x.size(0), D = x.size(1);
+    Tensor logp = log_softmax(logits, 1).unsqueeze(0).expand({B, D, 256});
+    return sum(gather(logp, 2, x.unsqueeze(2)).squeeze(2), {1});
+  }
+  Tensor sample(int64_t n, Generator& gen) override {
+    Tensor probs = softmax(logits.detach(), 1);  // (D, 256)
+    Tensor s = multinomial(probs, n, true, &gen);  // (D, n)
+    return s.t().contiguous();
+  }
+  models::DataKind data_kind() const override { return models::DataKind::Byte; }
+  int64_t height() const override { return side_; }
+  int64_t width() const override { return side_; }
+  nlohmann::json config() const override { return {{"side", side_}}; }
+  Tensor logits;
+
+ private:
+  int64_t side_;
+};
+
+// Bitwise equality of two float tensors (not ==: that would let -0 equal 0 and fail on NaN).
+bool bit_identical(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  Tensor ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.array().raw_data(), cb.array().raw_data(), static_cast<size_t>(ca.numel()) * itemsize(ca.dtype())) == 0;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TrainOptions tiny_options(const std::string& out_dir) {
+  TrainOptions o;
+  o.model_name = "tiny";
+  o.batch_size = 8;
+  o.lr = 0.05;
+  o.seed = 7;
+  o.out_dir = out_dir;
+  o.num_samples = 6;
+  o.quiet = true;
+  return o;
+}
+
+}  // namespace
+
+// ---- argument parsing ---------------------------------------------------------------------------------
+
+TEST(CliArgs, ParsesATrainLine) {
+  CliArgs a = parse_args({"train", "imagegpt", "--steps", "10", "--batch=16", "--lr", "3e-4", "--seed", "5", "--embed-dim", "32",
+                          "--heads=2", "--dropout", "0.1", "--head", "logistic_mixture", "--quiet", "--out", "runs/x",
+                          "--save-every", "4", "--threads", "1"});
+  EXPECT_EQ(a.command, Command::Train);
+  EXPECT_EQ(a.model, "imagegpt");
+  EXPECT_EQ(a.steps, 10);
+  EXPECT_EQ(a.epochs, 0);
+  EXPECT_EQ(a.batch, 16);
+  EXPECT_DOUBLE_EQ(a.lr, 3e-4);
+  EXPECT_EQ(a.seed, 5u);
+  EXPECT_EQ(a.save_every, 4);
+  EXPECT_EQ(a.threads, 1);
+  EXPECT_TRUE(a.quiet);
+  EXPECT_EQ(a.out, "runs/x");
+  EXPECT_EQ(a.model_config, (nlohmann::json{{"embed_dim", 32}, {"heads", 2}, {"dropout", 0.1}, {"head", "logistic_mixture"}}));
+  EXPECT_TRUE(a.has("batch"));
+  EXPECT_FALSE(a.has("epochs"));
+}
+
+TEST(CliArgs, DefaultsAndOtherCommands) {
+  CliArgs t = parse_args({"train", "template"});
+  EXPECT_EQ(t.steps, 0);
+  EXPECT_EQ(t.epochs, 0);
+  EXPECT_EQ(t.batch, 32);
+  EXPECT_DOUBLE_EQ(t.lr, 1e-3);
+  EXPECT_TRUE(t.model_config.empty());
+
+  CliArgs s = parse_args({"sample", "imagegpt", "--checkpoint", "run", "--n", "16", "--complete", "392"});
+  EXPECT_EQ(s.command, Command::Sample);
+  EXPECT_EQ(s.n, 16);
+  ASSERT_TRUE(s.complete.has_value());
+  EXPECT_EQ(*s.complete, 392);
+
+  CliArgs b = parse_args({"bench", "gemm_256", "gemm_512"});
+  EXPECT_EQ(b.names, (std::vector<std::string>{"gemm_256", "gemm_512"}));
+
+  EXPECT_TRUE(parse_args({"--help"}).help);
+  CliArgs h = parse_args({"train", "imagegpt", "--help", "--steps", "oops"});  // --help wins
+  EXPECT_TRUE(h.help);
+  EXPECT_EQ(h.model, "imagegpt");
+  EXPECT_EQ(parse_args({"help", "eval"}).command, Command::Eval);
+  EXPECT_EQ(flag_to_config_key("--embed-dim"), "embed_dim");
+}
+
+TEST(CliArgs, BadLinesExitWithCode2AndOneLine) {
+  const std::vector<std::vector<std::string>> bad = {
+      {},
+      {"frobnicate"},
+      {"train"},
+      {"train", "template", "--steps", "abc"},
+      {"train", "template", "--steps", "-3"},
+      {"train", "template", "--steps", "0"},
+      {"train", "template", "--epochs", "1.5"},
+      {"train", "template", "--steps", "5", "--epochs", "2"},
+      {"train", "template", "--batch", "0"},
+      {"train", "template", "--lr", "fast"},
+      {"train", "template", "--lr", "-0.1"},
+      {"train", "template", "--seed", "-1"},
+      {"train", "template", "--threads", "0"},
+      {"train", "template", "--steps"},
+      {"train", "template", "--quiet=yes"},
+      {"train", "template", "--steps", "3", "--steps", "4"},
+      {"train", "template", "extra"},
+      {"train", "template", "--heads", "two"},
+      {"train", "template", "--save-every", "-1"},
+      {"train", "template", "--out", ""},
+      {"train", "template", "--complete", "3"},
+      {"train", "template", "-s"},
+      {"--steps", "3", "train", "template"},
+      {"eval", "template"},
+      {"eval", "template", "--checkpoint", "/nonexistent/dgm/model.safetensors"},
+      {"eval", "template", "--checkpoint", "x", "--embed-dim", "8"},
+      {"sample", "template", "--checkpoint", "x", "--n", "0"},
+      {"sample", "template", "--checkpoint", "x", "--complete", "-1"},
+      {"bench", "--lr", "1"},
+      {"bench", "no_such_workload"},
+      {"lecture01", "no_such_module"},
+      {"lecture01", "a", "b"},
+      {"lecture01", "--steps", "3"},
+      {"train", "no_such_model", "--steps", "1"},
+      {"train", "template", "--data", "/nonexistent/dgm/mnist"},
+      {"train", "template", "--no-such-key", "3"},  // the model's own ValueError
+  };
+  for (const auto& args : bad) {
+    std::string line;
+    for (const auto& w : args) line += w + " ";
+    SCOPED_TRACE("dgm " + line);
+    if (args.size() > 2 && args[2] == "--no-such-key" && !has_model("template")) continue;
+    CliRun r = run(args);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.out, "");
+    const auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("dgm: error: ", 0), 0u) << lines[0];
+  }
+}
+
+TEST(CliArgs, RuntimeErrorsExitWithCode1) {
+  TempDir dir("runtime_error");
+  std::ofstream(dir / "model.safetensors") << "this is not a safetensors file";
+  if (!has_model("template")) GTEST_SKIP() << "no 'template' model registered";
+  CliRun r = run({"eval", "template", "--checkpoint", dir.path.string()});
+  EXPECT_EQ(r.code, 1);
+  ASSERT_EQ(lines_of(r.err).size(), 1u) << r.err;
+  EXPECT_EQ(r.err.rfind("dgm: error: ", 0), 0u);
+}
+
+TEST(CliArgs, HelpListsTheRegisteredModels) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"}, {"train", "--help"}, {"help", "sample"}}) {
+    CliRun r = run(args);
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.err, "");
+    for (const auto& m : models::registry()) {
+      EXPECT_NE(r.out.find(m.name), std::string::npos) << m.name;
+      EXPECT_NE(r.out.find(m.description), std::string::npos) << m.name;
+    }
+  }
+  for (Command c : {Command::Bench, Command::Lecture01, Command::Eval}) EXPECT_FALSE(usage(c).empty());
+}
+
+// ---- DataLoader -----------------------------------------------------------------------------------------
+
+TEST(CliDataLoader, BinarizesAbove128AndKeepsBytes) {
+  data::MnistData d;
+  d.n = 2, d.rows = 1, d.cols = 4;
+  d.pixels = {0, 128, 129, 255, 7, 200, 127, 128};
+  DataLoader binary(d, models::DataKind::Binary, {.batch_size = 2, .shuffle = false, .drop_last = false});
+  Tensor x = binary.next();
+  EXPECT_EQ(x.dtype(), DType::Int64);
+  EXPECT_EQ(x.shape(), (Shape{2, 4}));
+  EXPECT_EQ(x.to_vector<int64_t>(), (std::vector<int64_t>{0, 0, 1, 1, 0, 1, 0, 0}));
+  DataLoader bytes(d, models::DataKind::Byte, {.batch_size = 2, .shuffle = false, .drop_last = false});
+  EXPECT_EQ(bytes.next().to_vector<int64_t>(), (std::vector<int64_t>{0, 128, 129, 255, 7, 200, 127, 128}));
+  EXPECT_EQ(bytes.all().shape(), (Shape{2, 4}));
+}
+
+TEST(CliDataLoader, DropLastAndShapes) {
+  data::MnistData d = synthetic_images(10, 2, 3, 1);
+  DataLoader dropped(d, models::DataKind::Byte, {.batch_size = 3, .shuffle = true, .drop_last = true, .seed = 1});
+  EXPECT_EQ(dropped.num_batches(), 3);
+  DataLoader kept(d, models::DataKind::Byte, {.batch_size = 3, .shuffle = false, .drop_last = false});
+  EXPECT_EQ(kept.num_batches(), 4);
+  std::vector<int64_t> seen;
+  for (int64_t i = 0; i < kept.num_batches(); ++i) {
+    Tensor x = kept.next();
+    EXPECT_EQ(x.size(0), i < 3 ? 3 : 1);
+    EXPECT_EQ(x.size(1), 6);
+    for (int64_t v : x.to_vector<int64_t>()) seen.push_back(v);
+  }
+  // Without shuffle: every image once, in file order.
+  std::vector<int64_t> expected(d.pixels.begin(), d.pixels.end());
+  EXPECT_EQ(seen, expected);
+  EXPECT_TRUE(kept.epoch_done());
+
+  // With drop_last, an epoch is 3 full batches: 9 distinct images out of 10.
+  std::set<int64_t> used;
+  for (int64_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(dropped.next().size(0), 3);
+    for (int64_t j = 0; j < 3; ++j) used.insert(dropped.order()[i * 3 + j]);
+  }
+  EXPECT_EQ(used.size(), 9u);
+  EXPECT_TRUE(dropped.epoch_done());
+  dropped.next();
+  EXPECT_EQ(dropped.epoch(), 1);
+
+  data::MnistData tiny = synthetic_images(2, 2, 2, 1);
+  DataLoader none(tiny, models::DataKind::Binary, {.batch_size = 3, .shuffle = true, .drop_last = true});
+  EXPECT_EQ(none.num_batches(), 0);
+  EXPECT_THROW(none.next(), ValueError);
+  EXPECT_THROW(DataLoader(tiny, models::DataKind::Binary, {.batch_size = 0}), ValueError);
+}
+
+TEST(CliDataLoader, SeededShuffleIsReproducibleAndPerEpoch) {
+  data::MnistData d = synthetic_images(50, 2, 2, 3);
+  auto orders = [&](uint64_t seed) {
+    DataLoader loader(d, models::DataKind::Byte, {.batch_size = 5, .shuffle = true, .drop_last = true, .seed = seed});
+    std::vector<std::vector<int64_t>> epochs;
+    for (int e = 0; e < 3; ++e) {
+      for (int64_t i = 0; i < loader.num_batches(); ++i) loader.next();
+      epochs.push_back(loader.order());
+    }
+    return epochs;
+  };
+  const auto a = orders(11), b = orders(11), c = orders(12);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_NE(a[0], a[1]);  // a fresh order each epoch
+  for (const auto& order : a) {
+    std::vector<int64_t> sorted = order;
+    std::sort(sorted.begin(), sorted.end());
+    for (int64_t i = 0; i < 50; ++i) EXPECT_EQ(sorted[i], i);  // a permutation
+  }
+}
+
+TEST(CliDataLoader, StateRestoresThePositionMidEpoch) {
+  data::MnistData d = synthetic_images(40, 2, 2, 5);
+  DataLoaderOptions o{.batch_size = 6, .shuffle = true, .drop_last = true, .seed = 9};
+  DataLoader a(d, models::DataKind::Byte, o);
+  for (int i = 0; i < 9; ++i) a.next();  // epoch 1 (6 batches per epoch), position 3
+  DataLoader b(d, models::DataKind::Byte, {.batch_size = 6, .shuffle = true, .drop_last = true, .seed = 1234});
+  b.set_state(nlohmann::json::parse(a.state().dump()));
+  EXPECT_EQ(b.epoch(), 1);
+  EXPECT_EQ(b.position(), 3);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(a.next().to_vector<int64_t>(), b.next().to_vector<int64_t>()) << "batch " << i;
+  EXPECT_THROW(b.set_state({{"epoch", 0}}), FormatError);
+}
+
+// ---- Trainer ------------------------------------------------------------------------------------------------
+
+TEST(CliTrainer, WritesTheFourFilesAndATestNll) {
+  TempDir dir("trainer_files");
+  const data::MnistData train = synthetic_images(40, 4, 4, 1), test = synthetic_images(12, 4, 4, 2);
+  manual_seed(7);
+  auto model = std::make_shared<TinyBernoulli>(4);
+  TrainOptions o = tiny_options(dir.path.string());
+  o.epochs = 2;  // 5 steps per epoch
+  Trainer trainer(model, train, test, o);
+  EXPECT_EQ(trainer.steps_per_epoch(), 5);
+  EXPECT_EQ(trainer.total_steps(), 10);
+  TrainResult r = trainer.run();
+  EXPECT_FALSE(r.interrupted);
+  EXPECT_EQ(r.steps, 10);
+  EXPECT_EQ(r.unit, "nats/dim");
+  EXPECT_TRUE(std::isfinite(r.test_nll));
+  EXPECT_GT(r.test_nll, 0);
+  // The reported NLL is the model's test NLL at the end (the evaluation runs without dropout).
+  DataLoader test_loader(test, models::DataKind::Binary, {.batch_size = 5, .shuffle = false, .drop_last = false});
+  EXPECT_NEAR(r.test_nll, test_nll_nats(*model, test_loader), 1e-9);
+
+  for (const char* f : {kCheckpointFile, kSamplesFile, kCurvesFile, kLogFile}) EXPECT_TRUE(fs::exists(dir / f)) << f;
+  tools::GrayImage png = tools::read_png_gray(dir / kSamplesFile);
+  EXPECT_GT(png.width, 0);
+  EXPECT_NE(read_text(dir / kCurvesFile).find("<svg"), std::string::npos);
+  const auto log = lines_of(read_text(dir / kLogFile));
+  ASSERT_EQ(log.size(), 11u);
+  EXPECT_EQ(log[0], "step,epoch,train_loss,test_nll");
+  EXPECT_EQ(log[1].rfind("1,1,", 0), 0u);
+  EXPECT_EQ(log[5].back() == ',', false);  // step 5 ends epoch 1: it has a test NLL
+  EXPECT_EQ(log[4].back(), ',');           // step 4 has none
+  EXPECT_EQ(log[10].rfind("10,2,", 0), 0u);
+
+  // The checkpoint: the model's tensors under their own names, plus the optimiser and trainer state.
+  nn::SafetensorsFile ck = nn::load_safetensors(dir / kCheckpointFile);
+  EXPECT_EQ(ck.metadata.at("model"), "tiny");
+  EXPECT_EQ(ck.metadata.at("step"), "10");
+  EXPECT_EQ(ck.metadata.at("unit"), "nats/dim");
+  EXPECT_EQ(nlohmann::json::parse(ck.metadata.at("config")), model->config());
+  nn::NamedTensors own = model_tensors(ck);
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_EQ(own[0].first, "logits");
+  EXPECT_TRUE(bit_identical(own[0].second, model->logits));
+}
+
+TEST(CliTrainer, EightBitDataIsReportedInBitsPerDim) {
+  TempDir dir("trainer_bits");
+  const data::MnistData train = synthetic_images(16, 3, 3, 1), test = synthetic_images(8, 3, 3, 2);
+  auto model = std::make_shared<TinyCategorical>(3);
+  TrainOptions o = tiny_options(dir.path.string());
+  o.steps = 3;
+  o.lr = 0.1;
+  TrainResult r = Trainer(model, train, test, o).run();
+  EXPECT_EQ(r.unit, "bits/dim");
+  DataLoader test_loader(test, models::DataKind::Byte, {.batch_size = 8, .shuffle = false, .drop_last = false});
+  const double nats = test_nll_nats(*model, test_loader);
+  EXPECT_NEAR(r.test_nll, nats / std::log(2.0), 1e-9);
+  EXPECT_LT(r.test_nll, 8.0);  // better than uniform over 256 levels after 3 steps at lr 0.1
+  EXPECT_DOUBLE_EQ(to_report_unit(std::log(2.0), models::DataKind::Byte), 1.0);
+  EXPECT_DOUBLE_EQ(to_report_unit(0.25, models::DataKind::Binary), 0.25);
+}
+
+// Training 2N steps in one go equals N steps, a checkpoint, a new process-like restart and N more:
+// the same parameters and Adam state, bit for bit, and the same train losses.
+TEST(CliTrainer, ResumeEqualsAnUninterruptedRun) {
+  const data::MnistData train = synthetic_images(40, 4, 4, 1), test = synthetic_images(12, 4, 4, 2);
+  const int64_t total = 13;  // 5 steps per epoch: the runs cross two epoch boundaries
+
+  TempDir full_dir("resume_full");
+  manual_seed(7);
+  auto full = std::make_shared<TinyBernoulli>(4);
+  TrainOptions o = tiny_options(full_dir.path.string());
+  o.steps = total;
+  Trainer full_trainer(full, train, test, o);
+  full_trainer.run();
+
+  for (int64_t stop_at : {int64_t{3}, int64_t{5}, int64_t{7}}) {
+    SCOPED_TRACE(cat("stopped at step ", stop_at));
+    TempDir dir(cat("resume_part_", stop_at));
+    // The first part: a run that is told to stop (as by Ctrl-C) after `stop_at` steps.
+    std::atomic<bool> stop{false};
+    manual_seed(7);
+    auto first = std::make_shared<TinyBernoulli>(4);
+    int64_t calls = 0;
+    first->on_loss = [&] {
+      if (++calls == stop_at) stop = true;
+    };
+    TrainOptions o1 = tiny_options(dir.path.string());
+    o1.steps = total;
+    o1.stop = &stop;
+    TrainResult part = Trainer(first, train, test, o1).run();
+    EXPECT_TRUE(part.interrupted);
+    EXPECT_EQ(part.steps, stop_at);
+
+    // The second part: a new model with other initial values and a scrambled default generator.
+    manual_seed(999);
+    auto second = std::make_shared<TinyBernoulli>(4);
+    randn({17});
+    TrainOptions o2 = tiny_options(dir.path.string());  // no steps: the checkpoint's total
+    Trainer resumed(second, train, test, o2);
+    resumed.resume(dir.path.string());
+    EXPECT_EQ(resumed.step(), stop_at);
+    EXPECT_EQ(resumed.total_steps(), total);
+    TrainResult r = resumed.run();
+    EXPECT_EQ(r.steps, total);
+
+    EXPECT_TRUE(bit_identical(second->logits, full->logits));
+    const nn::NamedTensors sa = resumed.optimizer().state_dict(), sb = full_trainer.optimizer().state_dict();
+    ASSERT_EQ(sa.size(), sb.size());
+    for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(bit_identical(sa[i].second, sb[i].second)) << sa[i].first;
+    // The log matches row for row (the interrupted part evaluated nothing extra).
+    EXPECT_EQ(read_text(dir / kLogFile), read_text(full_dir / kLogFile));
+  }
+}
+
+TEST(CliTrainer, ResumeFromAShorterFinishedRunAndFromSaveEvery) {
+  const data::MnistData train = synthetic_images(40, 4, 4, 1), test = synthetic_images(12, 4, 4, 2);
+  TempDir full_dir("resume2_full"), dir("resume2_part");
+  manual_seed(7);
+  auto full = std::make_shared<TinyBernoulli>(4);
+  TrainOptions o = tiny_options(full_dir.path.string());
+  o.steps = 12;
+  Trainer(full, train, test, o).run();
+
+  manual_seed(7);
+  auto first = std::make_shared<TinyBernoulli>(4);
+  TrainOptions o1 = tiny_options(dir.path.string());
+  o1.steps = 6;
+  Trainer(first, train, test, o1).run();  // a finished 6-step run (it evaluated at step 6)
+
+  auto second = std::make_shared<TinyBernoulli>(4);
+  TrainOptions o2 = tiny_options(dir.path.string());
+  o2.steps = 12;  // a new total
+  Trainer resumed(second, train, test, o2);
+  resumed.resume(dir / kCheckpointFile);
+  resumed.run();
+  EXPECT_TRUE(bit_identical(second->logits, full->logits));
+
+  // --save-every 3: while step 5 runs (before the epoch-end checkpoint), the file on disk is step 3's.
+  TempDir every_dir("resume2_every");
+  auto saving = std::make_shared<TinyBernoulli>(4);
+  std::string step_on_disk;
+  int64_t calls = 0;
+  saving->on_loss = [&] {
+    if (++calls == 5) step_on_disk = nn::load_safetensors(every_dir / kCheckpointFile).metadata.at("step");
+  };
+  TrainOptions o3 = tiny_options(every_dir.path.string());
+  o3.steps = 6;
+  o3.save_every = 3;
+  Trainer(saving, train, test, o3).run();
+  EXPECT_EQ(step_on_disk, "3");
+  EXPECT_EQ(nn::load_safetensors(every_dir / kCheckpointFile).metadata.at("step"), "6");
+
+  // A checkpoint of other settings is refused.
+  TrainOptions other = tiny_options(dir.path.string());
+  other.batch_size = 4;
+  Trainer mismatched(std::make_shared<TinyBernoulli>(4), train, test, other);
+  EXPECT_THROW(mismatched.resume(dir.path.string()), ValueError);
+  EXPECT_THROW(mismatched.resume(dir / "missing.safetensors"), IOError);
+}
+
+TEST(CliTrainer, RejectsImagesOfTheWrongSizeAndOversizedBatches) {
+  TempDir dir("trainer_bad");
+  const data::MnistData train = synthetic_images(10, 4, 4, 1), test = synthetic_images(4, 4, 4, 2);
+  TrainOptions o = tiny_options(dir.path.string());
+  EXPECT_THROW(Trainer(std::make_shared<TinyBernoulli>(3), train, test, o), ValueError);
+  o.batch_size = 11;
+  EXPECT_THROW(Trainer(std::make_shared<TinyBernoulli>(4), train, test, o), ValueError);
+}
+
+// ---- the commands end to end (registered model, embedded data) --------------------------------------------
+
+TEST(CliCommand, TrainEvalSampleAndResume) {
+  if (!has_model("template")) GTEST_SKIP() << "no 'template' model registered";
+  TempDir dir("command");
+  const std::string run_dir = dir / "run";
+  CliRun train = run({"train", "template", "--steps", "3", "--batch", "16", "--lr", "0.05", "--n", "4", "--out", run_dir, "--quiet"});
+  ASSERT_EQ(train.code, 0) << train.err;
+  EXPECT_EQ(train.err, "");
+  const std::regex nll_line(R"(test_nll [0-9]+\.[0-9]+ nats/dim)");
+  const auto out_lines = lines_of(train.out);
+  ASSERT_EQ(out_lines.size(), 1u) << train.out;
+  EXPECT_TRUE(std::regex_match(out_lines[0], nll_line)) << out_lines[0];
+  for (const char* f : {kCheckpointFile, kSamplesFile, kCurvesFile, kLogFile}) EXPECT_TRUE(fs::exists(fs::path(run_dir) / f)) << f;
+
+  CliRun eval = run({"eval", "template", "--checkpoint", run_dir, "--quiet"});
+  ASSERT_EQ(eval.code, 0) << eval.err;
+  EXPECT_EQ(eval.out, train.out);  // the same number: the same model on the same test split
+
+  const std::string png = dir / "s.png";
+  CliRun sample = run({"sample", "template", "--checkpoint", run_dir + "/model.safetensors", "--n", "5", "--out", png});
+  ASSERT_EQ(sample.code, 0) << sample.err;
+  EXPECT_TRUE(fs::exists(png));
+
+  CliRun resume = run({"train", "template", "--resume", run_dir, "--steps", "5", "--quiet"});
+  ASSERT_EQ(resume.code, 0) << resume.err;
+  EXPECT_TRUE(std::regex_match(lines_of(resume.out).at(0), nll_line));
+  EXPECT_EQ(lines_of(read_text(fs::path(run_dir) / kLogFile)).size(), 6u);  // header + 5 steps
+
+  // A checkpoint used with the wrong model, or resumed with another batch size: usage errors.
+  EXPECT_EQ(run({"train", "template", "--resume", run_dir, "--batch", "8"}).code, 2);
+  if (has_model("imagegpt")) {
+    EXPECT_EQ(run({"eval", "imagegpt", "--checkpoint", run_dir}).code, 2);
+  }
+  // A model without autocompletion fails at run time, on one line.
+  CliRun complete = run({"sample", "template", "--checkpoint", run_dir, "--n", "2", "--complete", "10", "--out", png});
+  if (complete.code != 0) {
+    EXPECT_EQ(complete.code, 1);
+    EXPECT_EQ(lines_of(complete.err).size(), 1u) << complete.err;
+  }
+}
+
+// ---- bench ----------------------------------------------------------------------------------------------------
+
+TEST(CliBench, PrintsNameValueUnitAndRejectsUnknownNames) {
+  std::ostringstream out;
+  run_bench({"gemm_256"}, out);
+  EXPECT_TRUE(std::regex_match(out.str(), std::regex(R"(gemm_256 [0-9]+\.[0-9] GFLOP/s\n)"))) << out.str();
+  EXPECT_THROW(run_bench({"gemm_256", "gemm_7"}, out), UsageError);
+  CliRun r = run({"bench", "gemm_7"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("gemm_1024"), std::string::npos);  // the message lists the known names
+  EXPECT_EQ(bench_names().size(), 6u);
+
+  int calls = 0;
+  EXPECT_GE(median_seconds([&] { ++calls; }, 2, 5), 0.0);
+  EXPECT_EQ(calls, 7);
+}

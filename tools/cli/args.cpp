@@ -1,0 +1,411 @@
+// The `dgm` command-line grammar; see args.h.
+#include "tools/cli/args.h"
+
+#include "lectures/lecture01/lecture01.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <sstream>
+
+#include "models/registry.h"
+
+namespace dgm::cli {
+
+namespace {
+
+// Which commands accept a flag. Model flags (below) belong to `train` only.
+struct FlagSpec {
+  const char* name;
+  bool takes_value;
+  std::vector<Command> commands;
+};
+
+const std::vector<FlagSpec>& flag_specs() {
+  using C = Command;
+  static const std::vector<FlagSpec> specs = {
+      {"data", true, {C::Train, C::Eval, C::Sample, C::Lecture01}},
+      {"steps", true, {C::Train}},
+      {"epochs", true, {C::Train}},
+      {"batch", true, {C::Train, C::Eval}},
+      {"lr", true, {C::Train}},
+      {"seed", true, {C::Train, C::Sample, C::Lecture01}},
+      {"threads", true, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture01}},
+      {"out", true, {C::Train, C::Sample, C::Lecture01}},
+      {"resume", true, {C::Train}},
+      {"save-every", true, {C::Train}},
+      {"quiet", false, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture01}},
+      {"checkpoint", true, {C::Eval, C::Sample}},
+      {"n", true, {C::Train, C::Sample}},
+      {"complete", true, {C::Sample}},
+  };
+  return specs;
+}
+
+// The model flags every course model understands; each is a positive integer.
+const std::vector<std::string>& known_model_flags() {
+  static const std::vector<std::string> flags = {"embed-dim", "heads", "layers", "hidden", "context"};
+  return flags;
+}
+
+const FlagSpec* find_flag(const std::string& name) {
+  for (const FlagSpec& s : flag_specs())
+    if (name == s.name) return &s;
+  return nullptr;
+}
+
+bool accepts(const FlagSpec& spec, Command c) {
+  return std::find(spec.commands.begin(), spec.commands.end(), c) != spec.commands.end();
+}
+
+Command parse_command(const std::string& word) {
+  static const std::map<std::string, Command> commands = {{"train", Command::Train},   {"eval", Command::Eval},
+                                                          {"sample", Command::Sample}, {"bench", Command::Bench},
+                                                          {"lecture01", Command::Lecture01}};
+  auto it = commands.find(word);
+  if (it == commands.end())
+    throw UsageError(cat("unknown command '", word, "' (expected train, eval, sample, bench or lecture01; see dgm --help)"));
+  return it->second;
+}
+
+// A model flag's value as JSON: an integer, a number, true/false, or else a string.
+nlohmann::json config_value(const std::string& value) {
+  int64_t i = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), i);
+  if (ec == std::errc() && end == value.data() + value.size()) return i;
+  if (!value.empty()) {
+    char* stop = nullptr;
+    errno = 0;
+    double d = std::strtod(value.c_str(), &stop);
+    if (errno == 0 && *stop == '\0' && std::isfinite(d)) return d;
+  }
+  if (value == "true") return true;
+  if (value == "false") return false;
+  return value;
+}
+
+void set_flag(CliArgs& a, const std::string& name, const std::string& value) {
+  if (name == "data") a.data = value;
+  else if (name == "steps") a.steps = parse_int("--steps", value);
+  else if (name == "epochs") a.epochs = parse_int("--epochs", value);
+  else if (name == "batch") a.batch = parse_int("--batch", value);
+  else if (name == "lr") a.lr = parse_double("--lr", value);
+  else if (name == "seed") {
+    int64_t s = parse_int("--seed", value);
+    if (s < 0) throw UsageError(cat("--seed: expected a non-negative integer, got '", value, "'"));
+    a.seed = static_cast<uint64_t>(s);
+  } else if (name == "threads") {
+    int64_t t = parse_int("--threads", value);
+    if (t < 1 || t > 4096) throw UsageError(cat("--threads: expected an integer in 1..4096, got '", value, "'"));
+    a.threads = static_cast<int>(t);
+  } else if (name == "out") a.out = value;
+  else if (name == "resume") a.resume = value;
+  else if (name == "save-every") a.save_every = parse_int("--save-every", value);
+  else if (name == "checkpoint") a.checkpoint = value;
+  else if (name == "n") a.n = parse_int("--n", value);
+  else if (name == "complete") a.complete = parse_int("--complete", value);
+}
+
+void require_positive(const std::string& flag, int64_t v) {
+  if (v < 1) throw UsageError(cat(flag, ": expected a positive integer, got ", v));
+}
+
+// Checks that do not depend on the order of the flags.
+void validate(const CliArgs& a) {
+  if (a.has("steps")) require_positive("--steps", a.steps);
+  if (a.has("epochs")) require_positive("--epochs", a.epochs);
+  if (a.has("steps") && a.has("epochs")) throw UsageError("--steps and --epochs exclude each other: give one of them");
+  require_positive("--batch", a.batch);
+  if (!(a.lr > 0)) throw UsageError(cat("--lr: expected a positive number, got ", a.lr));
+  if (a.save_every < 0) throw UsageError(cat("--save-every: expected a non-negative integer, got ", a.save_every));
+  require_positive("--n", a.n);
+  if (a.n > 10000) throw UsageError(cat("--n: at most 10000 images fit in a grid, got ", a.n));
+  if (a.complete && *a.complete < 0) throw UsageError(cat("--complete: expected a non-negative integer, got ", *a.complete));
+  const std::pair<const char*, const std::string*> paths[] = {{"out", &a.out}, {"resume", &a.resume}, {"checkpoint", &a.checkpoint}};
+  for (const auto& [flag, value] : paths)
+    if (a.has(flag) && value->empty()) throw UsageError(cat("--", flag, ": expected a path, got an empty string"));
+  const bool needs_model = a.command == Command::Train || a.command == Command::Eval || a.command == Command::Sample;
+  if (needs_model && a.model.empty())
+    throw UsageError(cat("dgm ", command_name(a.command), ": missing MODEL (see dgm ", command_name(a.command), " --help)"));
+  if ((a.command == Command::Eval || a.command == Command::Sample) && a.checkpoint.empty())
+    throw UsageError(cat("dgm ", command_name(a.command), ": missing --checkpoint FILE"));
+  if (a.command == Command::Lecture01 && a.names.size() > 1)
+    throw UsageError(cat("dgm lecture01: expected at most one MODULE, got ", a.names.size()));
+  if (a.command == Command::Train && !a.resume.empty() && !a.model_config.empty())
+    throw UsageError(cat("dgm train --resume: the model's hyper-parameters come from the checkpoint; drop --",
+                         a.model_config.begin().key()));
+}
+
+}  // namespace
+
+const char* command_name(Command c) {
+  switch (c) {
+    case Command::Train: return "train";
+    case Command::Eval: return "eval";
+    case Command::Sample: return "sample";
+    case Command::Bench: return "bench";
+    case Command::Lecture01: return "lecture01";
+    case Command::None: break;
+  }
+  return "";
+}
+
+std::string flag_to_config_key(const std::string& flag) {
+  std::string key = flag;
+  while (!key.empty() && key.front() == '-') key.erase(key.begin());
+  std::replace(key.begin(), key.end(), '-', '_');
+  return key;
+}
+
+int64_t parse_int(const std::string& flag, const std::string& value) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size())
+    throw UsageError(cat(flag, ": expected an integer, got '", value, "'"));
+  return v;
+}
+
+double parse_double(const std::string& flag, const std::string& value) {
+  char* stop = nullptr;
+  errno = 0;
+  double v = value.empty() ? 0 : std::strtod(value.c_str(), &stop);
+  if (value.empty() || errno != 0 || *stop != '\0' || !std::isfinite(v))
+    throw UsageError(cat(flag, ": expected a number, got '", value, "'"));
+  return v;
+}
+
+namespace {
+
+// What --help needs from a line that does not parse: the command and the model, if recognisable.
+CliArgs help_request(const std::vector<std::string>& args) {
+  CliArgs a;
+  a.help = true;
+  std::vector<std::string> words;
+  for (const std::string& w : args)
+    if (!w.empty() && w[0] != '-') words.push_back(w);
+  if (words.empty()) return a;
+  try {
+    a.command = parse_command(words[0]);
+  } catch (const UsageError&) {
+    return a;  // the overview
+  }
+  if (words.size() > 1 && (a.command == Command::Train || a.command == Command::Eval || a.command == Command::Sample))
+    a.model = words[1];
+  return a;
+}
+
+CliArgs parse_strict(const std::vector<std::string>& args) {
+  CliArgs a;
+  std::vector<std::string> positional;
+  bool only_positional = false;  // after "--"
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (word == "--help" || word == "-h") {
+      a.help = true;
+      continue;
+    }
+    if (only_positional || word.size() < 2 || word[0] != '-' || (word[1] != '-' && !std::isalpha(static_cast<unsigned char>(word[1])))) {
+      // A positional word: the command, then its arguments. ("-1" is a word, not a flag.)
+      if (a.command == Command::None) a.command = parse_command(word);
+      else positional.push_back(word);
+      continue;
+    }
+    if (word == "--") {
+      only_positional = true;
+      continue;
+    }
+    if (word[1] != '-') throw UsageError(cat("unknown flag '", word, "' (flags are spelled --name; see dgm --help)"));
+    // --name VALUE or --name=VALUE
+    std::string name = word.substr(2), value;
+    bool inline_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      inline_value = true;
+    }
+    if (name.empty()) throw UsageError(cat("unknown flag '", word, "'"));
+    if (a.command == Command::None)
+      throw UsageError(cat("flag --", name, " given before the command (write: dgm COMMAND [flags]; see dgm --help)"));
+    auto take_value = [&]() -> std::string {
+      if (inline_value) return value;
+      if (i + 1 >= args.size()) throw UsageError(cat("--", name, ": missing value"));
+      return args[++i];
+    };
+    if (const FlagSpec* spec = find_flag(name)) {
+      if (!accepts(*spec, a.command))
+        throw UsageError(cat("dgm ", command_name(a.command), " does not take --", name, " (see dgm ", command_name(a.command), " --help)"));
+      if (a.given.count(name)) throw UsageError(cat("--", name, " given twice"));
+      a.given.insert(name);
+      if (!spec->takes_value) {
+        if (inline_value) throw UsageError(cat("--", name, " takes no value, got '", value, "'"));
+        if (name == "quiet") a.quiet = true;
+        continue;
+      }
+      set_flag(a, name, take_value());
+      continue;
+    }
+    // Anything else is a model hyper-parameter, which only `train` takes.
+    if (a.command != Command::Train) throw UsageError(cat("unknown flag --", name, " for dgm ", command_name(a.command), " (see dgm ", command_name(a.command), " --help)"));
+    const std::string key = flag_to_config_key(name);
+    if (a.model_config.contains(key)) throw UsageError(cat("--", name, " given twice"));
+    const std::string v = take_value();
+    const auto& known = known_model_flags();
+    if (std::find(known.begin(), known.end(), name) != known.end()) {
+      int64_t n = parse_int("--" + name, v);
+      require_positive("--" + name, n);
+      a.model_config[key] = n;
+    } else {
+      a.model_config[key] = config_value(v);
+    }
+    a.given.insert(name);
+  }
+  const bool takes_model = a.command == Command::Train || a.command == Command::Eval || a.command == Command::Sample;
+  if (takes_model && !positional.empty()) a.model = positional[0];
+  if (!takes_model) a.names = positional;
+  if (a.help) return a;  // --help wins over everything else on the line
+
+  if (a.command == Command::None) throw UsageError("missing command (train, eval, sample, bench or lecture01; see dgm --help)");
+  if (takes_model && positional.size() > 1)
+    throw UsageError(cat("dgm ", command_name(a.command), ": unexpected argument '", positional[1], "' (one MODEL only)"));
+  validate(a);
+  return a;
+}
+
+}  // namespace
+
+CliArgs parse_args(const std::vector<std::string>& args) {
+  // `dgm help [COMMAND]` is `dgm [COMMAND] --help`.
+  if (!args.empty() && args[0] == "help") return help_request(std::vector<std::string>(args.begin() + 1, args.end()));
+  try {
+    return parse_strict(args);
+  } catch (const UsageError&) {
+    // --help anywhere on the line wins over a mistake elsewhere on it.
+    if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end())
+      return help_request(args);
+    throw;
+  }
+}
+
+// ---- usage text ---------------------------------------------------------------------------------
+
+namespace {
+
+std::string model_list() {
+  std::ostringstream os;
+  os << "Models:\n";
+  try {
+    const auto& models = models::registry();
+    if (models.empty()) os << "  (none registered yet)\n";
+    size_t width = 0;
+    for (const auto& m : models) width = std::max(width, m.name.size());
+    for (const auto& m : models) os << "  " << m.name << std::string(width - m.name.size() + 2, ' ') << m.description << "\n";
+  } catch (const std::exception& e) {
+    os << "  (the model registry failed: " << e.what() << ")\n";
+  }
+  return os.str();
+}
+
+const char* kCommonFlags =
+    "  --threads T         OpenMP threads (default: env DGM_NUM_THREADS, else all cores)\n"
+    "  --quiet             no progress bar or progress messages on stderr\n"
+    "  -h, --help          this text\n";
+
+}  // namespace
+
+std::string usage(Command command) {
+  std::ostringstream os;
+  switch (command) {
+    case Command::None:
+      os << "dgm: deep generative models from scratch, on the command line.\n\n"
+            "Usage: dgm COMMAND [ARGS] [FLAGS]\n\n"
+            "Commands:\n"
+            "  train MODEL             train a model on MNIST; writes a checkpoint, samples, curves and a log\n"
+            "  eval MODEL --checkpoint F\n"
+            "                          test NLL of a checkpoint (nats/dim for binary data, bits/dim for 8-bit)\n"
+            "  sample MODEL --checkpoint F [--n N] [--complete K]\n"
+            "                          draw samples (or complete test images) into a PNG grid\n"
+            "  bench [NAME...]         speed figures, NAME VALUE UNIT per line (comparable with PyTorch's)\n"
+            "  lecture01 [MODULE]      the lecture-1 demonstrations\n\n"
+            "`dgm COMMAND --help` describes a command's flags.\n\n"
+         << model_list()
+         << "\nExit codes: 0 success, 1 error while running, 2 bad command line.\n";
+      break;
+    case Command::Train:
+      os << "Usage: dgm train MODEL [FLAGS] [--MODEL-KEY VALUE...]\n\n"
+            "Trains MODEL with Adam on the training split, evaluates the test NLL at the end of every epoch\n"
+            "(and at the end of the run) and writes into --out:\n"
+            "  model.safetensors   weights + optimiser and data-order state (every epoch, every --save-every steps)\n"
+            "  samples.png         a grid of --n samples     curves.svg   train loss per step, test NLL per epoch\n"
+            "  log.csv             step,epoch,train_loss,test_nll (in the unit of the final line)\n"
+            "and ends with the line `test_nll VALUE nats/dim` (binary data) or `... bits/dim` (8-bit data).\n\n"
+            "Flags:\n"
+            "  --data SRC          \"\" or mnist (embedded 10k digits, default), fashion-mnist, or an MNIST folder\n"
+            "  --steps N           train N steps (batches), or\n"
+            "  --epochs N          train N passes over the training split (default: 1 epoch)\n"
+            "  --batch B           batch size (default 32)\n"
+            "  --lr X              Adam learning rate (default 0.001)\n"
+            "  --seed S            seed of the initial weights, the data order and the samples (default 0)\n"
+            "  --out DIR           run folder (default runs/MODEL-YYYYmmdd-HHMMSS)\n"
+            "  --resume PATH       continue a run exactly where it stopped: its folder or its checkpoint\n"
+            "                      (the model, data, batch and seed come from the checkpoint; --steps/--epochs\n"
+            "                      set a new total, --lr a new learning rate; --out defaults to the run folder)\n"
+            "  --save-every N      also save the checkpoint every N steps (default: at epoch ends only)\n"
+            "  --n N               samples in samples.png (default 64)\n"
+         << kCommonFlags
+         << "\nModel flags (the model's config keys; any other --some-key VALUE sets the key some_key):\n"
+            "  --embed-dim D  --heads H  --layers L  --hidden H  --context C\n\n"
+         << model_list();
+      break;
+    case Command::Eval:
+      os << "Usage: dgm eval MODEL --checkpoint FILE [FLAGS]\n\n"
+            "Prints `test_nll VALUE nats/dim` (binary data) or `test_nll VALUE bits/dim` (8-bit data): the\n"
+            "mean negative log-likelihood per pixel on the test split, rebuilt from the checkpoint's config.\n\n"
+            "Flags:\n"
+            "  --checkpoint FILE   a model.safetensors written by dgm train (or its run folder)\n"
+            "  --data SRC          test data (default: the data the checkpoint was trained on)\n"
+            "  --batch B           evaluation batch size (default 32)\n"
+         << kCommonFlags << "\n"
+         << model_list();
+      break;
+    case Command::Sample:
+      os << "Usage: dgm sample MODEL --checkpoint FILE [--n N] [--complete K] [FLAGS]\n\n"
+            "Draws N samples into a PNG grid. With --complete K, takes the first N test images, keeps their\n"
+            "first K pixels (raster order) and samples the rest: the grid shows the kept pixels (the rest\n"
+            "grey) above the completions.\n\n"
+            "Flags:\n"
+            "  --checkpoint FILE   a model.safetensors written by dgm train (or its run folder)\n"
+            "  --n N               number of samples (default 64)\n"
+            "  --complete K        autocompletion from the first K pixels of test images\n"
+            "  --seed S            sampling seed (default 0)\n"
+            "  --out FILE          the PNG (default: sample.png or complete.png next to the checkpoint)\n"
+            "  --data SRC          where the test images for --complete come from (default: the checkpoint's)\n"
+         << kCommonFlags << "\n"
+         << model_list();
+      break;
+    case Command::Bench:
+      os << "Usage: dgm bench [NAME...]\n\n"
+            "Prints NAME VALUE UNIT per workload: the median of at least 5 runs after warm-up, the same\n"
+            "methodology and names as /work/shared/peers/pytorch_ref.py. Without NAMEs, runs them all:\n"
+            "  gemm_256 gemm_512 gemm_1024          GFLOP/s of an n x n x n float32 product\n"
+            "  mlp_ar_step_B16                      ms per Adam step of mlp_ar, batch 16, random 8-bit data\n"
+            "  imagegpt_step_B32_d64_h4_l2          ms per Adam step of imagegpt (d 64, 4 heads, 2 layers), batch 32\n"
+            "  imagegpt_sample16                    s to draw 16 samples from that imagegpt\n"
+            "Workloads whose model is not registered are skipped with a `# ...` note line.\n\n"
+            "Flags:\n"
+         << kCommonFlags;
+      break;
+    case Command::Lecture01:
+      os << "Usage: dgm lecture01 [MODULE] [--out DIR] [--seed S] [--data SRC] [--quiet]\n\n"
+            "Runs the lecture-1 demonstrations (all of them, or one MODULE) and writes report.md and\n"
+            "figures under --out (default runs/lecture01). Modules:\n";
+      for (const auto& m : lecture01::modules()) os << "  " << m.name << std::string(m.name.size() < 14 ? 14 - m.name.size() : 1, ' ') << m.title << "\n";
+      os << "\nFlags:\n" << kCommonFlags;
+      break;
+  }
+  return os.str();
+}
+
+}  // namespace dgm::cli

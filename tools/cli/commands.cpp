@@ -1,0 +1,362 @@
+// The `dgm` commands; see commands.h.
+#include "tools/cli/commands.h"
+
+#include "lectures/lecture01/lecture01.h"
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+
+#include "data/mnist.h"
+#include "models/registry.h"
+#include "nn/serialize.h"
+#include "tensor/kernels.h"
+#include "tools/cli/bench.h"
+#include "tools/cli/trainer.h"
+#include "tools/image.h"
+
+namespace dgm::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- Ctrl-C: the first one stops training after the current step (a checkpoint is saved), a second
+// one quits at once.
+std::atomic<bool> g_stop{false};
+extern "C" void on_interrupt(int) {
+  if (g_stop.exchange(true)) std::_Exit(130);
+}
+struct InterruptHandler {
+  struct sigaction previous {};
+  InterruptHandler() {
+    g_stop = false;
+    struct sigaction action {};
+    action.sa_handler = on_interrupt;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &previous);
+  }
+  ~InterruptHandler() { sigaction(SIGINT, &previous, nullptr); }
+  InterruptHandler(const InterruptHandler&) = delete;
+  InterruptHandler& operator=(const InterruptHandler&) = delete;
+};
+
+// The error message on one line, whatever the thrower put in it.
+std::string one_line(std::string text) {
+  for (char& c : text)
+    if (c == '\n' || c == '\r') c = ' ';
+  return text;
+}
+
+const models::ModelInfo& find_model_or_usage(const std::string& name) {
+  try {
+    return models::find_model(name);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// A model built from command-line flags: its own complaints about them are usage errors.
+std::shared_ptr<models::GenerativeModel> create_from_flags(const std::string& name, const nlohmann::json& config) {
+  find_model_or_usage(name);
+  try {
+    return models::create_model(name, config);
+  } catch (const ValueError& e) {
+    throw UsageError(e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(cat(name, ": bad model flag value in ", config.dump(), ": ", e.what()));
+  }
+}
+
+// A model rebuilt from a checkpoint's config: a failure means a broken or foreign file.
+std::shared_ptr<models::GenerativeModel> create_from_checkpoint(const std::string& name, const nn::Metadata& metadata,
+                                                                const std::string& file) {
+  find_model_or_usage(name);
+  nlohmann::json config = nlohmann::json::object();
+  try {
+    if (auto it = metadata.find("config"); it != metadata.end()) config = nlohmann::json::parse(it->second);
+    return models::create_model(name, config);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(cat(file, ": bad model config '", config.dump(), "': ", e.what()));
+  } catch (const ValueError& e) {
+    throw FormatError(cat(file, ": ", e.what()));
+  }
+}
+
+std::string checkpoint_or_usage(const std::string& flag, const std::string& path) {
+  try {
+    return resolve_checkpoint(path);
+  } catch (const IOError& e) {
+    throw UsageError(cat(flag, ": ", e.what()));
+  }
+}
+
+std::string metadata_or(const nn::Metadata& m, const std::string& key, const std::string& fallback) {
+  auto it = m.find(key);
+  return it == m.end() ? fallback : it->second;
+}
+
+// --data names a source load_mnist knows, or a folder that must exist.
+void check_data_source(const std::string& src) {
+  if (src.empty() || src == "mnist" || src == "fashion-mnist") return;
+  std::error_code ec;
+  if (!fs::is_directory(src, ec)) throw UsageError(cat("--data: no such folder '", src, "' (or use mnist, fashion-mnist)"));
+}
+
+struct LoadedModel {
+  std::shared_ptr<models::GenerativeModel> model;
+  nn::Metadata metadata;
+  std::string file;
+};
+
+// eval / sample: the model named on the command line, with the checkpoint's config and weights.
+LoadedModel load_checkpoint_model(const CliArgs& args) {
+  LoadedModel loaded;
+  loaded.file = checkpoint_or_usage("--checkpoint", args.checkpoint);
+  find_model_or_usage(args.model);
+  nn::SafetensorsFile ck = nn::load_safetensors(loaded.file);
+  loaded.metadata = ck.metadata;
+  const std::string saved_model = metadata_or(ck.metadata, "model", "");
+  if (!saved_model.empty() && saved_model != args.model)
+    throw UsageError(cat("--checkpoint ", loaded.file, " holds a '", saved_model, "' model, not '", args.model, "'"));
+  loaded.model = create_from_checkpoint(args.model, ck.metadata, loaded.file);
+  try {
+    loaded.model->load_state_dict(model_tensors(ck));
+  } catch (const Error& e) {
+    throw FormatError(cat(loaded.file, ": ", e.what()));
+  }
+  loaded.model->eval();
+  return loaded;
+}
+
+void print_nll(std::ostream& out, double value, const std::string& unit) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.5f", value);
+  out << "test_nll " << buf << " " << unit << "\n" << std::flush;
+}
+
+// `dgm train MODEL --help`: the model's description and default hyper-parameters.
+void describe_model(const std::string& name, std::ostream& out) {
+  try {
+    const models::ModelInfo& info = models::find_model(name);
+    out << "\n" << info.name << ": " << info.description << "\n";
+    auto model = info.create(nlohmann::json::object());
+    out << "  default config " << model->config().dump() << " (" << model->num_parameters() << " parameters, "
+        << models::data_kind_name(model->data_kind()) << " data)\n";
+  } catch (const std::exception& e) {
+    out << "  (" << one_line(e.what()) << ")\n";
+  }
+}
+
+}  // namespace
+
+void apply_thread_count(const CliArgs& args) {
+  if (args.threads > 0) return cpu::set_num_threads(args.threads);
+  const char* env = std::getenv("DGM_NUM_THREADS");
+  if (env == nullptr || *env == '\0') return;
+  const int64_t n = parse_int("DGM_NUM_THREADS", env);
+  if (n < 1 || n > 4096) throw UsageError(cat("DGM_NUM_THREADS: expected an integer in 1..4096, got '", env, "'"));
+  cpu::set_num_threads(static_cast<int>(n));
+}
+
+std::string default_run_dir(const std::string& model) {
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &local);
+  const std::string base = (fs::path("runs") / (model + "-" + stamp)).string();
+  std::string dir = base;
+  std::error_code ec;
+  for (int i = 2; fs::exists(dir, ec); ++i) dir = cat(base, "-", i);
+  return dir;
+}
+
+// ---- train ------------------------------------------------------------------------------------------
+int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  TrainOptions options;
+  options.model_name = args.model;
+  options.steps = args.steps;
+  options.epochs = args.epochs;
+  options.save_every = args.save_every;
+  options.num_samples = args.n;
+  options.quiet = args.quiet;
+  options.log = &err;
+  options.lr = args.lr;
+  options.batch_size = args.batch;
+  options.seed = args.seed;
+  options.data_source = args.data;
+
+  std::shared_ptr<models::GenerativeModel> model;
+  std::string resume_file;
+  if (!args.resume.empty()) {
+    // Continue a run: everything that fixes the run's trajectory comes from its checkpoint.
+    resume_file = checkpoint_or_usage("--resume", args.resume);
+    find_model_or_usage(args.model);
+    const nn::Metadata metadata = nn::load_safetensors(resume_file).metadata;
+    if (metadata_or(metadata, "format", "") != kCheckpointFormat)
+      throw FormatError(cat(resume_file, ": not a checkpoint written by dgm train (it cannot be resumed)"));
+    const std::string saved_model = metadata_or(metadata, "model", "");
+    if (saved_model != args.model)
+      throw UsageError(cat("--resume: ", resume_file, " is a checkpoint of '", saved_model, "', not of '", args.model, "'"));
+    auto keep = [&](const char* flag, const std::string& given, const std::string& key) {
+      const std::string saved = metadata_or(metadata, key, "");
+      if (args.has(flag) && given != saved)
+        throw UsageError(cat("--resume: the run used --", flag, " ", saved.empty() ? "\"\"" : saved, "; --", flag, " ", given,
+                             " would not continue it (start a new run instead)"));
+      return saved;
+    };
+    options.data_source = keep("data", args.data, "data");
+    options.batch_size = parse_int("batch", keep("batch", std::to_string(args.batch), "batch"));
+    options.seed = static_cast<uint64_t>(parse_int("seed", keep("seed", std::to_string(args.seed), "seed")));
+    if (!args.has("lr")) options.lr = parse_double("lr", metadata_or(metadata, "lr", "0.001"));
+    options.out_dir = args.has("out") ? args.out : fs::path(resume_file).parent_path().string();
+    if (options.out_dir.empty()) options.out_dir = ".";
+    model = create_from_checkpoint(args.model, metadata, resume_file);  // the weights follow in Trainer::resume
+  } else {
+    check_data_source(args.data);
+    options.out_dir = args.has("out") ? args.out : default_run_dir(args.model);
+    manual_seed(args.seed);  // the initial weights
+    model = create_from_flags(args.model, args.model_config);
+  }
+
+  const data::MnistData train = data::load_mnist(options.data_source, data::Split::Train);
+  const data::MnistData test = data::load_mnist(options.data_source, data::Split::Test);
+  if (options.batch_size > train.n)
+    throw UsageError(cat("--batch ", options.batch_size, " is larger than the ", train.n, " training images"));
+  if (!args.quiet)
+    err << "dgm train " << args.model << ": " << model->num_parameters() << " parameters, " << models::data_kind_name(model->data_kind())
+        << " data (" << train.n << " train / " << test.n << " test images from " << train.source << "), writing to "
+        << options.out_dir << "\n";
+
+  options.stop = &g_stop;
+  Trainer trainer(model, train, test, options);
+  if (!resume_file.empty()) {
+    trainer.resume(resume_file);
+    if (!args.quiet) err << "resuming at step " << trainer.step() << " of " << trainer.total_steps() << "\n";
+  }
+  TrainResult result;
+  {
+    InterruptHandler on_ctrl_c;
+    result = trainer.run();
+  }
+  if (result.interrupted) {
+    err << "dgm: interrupted at step " << result.steps << "; checkpoint saved. Continue with: dgm train " << args.model
+        << " --resume " << options.out_dir << "\n";
+    return 130;
+  }
+  print_nll(out, result.test_nll, result.unit);
+  return 0;
+}
+
+// ---- eval -------------------------------------------------------------------------------------------
+int run_eval(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  if (args.has("data")) check_data_source(args.data);
+  LoadedModel loaded = load_checkpoint_model(args);
+  const std::string src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
+  const data::MnistData test = data::load_mnist(src, data::Split::Test);
+  if (test.rows != loaded.model->height() || test.cols != loaded.model->width())
+    throw ValueError(cat("eval: the test images are ", test.rows, "x", test.cols, ", the model expects ", loaded.model->height(), "x",
+                         loaded.model->width()));
+  DataLoader loader(test, loaded.model->data_kind(), {.batch_size = args.batch, .shuffle = false, .drop_last = false});
+  const double nll = to_report_unit(test_nll_nats(*loaded.model, loader, args.quiet, &err), loaded.model->data_kind());
+  print_nll(out, nll, models::nll_unit(loaded.model->data_kind()));
+  return 0;
+}
+
+// ---- sample -----------------------------------------------------------------------------------------
+int run_sample(const CliArgs& args, std::ostream& out, std::ostream&) {
+  if (args.has("data")) check_data_source(args.data);
+  LoadedModel loaded = load_checkpoint_model(args);
+  models::GenerativeModel& model = *loaded.model;
+  const int64_t rows = model.height(), cols = model.width(), dim = rows * cols;
+  const std::string folder = fs::path(loaded.file).parent_path().string();
+  const std::string png = args.has("out") ? args.out : (fs::path(folder) / (args.complete ? "complete.png" : "sample.png")).string();
+  Generator gen(args.seed);
+  NoGradGuard no_grad;
+
+  if (!args.complete) {
+    Tensor samples = model.sample(args.n, gen);  // (n, D)
+    save_samples_png(png, samples, model.data_kind(), rows, cols);
+    out << "wrote " << args.n << " samples to " << png << "\n";
+    return 0;
+  }
+
+  // Autocompletion: the first n test images keep their first K pixels; the model samples the rest.
+  const int64_t k = *args.complete;
+  if (k > dim) throw UsageError(cat("--complete ", k, ": the images have only ", dim, " pixels"));
+  const std::string src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
+  const data::MnistData test = data::load_mnist(src, data::Split::Test);
+  if (args.n > test.n) throw UsageError(cat("--n ", args.n, ": the test split has only ", test.n, " images to complete"));
+  DataLoader loader(test, model.data_kind(), {.batch_size = args.n, .shuffle = false, .drop_last = false});
+  Tensor x = loader.batch(0);                   // (n, D), file order
+  Tensor completed = model.complete(x, k, gen);  // (n, D)
+  if (completed.dim() != 2 || completed.size(0) != args.n || completed.size(1) != dim)
+    throw ShapeError(cat("complete: expected (", args.n, ", ", dim, "), got ", shape_str(completed.shape())));
+
+  // The grid: the kept pixels (the rest mid-grey) in the top half, the completions below, both on
+  // 0..255 grey levels (binary data scaled by 255).
+  const double scale = model.data_kind() == models::DataKind::Binary ? 255 : 1;
+  const int64_t grid_cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(args.n))));
+  const int64_t half_rows = (args.n + grid_cols - 1) / grid_cols, half = half_rows * grid_cols;
+  std::vector<uint8_t> pixels(static_cast<size_t>(2 * half * dim), tools::kGridPaddingLevel);
+  const std::vector<double> given = x.to_vector<double>(), filled = completed.to_vector<double>();
+  for (int64_t i = 0; i < args.n; ++i)
+    for (int64_t d = 0; d < dim; ++d) {
+      const size_t at = static_cast<size_t>(i * dim + d);
+      pixels[i * dim + d] = d < k ? static_cast<uint8_t>(std::clamp(given[at] * scale, 0.0, 255.0)) : 128;
+      pixels[(half + i) * dim + d] = static_cast<uint8_t>(std::clamp(filled[at] * scale, 0.0, 255.0));
+    }
+  tools::save_image_grid(png, pixels, 2 * half, rows, cols, static_cast<int>(2 * half_rows), 2, 2, 255);
+  out << "wrote " << args.n << " completions of the first " << k << " pixels to " << png << "\n";
+  return 0;
+}
+
+// ---- the command line -------------------------------------------------------------------------------
+int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  try {
+    const CliArgs args = parse_args(argv);
+    if (args.help) {
+      out << usage(args.command);
+      if (!args.model.empty() && (args.command == Command::Train || args.command == Command::Eval || args.command == Command::Sample))
+        describe_model(args.model, out);
+      return 0;
+    }
+    apply_thread_count(args);
+    switch (args.command) {
+      case Command::Train: return run_train(args, out, err);
+      case Command::Eval: return run_eval(args, out, err);
+      case Command::Sample: return run_sample(args, out, err);
+      case Command::Bench: run_bench(args.names, out); return 0;
+      case Command::Lecture01: {
+        lecture01::Options opt;
+        if (!args.out.empty()) opt.out_dir = args.out;
+        opt.seed = args.seed;
+        opt.quiet = args.quiet;
+        opt.data = args.data;
+        const std::string module = args.names.empty() ? "" : args.names[0];
+        bool known = module.empty();
+        for (const auto& m : lecture01::modules()) known |= m.name == module;
+        if (!known) throw UsageError(cat("dgm lecture01: unknown module '", module, "' (see dgm lecture01 --help)"));
+        lecture01::run(module, opt);
+        return 0;
+      }
+      case Command::None: break;
+    }
+    throw UsageError("missing command (see dgm --help)");
+  } catch (const UsageError& e) {
+    err << "dgm: error: " << one_line(e.what()) << "\n";
+    return 2;
+  } catch (const std::exception& e) {  // dgm::Error and anything else (std::bad_alloc, a JSON error, ...)
+    err << "dgm: error: " << one_line(e.what()) << "\n";
+    return 1;
+  } catch (...) {
+    err << "dgm: error: unknown exception\n";
+    return 1;
+  }
+}
+
+}  // namespace dgm::cli

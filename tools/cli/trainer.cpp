@@ -1,0 +1,399 @@
+// The generic trainer; see trainer.h.
+#include "tools/cli/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+
+#include "tools/image.h"
+#include "tools/plot.h"
+#include "tools/progress.h"
+
+namespace dgm::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kOptimizerPrefix = "optimizer.";
+constexpr const char* kTrainerPrefix = "trainer.";
+// The samples in samples.png use their own stream (derived from the seed, the same at every epoch so
+// the grids show the same noise getting better), never the training streams.
+constexpr uint64_t kSampleStream = 0x5A4D504C45ULL;
+
+bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+std::string format_double(double v, const char* format = "%.6f") {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+const std::string& meta(const nn::Metadata& m, const std::string& key, const std::string& file) {
+  auto it = m.find(key);
+  if (it == m.end()) throw FormatError(cat(file, ": not a dgm train checkpoint (no '", key, "' in its metadata)"));
+  return it->second;
+}
+
+int64_t meta_int(const nn::Metadata& m, const std::string& key, const std::string& file) {
+  const std::string& v = meta(m, key, file);
+  try {
+    size_t used = 0;
+    long long x = std::stoll(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  throw FormatError(cat(file, ": metadata '", key, "' = '", v, "' is not an integer"));
+}
+
+const data::MnistData& checked(const data::MnistData& d, const models::GenerativeModel& model, const char* which) {
+  if (d.rows != model.height() || d.cols != model.width())
+    throw ValueError(cat("train: the ", which, " images are ", d.rows, "x", d.cols, ", the model expects ", model.height(), "x",
+                         model.width()));
+  return d;
+}
+
+}  // namespace
+
+// ---- helpers shared with eval and sample ----------------------------------------------------------
+
+double to_report_unit(double nats_per_dim, models::DataKind kind) {
+  return kind == models::DataKind::Binary ? nats_per_dim : nats_per_dim / std::log(2.0);
+}
+
+double test_nll_nats(models::GenerativeModel& model, const DataLoader& loader, bool quiet, std::ostream* log) {
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  tools::ProgressOptions bar_options;
+  bar_options.desc = "test";
+  bar_options.unit = "batch";
+  bar_options.quiet = quiet;
+  bar_options.out = log;
+  tools::ProgressBar bar(loader.num_batches(), bar_options);
+  double total = 0;  // sum of log p(x_i), nats
+  int64_t count = 0;
+  for (int64_t i = 0; i < loader.num_batches(); ++i) {
+    Tensor x = loader.batch(i);
+    Tensor lp = model.log_prob(x);
+    if (lp.dim() != 1 || lp.size(0) != x.size(0))
+      throw ShapeError(cat("log_prob: expected shape (", x.size(0), ",) for a batch of ", x.size(0), ", got ", shape_str(lp.shape())));
+    for (double v : lp.to_vector<double>()) total += v;
+    count += x.size(0);
+    bar.update();
+  }
+  bar.finish();
+  model.train(was_training);
+  if (count == 0) throw ValueError("test NLL: the test split is empty");
+  return -total / (static_cast<double>(count) * static_cast<double>(loader.dim()));
+}
+
+std::string resolve_checkpoint(const std::string& dir_or_file) {
+  std::error_code ec;
+  std::string path = fs::is_directory(dir_or_file, ec) ? (fs::path(dir_or_file) / kCheckpointFile).string() : dir_or_file;
+  if (!fs::is_regular_file(path, ec))
+    throw IOError(cat("checkpoint not found: ", path, fs::is_directory(dir_or_file, ec) ? " (the folder holds no model.safetensors)" : ""));
+  return path;
+}
+
+nn::NamedTensors model_tensors(const nn::SafetensorsFile& checkpoint) {
+  nn::NamedTensors out;
+  for (const auto& [name, t] : checkpoint.tensors)
+    if (!starts_with(name, kOptimizerPrefix) && !starts_with(name, kTrainerPrefix)) out.emplace_back(name, t);
+  return out;
+}
+
+void save_samples_png(const std::string& path, const Tensor& images, models::DataKind kind, int64_t rows, int64_t cols,
+                      int grid_rows) {
+  if (images.dim() != 2 || images.size(1) != rows * cols)
+    throw ShapeError(cat("samples: expected (n, ", rows * cols, ") images, got ", shape_str(images.shape())));
+  const int max_level = kind == models::DataKind::Binary ? 1 : 255;
+  std::vector<uint8_t> pixels;
+  pixels.reserve(static_cast<size_t>(images.numel()));
+  for (double v : images.to_vector<double>()) pixels.push_back(static_cast<uint8_t>(std::clamp(v, 0.0, double(max_level))));
+  tools::save_image_grid(path, pixels, images.size(0), rows, cols, grid_rows, 2, 2, max_level);
+}
+
+// ---- Trainer ----------------------------------------------------------------------------------------
+
+Trainer::Trainer(std::shared_ptr<models::GenerativeModel> model, const data::MnistData& train, const data::MnistData& test,
+                 TrainOptions options)
+    : model_(std::move(model)),
+      options_(std::move(options)),
+      train_loader_(checked(train, *model_, "training"), model_->data_kind(),
+                    {.batch_size = options_.batch_size, .shuffle = true, .drop_last = true, .seed = options_.seed}),
+      test_loader_(checked(test, *model_, "test"), model_->data_kind(),
+                   {.batch_size = options_.batch_size, .shuffle = false, .drop_last = false}) {
+  if (options_.steps < 0 || options_.epochs < 0 || (options_.steps > 0 && options_.epochs > 0))
+    throw ValueError(cat("Trainer: give steps or epochs (positive), got steps ", options_.steps, ", epochs ", options_.epochs));
+  if (options_.num_samples < 1) throw ValueError(cat("Trainer: num_samples must be positive, got ", options_.num_samples));
+  if (options_.out_dir.empty()) throw ValueError("Trainer: out_dir is empty");
+  if (train_loader_.num_batches() == 0)
+    throw ValueError(cat("train: a batch of ", options_.batch_size, " is larger than the ", train.n, " training images"));
+  optimizer_ = std::make_unique<nn::Adam>(model_->parameters(), nn::AdamOptions{.lr = options_.lr});
+  const int64_t epochs = options_.epochs > 0 ? options_.epochs : 1;
+  total_steps_ = options_.steps > 0 ? options_.steps : epochs * train_loader_.num_batches();
+}
+
+std::ostream& Trainer::log() const { return options_.log ? *options_.log : std::cerr; }
+std::string Trainer::path(const char* file) const { return (fs::path(options_.out_dir) / file).string(); }
+
+// Checkpoint layout (all in one safetensors file, written atomically):
+//   <model tensor names>      the model's state_dict
+//   optimizer.<Adam key>      Adam's state_dict ("optimizer.0.exp_avg", "optimizer.0.step", ...)
+//   trainer.train_loss        (step,) float64, train loss per step in the report unit
+//   trainer.eval_steps        (E,) int64 and trainer.test_nll (E,) float64: the test NLL history
+//   metadata: format, model, config (JSON), data_kind, unit, data, step, total_steps,
+//             steps_per_epoch, batch, lr, seed, loader (JSON), default_generator
+void Trainer::save_checkpoint(const std::string& file) const {
+  nn::NamedTensors tensors = model_->state_dict();
+  for (const auto& [name, t] : optimizer_->state_dict()) tensors.emplace_back(kOptimizerPrefix + name, t);
+  tensors.emplace_back("trainer.train_loss", from_vector(train_loss_, {static_cast<int64_t>(train_loss_.size())}));
+  tensors.emplace_back("trainer.eval_steps", from_vector(eval_steps_, {static_cast<int64_t>(eval_steps_.size())}));
+  tensors.emplace_back("trainer.test_nll", from_vector(test_nll_, {static_cast<int64_t>(test_nll_.size())}));
+  const models::DataKind kind = model_->data_kind();
+  nn::Metadata m = {
+      {"format", kCheckpointFormat},
+      {"model", options_.model_name},
+      {"config", model_->config().dump()},
+      {"data_kind", models::data_kind_name(kind)},
+      {"unit", models::nll_unit(kind)},
+      {"data", options_.data_source},
+      {"step", std::to_string(step_)},
+      {"total_steps", std::to_string(total_steps_)},
+      {"steps_per_epoch", std::to_string(train_loader_.num_batches())},
+      {"batch", std::to_string(options_.batch_size)},
+      {"lr", format_double(options_.lr, "%.17g")},
+      {"seed", std::to_string(options_.seed)},
+      {"loader", train_loader_.state().dump()},
+      {"default_generator", default_generator().state()},
+  };
+  nn::save_safetensors(file, tensors, m);
+}
+
+void Trainer::resume(const std::string& where) {
+  const std::string file = resolve_checkpoint(where);
+  nn::SafetensorsFile ck = nn::load_safetensors(file);
+  const nn::Metadata& m = ck.metadata;
+  if (meta(m, "format", file) != kCheckpointFormat) throw FormatError(cat(file, ": unknown checkpoint format '", m.at("format"), "'"));
+  if (!options_.model_name.empty() && meta(m, "model", file) != options_.model_name)
+    throw ValueError(cat(file, " is a checkpoint of '", m.at("model"), "', not of '", options_.model_name, "'"));
+  if (meta_int(m, "batch", file) != options_.batch_size)
+    throw ValueError(cat(file, " was trained with batch ", m.at("batch"), "; resuming with batch ", options_.batch_size,
+                         " would not continue the same run"));
+  if (meta(m, "seed", file) != std::to_string(options_.seed))
+    throw ValueError(cat(file, " was trained with seed ", m.at("seed"), "; resuming with seed ", options_.seed,
+                         " would not continue the same run"));
+
+  nn::NamedTensors optimizer_state;
+  std::map<std::string, Tensor> history;
+  for (const auto& [name, t] : ck.tensors) {
+    if (starts_with(name, kOptimizerPrefix)) optimizer_state.emplace_back(name.substr(std::string(kOptimizerPrefix).size()), t);
+    else if (starts_with(name, kTrainerPrefix)) history[name] = t;
+  }
+  try {
+    model_->load_state_dict(model_tensors(ck));
+  } catch (const Error& e) {
+    throw FormatError(cat(file, ": ", e.what()));
+  }
+  optimizer_->load_state_dict(optimizer_state);
+  auto history_of = [&](const std::string& key) {
+    auto it = history.find(key);
+    if (it == history.end()) throw FormatError(cat(file, ": missing tensor '", key, "'"));
+    return it->second;
+  };
+  train_loss_ = history_of("trainer.train_loss").to_vector<double>();
+  eval_steps_ = history_of("trainer.eval_steps").to_vector<int64_t>();
+  test_nll_ = history_of("trainer.test_nll").to_vector<double>();
+  step_ = meta_int(m, "step", file);
+  if (static_cast<int64_t>(train_loss_.size()) != step_ || eval_steps_.size() != test_nll_.size())
+    throw FormatError(cat(file, ": the loss history does not match step ", step_));
+  try {
+    train_loader_.set_state(nlohmann::json::parse(meta(m, "loader", file)));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(cat(file, ": malformed 'loader' metadata: ", e.what()));
+  }
+  default_generator().set_state(meta(m, "default_generator", file));
+  if (options_.steps == 0 && options_.epochs == 0) total_steps_ = meta_int(m, "total_steps", file);
+}
+
+double Trainer::evaluate() {
+  // No bar of its own: the epoch line that follows reports it.
+  const double nll = to_report_unit(test_nll_nats(*model_, test_loader_, /*quiet=*/true), model_->data_kind());
+  eval_steps_.push_back(step_);
+  test_nll_.push_back(nll);
+  return nll;
+}
+
+void Trainer::write_samples() const {
+  const bool was_training = model_->is_training();
+  model_->eval();
+  NoGradGuard no_grad;
+  Generator gen(options_.seed ^ kSampleStream);
+  Tensor samples = model_->sample(options_.num_samples, gen);
+  model_->train(was_training);
+  save_samples_png(path(kSamplesFile), samples, model_->data_kind(), model_->height(), model_->width());
+}
+
+void Trainer::write_curves() const {
+  // Thousands of points per line make a heavy SVG and an unreadable line: beyond 2000 steps, plot
+  // the mean of each run of `stride` steps at the run's last step.
+  const int64_t n = static_cast<int64_t>(train_loss_.size());
+  const int64_t stride = std::max<int64_t>(1, (n + 1999) / 2000);
+  std::vector<double> xs, ys;
+  for (int64_t start = 0; start < n; start += stride) {
+    const int64_t end = std::min(n, start + stride);
+    double s = 0;
+    for (int64_t i = start; i < end; ++i) s += train_loss_[i];
+    xs.push_back(static_cast<double>(end));
+    ys.push_back(s / static_cast<double>(end - start));
+  }
+  std::vector<double> eval_x(eval_steps_.begin(), eval_steps_.end());
+  tools::Figure fig;
+  tools::Axes& ax = fig.axes();
+  ax.plot(xs, ys, stride == 1 ? "train loss" : cat("train loss (mean of ", stride, " steps)"));
+  ax.plot(eval_x, test_nll_, "test NLL", tools::Style::markers_only());
+  ax.title(cat(options_.model_name.empty() ? "model" : options_.model_name, " on ", models::data_kind_name(model_->data_kind()),
+               " MNIST, batch ", options_.batch_size, ", Adam lr ", format_double(options_.lr, "%g")))
+      .xlabel("step")
+      .ylabel(cat("NLL (", models::nll_unit(model_->data_kind()), ")"));
+  fig.save(path(kCurvesFile));
+}
+
+namespace {
+std::string log_row(int64_t step, int64_t steps_per_epoch, double train_loss, const std::string& test_nll) {
+  return cat(step, ",", (step - 1) / steps_per_epoch + 1, ",", format_double(train_loss), ",", test_nll, "\n");
+}
+}  // namespace
+
+void Trainer::rewrite_log() const {
+  const std::string file = path(kLogFile), tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) throw IOError(cat("cannot write ", tmp));
+    out << "step,epoch,train_loss,test_nll\n";
+    size_t e = 0;
+    for (int64_t s = 1; s <= static_cast<int64_t>(train_loss_.size()); ++s) {
+      while (e < eval_steps_.size() && eval_steps_[e] < s) ++e;
+      std::string nll;
+      if (e < eval_steps_.size() && eval_steps_[e] == s) nll = format_double(test_nll_[e]);
+      out << log_row(s, train_loader_.num_batches(), train_loss_[s - 1], nll);
+    }
+    if (!out.flush()) throw IOError(cat("cannot write ", tmp));
+  }
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) throw IOError(cat("cannot rename ", tmp, " to ", file, ": ", ec.message()));
+}
+
+void Trainer::append_log_row() const {
+  std::ofstream out(path(kLogFile), std::ios::app);
+  if (!out) throw IOError(cat("cannot append to ", path(kLogFile)));
+  const std::string nll = !eval_steps_.empty() && eval_steps_.back() == step_ ? format_double(test_nll_.back()) : "";
+  out << log_row(step_, train_loader_.num_batches(), train_loss_.back(), nll);
+}
+
+TrainResult Trainer::run() {
+  std::error_code ec;
+  fs::create_directories(options_.out_dir, ec);
+  if (ec || !fs::is_directory(options_.out_dir)) throw IOError(cat("cannot create the run folder ", options_.out_dir, ": ", ec.message()));
+  rewrite_log();  // the header, or the history up to the resumed step (dropping rows after it)
+
+  const models::DataKind kind = model_->data_kind();
+  const double to_unit = to_report_unit(1.0, kind);
+  const int64_t per_epoch = train_loader_.num_batches();
+  const int64_t num_epochs = (total_steps_ + per_epoch - 1) / per_epoch;
+  const auto start_time = std::chrono::steady_clock::now();
+  const int64_t first_step = step_;
+  TrainResult result;
+  result.unit = models::nll_unit(kind);
+
+  // Counting models have a closed-form maximum-likelihood fit: no gradient steps needed.
+  if (step_ == 0 && model_->fit(train_loader_.all())) {
+    if (!options_.quiet) log() << "fitted by counting on " << train_loader_.size() << " images (the exact MLE); no gradient steps\n";
+    total_steps_ = 0;
+  }
+
+  model_->train();
+  std::unique_ptr<tools::ProgressBar> bar;
+  double epoch_loss_sum = 0;
+  int64_t epoch_loss_count = 0;
+  while (step_ < total_steps_) {
+    if (options_.stop && options_.stop->load()) {
+      result.interrupted = true;
+      break;
+    }
+    if (!bar) {  // a bar per epoch, counting the steps this run will do in it
+      const int64_t epoch = step_ / per_epoch + 1;
+      const int64_t in_epoch = std::min(per_epoch - step_ % per_epoch, total_steps_ - step_);
+      tools::ProgressOptions o;
+      o.desc = cat("epoch ", epoch, "/", num_epochs);
+      o.quiet = options_.quiet;
+      o.out = options_.log;
+      bar = std::make_unique<tools::ProgressBar>(in_epoch, o);
+      epoch_loss_sum = 0;
+      epoch_loss_count = 0;
+    }
+
+    Tensor x = train_loader_.next();  // (B, D) int64
+    optimizer_->zero_grad();
+    Tensor loss = model_->loss(x);    // mean NLL per dim, nats
+    loss.backward();
+    optimizer_->step();
+    const double value = loss.item() * to_unit;
+    ++step_;
+    if (!std::isfinite(value))
+      throw Error(cat("train: the loss became ", value, " at step ", step_, " (try a lower --lr)"));
+    train_loss_.push_back(value);
+    epoch_loss_sum += value;
+    ++epoch_loss_count;
+    bar->set_postfix("loss", epoch_loss_sum / static_cast<double>(epoch_loss_count));
+    bar->update();
+
+    const bool epoch_end = train_loader_.epoch_done();
+    const bool last = step_ == total_steps_;
+    if (epoch_end || last) {
+      bar->finish();
+      bar.reset();
+      const double nll = evaluate();
+      write_samples();
+      write_curves();
+      if (!options_.quiet) {
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+        log() << "epoch " << (step_ - 1) / per_epoch + 1 << "/" << num_epochs << "  step " << step_ << "  train_loss "
+              << format_double(epoch_loss_sum / static_cast<double>(epoch_loss_count), "%.4f") << "  test_nll "
+              << format_double(nll, "%.4f") << " " << result.unit << "  (" << format_double(seconds, "%.1f") << " s)\n";
+      }
+    }
+    append_log_row();
+    if (epoch_end || last || (options_.save_every > 0 && step_ % options_.save_every == 0)) save_checkpoint(path(kCheckpointFile));
+  }
+  bar.reset();
+
+  if (result.interrupted) {
+    save_checkpoint(path(kCheckpointFile));
+    if (!train_loss_.empty()) write_curves();
+    result.test_nll = std::nan("");
+  } else {
+    // A resumed run with nothing left to do still reports, and writes its four files.
+    if (eval_steps_.empty() || eval_steps_.back() != step_) {
+      evaluate();
+      rewrite_log();
+    }
+    if (step_ == first_step) {
+      write_samples();
+      write_curves();
+      save_checkpoint(path(kCheckpointFile));
+    }
+    result.test_nll = test_nll_.back();
+  }
+  result.steps = step_;
+  return result;
+}
+
+}  // namespace dgm::cli

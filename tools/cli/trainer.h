@@ -1,0 +1,121 @@
+// The generic trainer behind `dgm train`: any models::GenerativeModel, Adam, MNIST batches.
+//
+//   for each step:   x = next batch (B, D);  loss = model.loss(x)  (mean NLL per dim, nats);
+//                    loss.backward();  Adam step
+//   each epoch end:  test NLL = -sum_i log p(x_i) / (N D) over the test split, in nats/dim for
+//                    binary data and bits/dim (= nats/dim / ln 2) for 8-bit data;
+//                    samples.png, curves.svg and the checkpoint model.safetensors are rewritten
+//   every step:      a row of log.csv: step,epoch,train_loss,test_nll (losses in the report unit)
+//
+// A checkpoint holds everything a run needs to continue bit for bit: the model's tensors under
+// their own names (so nn::load_safetensors / Python's safetensors read them as usual), the Adam
+// state as "optimizer.<i>.exp_avg" ..., the loss history as "trainer.*" tensors, and in the
+// metadata the model name and config, the step, the data order (DataLoader::state) and the default
+// generator's state (dropout draws from it). See Trainer::save_checkpoint for the keys.
+//
+// Reproducibility: seed the default generator (dgm::manual_seed(seed)) before building the model;
+// then the same seed and options give the same parameters, bit for bit, whether the run is done in
+// one go or interrupted and resumed from any checkpoint.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "data/mnist.h"
+#include "models/model.h"
+#include "nn/optim.h"
+#include "nn/serialize.h"
+#include "tools/cli/data_loader.h"
+
+namespace dgm::cli {
+
+struct TrainOptions {
+  std::string model_name;        // as registered; recorded in the checkpoint for eval/sample/resume
+  std::string data_source;       // the --data string; recorded in the checkpoint
+  int64_t steps = 0;             // total steps (batches), or
+  int64_t epochs = 0;            // total epochs; neither: 1 epoch
+  int64_t batch_size = 32;
+  double lr = 1e-3;
+  uint64_t seed = 0;             // data order and the samples in samples.png
+  std::string out_dir;           // where the four files go (created if missing)
+  int64_t save_every = 0;        // also checkpoint every N steps (0: epoch ends and the end only)
+  int64_t num_samples = 64;      // images in samples.png
+  bool quiet = false;            // no progress bars or epoch lines
+  std::ostream* log = nullptr;   // progress bars and epoch lines; nullptr = std::cerr
+  // When set (e.g. by Ctrl-C), training stops after the current step and saves a checkpoint.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct TrainResult {
+  double test_nll = 0;        // in `unit`; NaN when interrupted before the final evaluation
+  std::string unit;           // "nats/dim" or "bits/dim"
+  int64_t steps = 0;          // steps done in total (including those before a resume)
+  bool interrupted = false;
+};
+
+// The names of the files a run writes in its folder.
+inline constexpr const char* kCheckpointFile = "model.safetensors";
+inline constexpr const char* kSamplesFile = "samples.png";
+inline constexpr const char* kCurvesFile = "curves.svg";
+inline constexpr const char* kLogFile = "log.csv";
+// The "format" metadata of a checkpoint written by Trainer::save_checkpoint.
+inline constexpr const char* kCheckpointFormat = "dgm-train-checkpoint/1";
+
+class Trainer {
+ public:
+  // The data must have model.height() x model.width() pixels per image.
+  Trainer(std::shared_ptr<models::GenerativeModel> model, const data::MnistData& train, const data::MnistData& test,
+          TrainOptions options);
+
+  // Continues from a checkpoint written by save_checkpoint (a file, or a run folder holding
+  // model.safetensors): model, optimiser, data order, default generator and loss history. Call
+  // before run(). Without --steps/--epochs in the options, the checkpoint's total is kept.
+  void resume(const std::string& path);
+  TrainResult run();
+
+  void save_checkpoint(const std::string& path) const;
+  int64_t step() const { return step_; }
+  int64_t total_steps() const { return total_steps_; }
+  int64_t steps_per_epoch() const { return train_loader_.num_batches(); }
+  const models::GenerativeModel& model() const { return *model_; }
+  const nn::Adam& optimizer() const { return *optimizer_; }
+
+ private:
+  double evaluate();            // test NLL in the report unit; appends to the history
+  void write_samples() const;
+  void write_curves() const;
+  void rewrite_log() const;     // log.csv from the history (after a resume)
+  void append_log_row() const;  // the row of the step just done
+  std::ostream& log() const;
+  std::string path(const char* file) const;
+
+  std::shared_ptr<models::GenerativeModel> model_;
+  TrainOptions options_;
+  DataLoader train_loader_, test_loader_;
+  std::unique_ptr<nn::Adam> optimizer_;
+  int64_t step_ = 0, total_steps_ = 0;
+  // History, in the report unit: train loss of steps 1..step_, test NLL at eval_steps_.
+  std::vector<double> train_loss_;
+  std::vector<int64_t> eval_steps_;
+  std::vector<double> test_nll_;
+};
+
+// -sum_i log p(x_i) / (N D) over every image of `loader` (in its file order), in nats/dim.
+// Runs in eval mode without a graph; restores the model's training mode.
+double test_nll_nats(models::GenerativeModel& model, const DataLoader& loader, bool quiet = true, std::ostream* log = nullptr);
+// nats/dim for binary data; bits/dim (divided by ln 2) for 8-bit data.
+double to_report_unit(double nats_per_dim, models::DataKind kind);
+
+// A run folder -> its model.safetensors; a file -> itself. IOError if there is no such file.
+std::string resolve_checkpoint(const std::string& dir_or_file);
+// The model's own tensors in a checkpoint (without the "optimizer." and "trainer." entries).
+nn::NamedTensors model_tensors(const nn::SafetensorsFile& checkpoint);
+
+// Samples or images (n, D) int64 -> a PNG grid; binary data is shown with 1 as white.
+void save_samples_png(const std::string& path, const Tensor& images, models::DataKind kind, int64_t rows, int64_t cols,
+                      int grid_rows = 0);
+
+}  // namespace dgm::cli
