@@ -4,8 +4,11 @@
 // With create_graph (higher derivatives), backward differentiates the composite reference.
 #pragma once
 #include "autograd/tensor.h"
+#include "tensor/fused.h"
 
 namespace dgm::fused {
+
+using cpu::LinearActivation;
 
 // Per-example cross entropy: logits (N, C), target int64 (N) -> (N,)  [-log softmax(logits)[target]]
 Tensor cross_entropy(const Tensor& logits, const Tensor& target);
@@ -16,14 +19,20 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 // softmax(scale q k^T [+ causal mask]) v for q (B, H, Lq, D), k, v (B, H, Lk, D); scale <= 0 means
 // 1 / sqrt(D). Causal: query i sees keys j <= i + Lk - Lq (queries are the last Lq positions).
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale = 0);
+// act(x W^T + b) for x (N, in), weight (out, in), bias (out) or undefined -> (N, out); the bias is the
+// GEMM's starting C and the activation is applied in the same pass, so neither has a node of its own.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act = LinearActivation::None);
 
 }  // namespace dgm::fused
 
 namespace dgm::reference {
 
+using cpu::LinearActivation;
+
 Tensor cross_entropy(const Tensor& logits, const Tensor& target);
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target);
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale = 0);
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act = LinearActivation::None);
 
 }  // namespace dgm::reference

@@ -50,6 +50,13 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
   }
   return matmul(softmax(s, -1), v);
 }
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act) {
+  Tensor y = matmul(x, transpose(weight, 0, 1));  // (N, in) @ (in, out)
+  if (bias.defined()) y = y + bias;
+  if (act == LinearActivation::ReLU) return relu(y);
+  if (act == LinearActivation::GELU) return gelu(y);
+  return y;
+}
 
 }  // namespace reference
 
@@ -97,6 +104,24 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
       return reference_backward([causal, scale](const Grads& x) { return reference::attention(x[0], x[1], x[2], causal, scale); }, in, g[0]);
     auto d = cpu::attention_backward(s[0].array(), s[1].array(), s[2].array(), s[3].array(), lse_t.array(), g[0].array(), causal, scale);
     return Grads{Tensor(d.dq), Tensor(d.dk), Tensor(d.dv)};
+  });
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act) {
+  auto r = cpu::linear_forward(x.array(), weight.array(), bias.defined() ? bias.array() : Array(), act);
+  // GELU's derivative needs the pre-activation; ReLU's and the identity's are read off the output
+  const bool keep_pre = act == LinearActivation::GELU;
+  Tensor pre_t = keep_pre ? Tensor(r.pre) : Tensor();
+  std::vector<int> to_save{0, 1, 2};
+  if (!keep_pre) to_save.push_back(3);
+  return record1(Op::Linear, {x, weight, bias}, r.y, to_save, [pre_t, act, keep_pre](const Grads& g, const Grads& s) {
+    if (is_grad_enabled())
+      return reference_backward([act](const Grads& in) { return reference::linear(in[0], in[1], in[2], act); }, {s[0], s[1], s[2]}, g[0]);
+    const Tensor& saved = keep_pre ? pre_t : s[3];
+    auto d = cpu::linear_backward(s[0].array(), s[1].array(), saved.array(), g[0].array(), act, s[0].requires_grad(), s[1].requires_grad(),
+                                  s[2].defined() && s[2].requires_grad());
+    auto wrap = [](const Array& a) { return a.defined() ? Tensor(a) : Tensor(); };
+    return Grads{wrap(d.dx), wrap(d.dweight), wrap(d.dbias)};
   });
 }
 

@@ -26,7 +26,7 @@
   X(LogSoftmax, "log_softmax")                                                                            \
   /* fused kernels (each checked against its composite reference) */                                    \
   X(CrossEntropy, "cross_entropy") X(BceWithLogits, "binary_cross_entropy_with_logits")                  \
-  X(LayerNorm, "layer_norm") X(Attention, "attention")
+  X(LayerNorm, "layer_norm") X(Attention, "attention") X(Linear, "linear")
 
 namespace dgm {
 

@@ -49,23 +49,21 @@ struct GemmCase {
   int64_t batch, M, N, K;
   bool trans_A = false;  // A is the transpose of a row-major (K, M) array
   bool trans_B = false;  // B is the transpose of a row-major (N, K) array (x @ W^T)
-  bool broadcast_B = false;  // one B for the whole batch (batch stride 0)
 };
 
 // GFLOP/s of one case (median time, same methodology as pytorch_ref.py).
 double bench_gemm_case(const GemmCase& c) {
   const int64_t a_size = c.M * c.K, b_size = c.K * c.N, c_size = c.M * c.N;
   std::vector<float> A = random_matrix(c.batch * a_size, 1);
-  std::vector<float> B = random_matrix((c.broadcast_B ? 1 : c.batch) * b_size, 2);
+  std::vector<float> B = random_matrix(c.batch * b_size, 2);
   std::vector<float> C(size_t(c.batch * c_size));
   const int64_t rsA = c.trans_A ? 1 : c.K, csA = c.trans_A ? c.M : 1;
   const int64_t rsB = c.trans_B ? 1 : c.N, csB = c.trans_B ? c.K : 1;
-  const int64_t bsB = c.broadcast_B ? 0 : b_size;
   auto run = [&] {
     if (c.batch == 1)
       dgm::cpu::gemm(c.M, c.N, c.K, 1.0f, A.data(), rsA, csA, B.data(), rsB, csB, 0.0f, C.data(), c.N, 1);
     else
-      dgm::cpu::gemm_batched(c.batch, c.M, c.N, c.K, 1.0f, A.data(), a_size, rsA, csA, B.data(), bsB, rsB, csB, 0.0f, C.data(),
+      dgm::cpu::gemm_batched(c.batch, c.M, c.N, c.K, 1.0f, A.data(), a_size, rsA, csA, B.data(), b_size, rsB, csB, 0.0f, C.data(),
                              c_size, c.N, 1);
   };
   const double flops = 2.0 * double(c.batch) * double(c.M) * double(c.N) * double(c.K);

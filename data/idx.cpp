@@ -202,7 +202,7 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
   const std::string tmp = path + ".tmp";
   std::FILE* file = std::fopen(tmp.c_str(), "wb");
   if (!file) throw IOError(cat(path, ": cannot open ", tmp, " for writing (", errno_text(), ")"));
-  bool ok = std::fwrite(data, 1, size, file) == size;
+  bool ok = size == 0 || std::fwrite(data, 1, size, file) == size;  // fwrite(nullptr, ...) is undefined, even for 0 bytes
   ok = std::fflush(file) == 0 && ok;
   std::string reason = ok ? "" : errno_text();
   ok = std::fclose(file) == 0 && ok;

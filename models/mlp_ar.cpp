@@ -36,7 +36,8 @@ MLPAR::MLPAR(MLPARConfig config) : AutoregressiveModel("MLPAR"), config_(config)
 std::shared_ptr<GenerativeModel> MLPAR::create(const nlohmann::json& config) { return std::make_shared<MLPAR>(MLPARConfig::from_json(config)); }
 
 // a: (..., hidden) -> (..., P)
-Tensor MLPAR::mlp(const Tensor& a) { return l3->forward(relu(l2->forward(relu(a)))); }
+// l2 and the ReLU after it are one fused kernel (F::linear with an activation)
+Tensor MLPAR::mlp(const Tensor& a) { return l3->forward(F::linear(relu(a), l2->weight, l2->bias, F::LinearActivation::ReLU)); }
 
 // x: (B, D) -> (B, D, P)
 Tensor MLPAR::head_params(const Tensor& x) {
@@ -87,7 +88,9 @@ Tensor MLPAR::log_prob(const Tensor& x) {
     std::vector<Tensor> p = chunk(params, 3, -1);  // 3 x (B, D, K)
     per_pixel = nn::DiscretizedLogisticMixture(p[0], p[1], p[2]).log_prob(x.to(params.dtype()) / 127.5 - 1.0);
   } else {
-    per_pixel = squeeze(gather(log_softmax(params, -1), 2, unsqueeze(x, 2)), 2);
+    // log softmax(params)[x_j] = -cross_entropy: the fused kernel never builds the (B, D, 256) log-softmax
+    const int64_t B = x.size(0), D = x.size(1);
+    per_pixel = -reshape(F::cross_entropy(reshape(params, {B * D, 256}), reshape(x, {B * D}), "none"), {B, D});
   }
   return sum(per_pixel, {1});
 }

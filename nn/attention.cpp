@@ -82,18 +82,28 @@ TransformerBlock::TransformerBlock(int64_t d, int64_t h, TransformerBlockOptions
   auto fc = std::make_shared<Linear>(d, hidden, LinearOptions{.gen = options.gen});
   auto fc_out = std::make_shared<Linear>(hidden, d, LinearOptions{.gen = options.gen});
   mlp = register_module("mlp", std::make_shared<Sequential>(fc, make_activation(options.activation), fc_out));
+  fc_ = fc;
+  fc_out_ = fc_out;
+  activation_ = options.activation;
+}
+
+// x: (..., D) -> (..., D); the same as mlp->forward(x)
+Tensor TransformerBlock::mlp_forward(const Tensor& x) {
+  if (activation_ == Activation::ReLU) return fc_out_->forward(F::linear(x, fc_->weight, fc_->bias, F::LinearActivation::ReLU));
+  if (activation_ == Activation::GELU) return fc_out_->forward(F::linear(x, fc_->weight, fc_->bias, F::LinearActivation::GELU));
+  return mlp->forward(x);
 }
 
 // x: (B, L, D) -> (B, L, D)
 Tensor TransformerBlock::forward(const Tensor& x) {
   Tensor y = x + attn->forward(ln1->forward(x));
-  return y + mlp->forward(ln2->forward(y));
+  return y + mlp_forward(ln2->forward(y));
 }
 
 // x_t: (B, D) -> (B, D)
 Tensor TransformerBlock::forward_step(const Tensor& x_t, KVCache& cache) {
   Tensor y = x_t + attn->forward_step(ln1->forward(x_t), cache);
-  return y + mlp->forward(ln2->forward(y));
+  return y + mlp_forward(ln2->forward(y));
 }
 
 }  // namespace dgm::nn

@@ -63,6 +63,11 @@ class TransformerBlock : public Module {
   std::shared_ptr<LayerNorm> ln1, ln2;
   std::shared_ptr<MultiheadAttention> attn;
   std::shared_ptr<Sequential> mlp;
+
+ private:
+  Tensor mlp_forward(const Tensor& x);  // mlp(x), with its first Linear and a ReLU/GELU fused
+  std::shared_ptr<Linear> fc_, fc_out_;
+  Activation activation_;
 };
 
 }  // namespace dgm::nn

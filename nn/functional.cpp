@@ -2,32 +2,59 @@
 
 #include <cmath>
 
+#include "autograd/fused.h"
+
 namespace dgm::nn::functional {
 
 // ---- layers ------------------------------------------------------------------------------------------
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+static void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (weight.dim() != 2) throw ShapeError(cat("linear: weight must be (out_features, in_features), got ", shape_str(weight.shape())));
   if (x.dim() < 1 || x.size(-1) != weight.size(1))
     throw ShapeError(cat("linear: input ", shape_str(x.shape()), " does not end in in_features = ", weight.size(1), " (weight ",
                          shape_str(weight.shape()), ")"));
   if (bias.defined() && bias.shape() != Shape{weight.size(0)})
     throw ShapeError(cat("linear: bias ", shape_str(bias.shape()), " does not match out_features = ", weight.size(0)));
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act) {
+  check_linear(x, weight, bias);
   // (..., in) -> (N, in): one GEMM for all leading dims instead of a batch of small ones
+  Shape out_shape = x.shape();
+  out_shape.back() = weight.size(0);
+  if (x.dim() == 2) return fused::linear(x, weight, bias, act);
+  return reshape(fused::linear(reshape(x, {-1, weight.size(1)}), weight, bias, act), out_shape);
+}
+
+Tensor linear_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act) {
+  check_linear(x, weight, bias);
   Shape out_shape = x.shape();
   out_shape.back() = weight.size(0);
   Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, weight.size(1)});
   Tensor y = matmul(x2, weight.t());  // (N, in) @ (in, out) -> (N, out)
   if (bias.defined()) y = y + bias;
+  if (act == LinearActivation::ReLU) y = relu(y);
+  if (act == LinearActivation::GELU) y = gelu(y);
   return x.dim() == 2 ? y : reshape(y, out_shape);
 }
 
-Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+static void check_layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (x.dim() < 1) throw ShapeError("layer_norm: input must have at least 1 dim");
   Shape d{x.size(-1)};
   if (weight.defined() && weight.shape() != d)
     throw ShapeError(cat("layer_norm: weight ", shape_str(weight.shape()), " does not match the last dim of the input ", shape_str(x.shape())));
   if (bias.defined() && bias.shape() != d)
     throw ShapeError(cat("layer_norm: bias ", shape_str(bias.shape()), " does not match the last dim of the input ", shape_str(x.shape())));
+}
+
+// One fused kernel (tensor/fused.h): a pass for the row statistics and one for the output, instead
+// of the reference's six ops and five (..., D) temporaries.
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  check_layer_norm(x, weight, bias);
+  return fused::layer_norm(x, weight, bias, eps);
+}
+
+Tensor layer_norm_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  check_layer_norm(x, weight, bias);
   Tensor centered = x - mean(x, {-1}, true);                // (..., D)
   Tensor variance = mean(centered * centered, {-1}, true);  // (..., 1), biased as in PyTorch
   Tensor y = centered * rsqrt(variance + eps);
@@ -72,14 +99,29 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   return contiguous(permute(reshape(y, {B, Ho, Wo, O}), {0, 3, 1, 2}));  // (B, O, Ho, Wo)
 }
 
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+static void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
   if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim() || k.size(-1) != q.size(-1) || v.size(-2) != k.size(-2))
     throw ShapeError(cat("scaled_dot_product_attention: expected q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv), got ", shape_str(q.shape()),
                          ", ", shape_str(k.shape()), ", ", shape_str(v.shape())));
+  if (causal && q.size(-2) > k.size(-2))
+    throw ShapeError(cat("scaled_dot_product_attention: causal attention needs Lq <= Lk, got ", q.size(-2), " and ", k.size(-2)));
+}
+
+// The fused kernel (tensor/fused.h) keeps one row of scores at a time instead of the (..., Lq, Lk)
+// score and probability matrices; it takes (B, H, L, d) with equal head sizes for q, k and v, and
+// other shapes go through the composite.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  check_attention(q, k, v, causal);
+  if (q.dim() == 4 && v.size(-1) == q.size(-1) && q.size(0) == k.size(0) && q.size(1) == k.size(1) && k.shape() == v.shape())
+    return fused::attention(q, k, v, causal);
+  return scaled_dot_product_attention_reference(q, k, v, causal);
+}
+
+Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  check_attention(q, k, v, causal);
   const int64_t Lq = q.size(-2), Lk = k.size(-2);
   Tensor scores = matmul(q, k.t()) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));  // (..., Lq, Lk)
   if (causal) {
-    if (Lq > Lk) throw ShapeError(cat("scaled_dot_product_attention: causal attention needs Lq <= Lk, got ", Lq, " and ", Lk));
     // query i sits at position i + (Lk - Lq); keys after it are hidden. A large finite negative
     // score (not -inf) keeps anomaly mode quiet and gives exactly zero weight after softmax.
     std::vector<bool> future(static_cast<size_t>(Lq * Lk));
@@ -129,19 +171,48 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const std::string
   return reduce(-picked, reduction, "nll_loss");
 }
 
+// The fused kernel (tensor/fused.h) takes (N, C) rows: one pass for log-sum-exp and the picked
+// logit, no (N, C) log-softmax kept for backward. (N, C, d1, ...) is moved to (N*d1*..., C) first.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const std::string& reduction) {
+  if (logits.dim() < 2) throw ShapeError(cat("cross_entropy: logits must be (N, C) or (N, C, d1, ...), got ", shape_str(logits.shape())));
+  if (target.dtype() != DType::Int64) throw DTypeError(cat("cross_entropy: target must hold int64 class indices, got ", dtype_name(target.dtype())));
+  Shape expect = logits.shape();
+  expect.erase(expect.begin() + 1);
+  if (target.shape() != expect)
+    throw ShapeError(cat("cross_entropy: target ", shape_str(target.shape()), " does not match input ", shape_str(logits.shape()), " (expected ",
+                         shape_str(expect), ")"));
+  if (logits.dim() == 2) return reduce(fused::cross_entropy(logits, target), reduction, "cross_entropy");
+  std::vector<int64_t> order{0};  // (N, C, d1, ...) -> (N, d1, ..., C)
+  for (int64_t i = 2; i < logits.dim(); ++i) order.push_back(i);
+  order.push_back(1);
+  Tensor rows = reshape(permute(logits, order), {-1, logits.size(1)});
+  Tensor loss = reshape(fused::cross_entropy(rows, reshape(target, {-1})), target.shape());  // (N, d1, ...)
+  return reduce(loss, reduction, "cross_entropy");
+}
+
+Tensor cross_entropy_reference(const Tensor& logits, const Tensor& target, const std::string& reduction) {
   if (logits.dim() < 2) throw ShapeError(cat("cross_entropy: logits must be (N, C) or (N, C, d1, ...), got ", shape_str(logits.shape())));
   return nll_loss(log_softmax(logits, 1), target, reduction);
 }
 
 Tensor log_sigmoid(const Tensor& x) { return -softplus(-x); }
 
-Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const std::string& reduction) {
+static void check_bce(const Tensor& logits, const Tensor& target) {
   if (logits.shape() != target.shape())
     throw ShapeError(cat("binary_cross_entropy_with_logits: logits ", shape_str(logits.shape()), " and target ", shape_str(target.shape()),
                          " must have the same shape"));
   if (!is_floating(target.dtype()))
     throw DTypeError(cat("binary_cross_entropy_with_logits: target must be floating (0./1.), got ", dtype_name(target.dtype())));
+}
+
+// One fused pass forward and one backward (tensor/fused.h) instead of four elementwise ops.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const std::string& reduction) {
+  check_bce(logits, target);
+  return reduce(fused::binary_cross_entropy_with_logits(logits, target), reduction, "binary_cross_entropy_with_logits");
+}
+
+Tensor binary_cross_entropy_with_logits_reference(const Tensor& logits, const Tensor& target, const std::string& reduction) {
+  check_bce(logits, target);
   // max(x, 0) + log1p(exp(-|x|)) is softplus(x), computed that way by the engine's kernel. Written
   // with max and |x| its gradient at exactly x = 0 would be 1 - y or -y instead of 1/2 - y.
   return reduce(softplus(logits) - logits * target, reduction, "binary_cross_entropy_with_logits");

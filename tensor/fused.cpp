@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tensor/gemm.h"
 #include "tensor/kernels.h"
 #include "tensor/loops.h"
 #include "tensor/vecmath.h"
@@ -217,64 +218,89 @@ AttnShape check_attention(const Array& q, const Array& k, const Array& v) {
 inline int64_t key_limit(int64_t i, const AttnShape& s, bool causal) {
   return causal ? std::clamp<int64_t>(i + (s.Lk - s.Lq) + 1, 0, s.Lk) : s.Lk;
 }
-// Kt[c * Lk + j] = K[j * D + c]: scores for one query become a sum of D contiguous axpys over keys
-template <class T>
-void transpose_into(const T* src, int64_t rows, int64_t cols, std::vector<T>& dst) {
-  dst.resize(rows * cols);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+// Queries are processed in blocks of kQueryBlock rows: the block's scores (kQueryBlock x Lk) are
+// one GEMM, small enough to stay in L2, so no L x L matrix is ever stored, while the products run
+// in the packed GEMM kernel instead of one-query-at-a-time dot products.
+constexpr int64_t kQueryBlock = 64;
+
+// Heads per thread: a parallel region only when there are at least ~2^20 multiply-adds to share.
+// Decoding one token (Lq = 1) stays on one thread: waking the team for a few microseconds of work
+// costs more than the work, and on a busy machine the wait for a descheduled thread is far longer.
+inline int64_t head_grain(const AttnShape& s) {
+  const int64_t per_head = std::max<int64_t>(1, s.Lq * s.Lk * s.D);
+  return std::max<int64_t>(1, (int64_t{1} << 20) / per_head);
 }
-// s[j] = scale * q . k_j for j < n
+
+// A (B, H, L, D) operand read in place: head (b, h) starts at data + b*sb + h*sh, row i at + i*sr.
+// q, k, v are usually permuted views of the (B, L, 3D) projection, so this avoids three copies;
+// only a non-unit stride along D forces one.
 template <class T>
-void scores(const T* q, const std::vector<T>& kt, int64_t Lk, int64_t D, int64_t n, T scale, T* s) {
-  for (int64_t j = 0; j < n; ++j) s[j] = 0;
-  for (int64_t c = 0; c < D; ++c) {
-    T qc = q[c] * scale;
-    const T* kc = kt.data() + c * Lk;
-    for (int64_t j = 0; j < n; ++j) s[j] += qc * kc[j];
-  }
+struct Heads {
+  const T* data;
+  int64_t sb, sh, sr;
+  Heads(const Array& a) : data(a.data<T>()), sb(a.stride(0)), sh(a.stride(1)), sr(a.stride(2)) {}
+  const T* head(int64_t bh, int64_t H) const { return data + (bh / H) * sb + (bh % H) * sh; }
+};
+inline Array unit_last_stride(const Array& a) { return a.size(3) <= 1 || a.stride(3) == 1 ? a : a.contiguous(); }
+// Outputs are allocated (B, L, H, D) and returned as a (B, H, L, D) view: heads side by side, so the
+// caller's permute back to (B, L, H*D) is free.
+inline Array heads_last(int64_t B, int64_t H, int64_t L, int64_t D, DType dt, bool zero) {
+  Array a = zero ? Array::zeros({B, L, H, D}, dt) : Array::empty({B, L, H, D}, dt);
+  return a.permute({0, 2, 1, 3});
+}
+
+// S[r, j] = scale * q_{i0+r} . k_j for the block's rows r < rows and keys j < n (ld n)
+template <class T>
+void block_scores(const T* Q, int64_t rsQ, const T* K, int64_t rsK, int64_t rows, int64_t n, int64_t D, T scale, T* S) {
+  gemm(rows, n, D, scale, Q, rsQ, 1, K, 1, rsK, T(0), S, n, 1);  // Q_blk (rows, D) @ K^T (D, n)
 }
 
 }  // namespace
 
 AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Array& v_in, bool causal, double scale) {
   AttnShape s = check_attention(q_in, k_in, v_in);
-  Array q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
-  AttentionResult r{Array::empty(q.shape(), q.dtype()), Array::empty({s.B, s.H, s.Lq}, q.dtype())};
+  Array q = unit_last_stride(q_in), k = unit_last_stride(k_in), v = unit_last_stride(v_in);
+  AttentionResult r{heads_last(s.B, s.H, s.Lq, s.D, q.dtype(), false), Array::empty({s.B, s.H, s.Lq}, q.dtype())};
   dispatch_floating(q.dtype(), "attention", [&]<class T>() {
-    const T *qp = q.data<T>(), *kp = k.data<T>(), *vp = v.data<T>();
-    T *op = r.out.data<T>(), *lp = r.lse.data<T>();
+    const Heads<T> hq(q), hk(k), hv(v), ho(r.out);
+    T* lp = r.lse.data<T>();
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
-      std::vector<T> kt, p(s.Lk);
+      std::vector<T> P(static_cast<size_t>(kQueryBlock * s.Lk));
       for (int64_t bh = h0; bh < h1; ++bh) {
-        const T *Q = qp + bh * s.Lq * s.D, *K = kp + bh * s.Lk * s.D, *V = vp + bh * s.Lk * s.D;
-        transpose_into(K, s.Lk, s.D, kt);
-        for (int64_t i = 0; i < s.Lq; ++i) {
-          int64_t n = key_limit(i, s, causal);
-          T* o = op + (bh * s.Lq + i) * s.D;
-          for (int64_t c = 0; c < s.D; ++c) o[c] = 0;
-          if (n == 0) {  // sees no key: output 0 (and no gradient)
-            lp[bh * s.Lq + i] = -INFINITY;
+        const T *Q = hq.head(bh, s.H), *K = hk.head(bh, s.H), *V = hv.head(bh, s.H);
+        T *O = const_cast<T*>(ho.head(bh, s.H)), *lse = lp + bh * s.Lq;
+        for (int64_t i0 = 0; i0 < s.Lq; i0 += kQueryBlock) {
+          const int64_t rows = std::min(kQueryBlock, s.Lq - i0), n = key_limit(i0 + rows - 1, s, causal);  // keys the last row sees
+          if (n == 0) {  // no query of the block sees a key: output 0 (and no gradient)
+            for (int64_t i = i0; i < i0 + rows; ++i) std::fill(O + i * ho.sr, O + i * ho.sr + s.D, T(0));
+            std::fill(lse + i0, lse + i0 + rows, -INFINITY);
             continue;
           }
-          scores(Q + i * s.D, kt, s.Lk, s.D, n, static_cast<T>(scale), p.data());
-          T m = p[0];
-          for (int64_t j = 1; j < n; ++j) m = std::max(m, p[j]);
-          T sum = 0;
-          for (int64_t j = 0; j < n; ++j) {
-            p[j] = exp_approx(p[j] - m);
-            sum += p[j];
+          block_scores(Q + i0 * hq.sr, hq.sr, K, hk.sr, rows, n, s.D, static_cast<T>(scale), P.data());  // (rows, n)
+          for (int64_t r_ = 0; r_ < rows; ++r_) {  // softmax of each row over the keys it may see, 0 beyond
+            T* p = P.data() + r_ * n;
+            const int64_t m_ = key_limit(i0 + r_, s, causal);
+            if (m_ == 0) {
+              std::fill(p, p + n, T(0));
+              lse[i0 + r_] = -INFINITY;
+              continue;
+            }
+            T m = p[0];
+            for (int64_t j = 1; j < m_; ++j) m = std::max(m, p[j]);
+            T sum = 0;
+            for (int64_t j = 0; j < m_; ++j) {
+              p[j] = exp_approx(p[j] - m);
+              sum += p[j];
+            }
+            const T inv = T(1) / sum;
+            for (int64_t j = 0; j < m_; ++j) p[j] *= inv;
+            std::fill(p + m_, p + n, T(0));
+            lse[i0 + r_] = m + std::log(sum);
           }
-          T inv = T(1) / sum;
-          for (int64_t j = 0; j < n; ++j) {
-            T w = p[j] * inv;
-            const T* vj = V + j * s.D;
-            for (int64_t c = 0; c < s.D; ++c) o[c] += w * vj[c];
-          }
-          lp[bh * s.Lq + i] = m + std::log(sum);
+          gemm(rows, s.D, n, T(1), P.data(), n, 1, V, hv.sr, 1, T(0), O + i0 * ho.sr, ho.sr, 1);  // P (rows, n) @ V (n, D)
         }
       }
-    }, 1);
+    }, head_grain(s));
   });
   return r;
 }
@@ -282,48 +308,139 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
 AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Array& v_in, const Array& out_in, const Array& lse_in,
                                   const Array& dout_in, bool causal, double scale) {
   AttnShape s = check_attention(q_in, k_in, v_in);
-  Array q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous(), out = out_in.contiguous(), lse = lse_in.contiguous(),
-        dout = dout_in.contiguous();
-  AttentionGrads g{Array::empty(q.shape(), q.dtype()), Array::zeros(k.shape(), k.dtype()), Array::zeros(v.shape(), v.dtype())};
+  Array q = unit_last_stride(q_in), k = unit_last_stride(k_in), v = unit_last_stride(v_in), out = unit_last_stride(out_in),
+        lse = lse_in.contiguous(), dout = unit_last_stride(dout_in);
+  AttentionGrads g{heads_last(s.B, s.H, s.Lq, s.D, q.dtype(), false), heads_last(s.B, s.H, s.Lk, s.D, q.dtype(), true),
+                   heads_last(s.B, s.H, s.Lk, s.D, q.dtype(), true)};
   dispatch_floating(q.dtype(), "attention_backward", [&]<class T>() {
-    const T *qp = q.data<T>(), *kp = k.data<T>(), *vp = v.data<T>(), *op = out.data<T>(), *lp = lse.data<T>(), *dop = dout.data<T>();
-    T *dqp = g.dq.data<T>(), *dkp = g.dk.data<T>(), *dvp = g.dv.data<T>();
+    const Heads<T> hq(q), hk(k), hv(v), ho(out), hdo(dout), hdq(g.dq), hdk(g.dk), hdv(g.dv);
+    const T* lp = lse.data<T>();
     const T sc = static_cast<T>(scale);
-    // heads are independent, so each thread owns whole heads (dk, dv accumulate over queries)
+    // heads are independent, so each thread owns whole heads (dk, dv accumulate over query blocks)
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
-      std::vector<T> kt, vt, p(s.Lk), dp(s.Lk);
+      std::vector<T> P(static_cast<size_t>(kQueryBlock * s.Lk)), dP(static_cast<size_t>(kQueryBlock * s.Lk));
       for (int64_t bh = h0; bh < h1; ++bh) {
-        const T *Q = qp + bh * s.Lq * s.D, *K = kp + bh * s.Lk * s.D, *V = vp + bh * s.Lk * s.D;
-        T *dK = dkp + bh * s.Lk * s.D, *dV = dvp + bh * s.Lk * s.D;
-        transpose_into(K, s.Lk, s.D, kt);
-        transpose_into(V, s.Lk, s.D, vt);
-        for (int64_t i = 0; i < s.Lq; ++i) {
-          int64_t n = key_limit(i, s, causal);
-          const T *qi = Q + i * s.D, *doi = dop + (bh * s.Lq + i) * s.D, *oi = op + (bh * s.Lq + i) * s.D;
-          T* dqi = dqp + (bh * s.Lq + i) * s.D;
-          for (int64_t c = 0; c < s.D; ++c) dqi[c] = 0;
-          if (n == 0) continue;
-          // p_j = softmax_j recomputed from the saved log-sum-exp
-          scores(qi, kt, s.Lk, s.D, n, sc, p.data());
-          T li = lp[bh * s.Lq + i];
-          for (int64_t j = 0; j < n; ++j) p[j] = exp_approx(p[j] - li);
-          // dp_j = dout_i . v_j ;  D_i = dout_i . out_i ;  ds_j = p_j (dp_j - D_i)
-          scores(doi, vt, s.Lk, s.D, n, T(1), dp.data());
-          T Di = 0;
-          for (int64_t c = 0; c < s.D; ++c) Di += doi[c] * oi[c];
-          for (int64_t j = 0; j < n; ++j) {
-            T ds = p[j] * (dp[j] - Di) * sc;
-            const T* kj = K + j * s.D;
-            T *dkj = dK + j * s.D, *dvj = dV + j * s.D;
-            for (int64_t c = 0; c < s.D; ++c) {
-              dqi[c] += ds * kj[c];      // dq_i = scale sum_j ds_j k_j
-              dkj[c] += ds * qi[c];      // dk_j += scale ds_j q_i
-              dvj[c] += p[j] * doi[c];   // dv_j += p_j dout_i
-            }
+        const T *Q = hq.head(bh, s.H), *K = hk.head(bh, s.H), *V = hv.head(bh, s.H);
+        const T *O = ho.head(bh, s.H), *dO = hdo.head(bh, s.H), *lse = lp + bh * s.Lq;
+        T *dQ = const_cast<T*>(hdq.head(bh, s.H)), *dK = const_cast<T*>(hdk.head(bh, s.H)), *dV = const_cast<T*>(hdv.head(bh, s.H));
+        for (int64_t i0 = 0; i0 < s.Lq; i0 += kQueryBlock) {
+          const int64_t rows = std::min(kQueryBlock, s.Lq - i0), n = key_limit(i0 + rows - 1, s, causal);
+          if (n == 0) {
+            for (int64_t i = i0; i < i0 + rows; ++i) std::fill(dQ + i * hdq.sr, dQ + i * hdq.sr + s.D, T(0));
+            continue;
           }
+          // P = softmax recomputed from the saved log-sum-exp;  dP = dO_blk V^T
+          block_scores(Q + i0 * hq.sr, hq.sr, K, hk.sr, rows, n, s.D, sc, P.data());
+          gemm(rows, n, s.D, T(1), dO + i0 * hdo.sr, hdo.sr, 1, V, 1, hv.sr, T(0), dP.data(), n, 1);
+          // dS_ij = P_ij (dP_ij - D_i) scale, D_i = dO_i . O_i  (written over dP)
+          for (int64_t r_ = 0; r_ < rows; ++r_) {
+            const int64_t i = i0 + r_, m_ = key_limit(i, s, causal);
+            T *p = P.data() + r_ * n, *ds = dP.data() + r_ * n;
+            T Di = 0;
+            for (int64_t c = 0; c < s.D; ++c) Di += dO[i * hdo.sr + c] * O[i * ho.sr + c];
+            const T li = lse[i];
+            for (int64_t j = 0; j < m_; ++j) {
+              p[j] = exp_approx(p[j] - li);
+              ds[j] = p[j] * (ds[j] - Di) * sc;
+            }
+            std::fill(p + m_, p + n, T(0));
+            std::fill(ds + m_, ds + n, T(0));
+          }
+          gemm(rows, s.D, n, T(1), dP.data(), n, 1, K, hk.sr, 1, T(0), dQ + i0 * hdq.sr, hdq.sr, 1);      // dQ_blk = dS K
+          gemm(n, s.D, rows, T(1), dP.data(), 1, n, Q + i0 * hq.sr, hq.sr, 1, T(1), dK, hdk.sr, 1);       // dK += dS^T Q_blk
+          gemm(n, s.D, rows, T(1), P.data(), 1, n, dO + i0 * hdo.sr, hdo.sr, 1, T(1), dV, hdv.sr, 1);     // dV += P^T dO_blk
         }
       }
-    }, 1);
+    }, head_grain(s));
+  });
+  return g;
+}
+
+// ---- linear + bias + activation --------------------------------------------------------------------
+namespace {
+template <class T>
+T gelu_of(T x) {  // exact (erf) GELU, as Unary::Gelu
+  return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(M_SQRT1_2)));
+}
+template <class T>
+T gelu_slope(T x) {  // d/dx x Phi(x) = Phi(x) + x phi(x)
+  return T(0.5) * (T(1) + std::erf(x * static_cast<T>(M_SQRT1_2))) + x * static_cast<T>(0.3989422804014327) * std::exp(T(-0.5) * x * x);
+}
+}  // namespace
+
+LinearResult linear_forward(const Array& x, const Array& weight, const Array& bias, LinearActivation act) {
+  check_float(x, "linear", "input");
+  check_same_dtype(x, weight, "linear");
+  if (x.dim() != 2 || weight.dim() != 2 || x.size(1) != weight.size(1))
+    throw ShapeError(cat("linear: expected x (N, in) and weight (out, in), got ", shape_str(x.shape()), " and ", shape_str(weight.shape())));
+  const int64_t N = x.size(0), in = x.size(1), out = weight.size(0);
+  if (bias.defined() && bias.shape() != Shape{out})
+    throw ShapeError(cat("linear: bias ", shape_str(bias.shape()), " does not match out_features = ", out));
+  if (bias.defined()) check_same_dtype(x, bias, "linear");
+  LinearResult r{Array::empty({N, out}, x.dtype()), Array()};
+  dispatch_floating(x.dtype(), "linear", [&]<class T>() {
+    T* y = r.y.data<T>();
+    if (bias.defined()) {  // C starts as the broadcast bias; the GEMM adds x W^T onto it
+      Array bc = bias.contiguous();
+      const T* b = bc.data<T>();
+      parallel_for(N, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) std::copy(b, b + out, y + i * out);
+      }, row_grain(out));
+    }
+    // B[k, n] = W[n, k]: W^T is W with its strides swapped, never copied
+    gemm(N, out, in, T(1), x.data<T>(), x.stride(0), x.stride(1), weight.data<T>(), weight.stride(1), weight.stride(0),
+         bias.defined() ? T(1) : T(0), y, out, 1);
+    if (act == LinearActivation::None) return;
+    if (act == LinearActivation::GELU) r.pre = r.y.clone();
+    parallel_for(N * out, [&](int64_t b, int64_t e) {
+      if (act == LinearActivation::ReLU)
+        for (int64_t i = b; i < e; ++i) y[i] = y[i] > T(0) ? y[i] : T(0);
+      else
+        for (int64_t i = b; i < e; ++i) y[i] = gelu_of(y[i]);
+    });
+  });
+  return r;
+}
+
+LinearGrads linear_backward(const Array& x, const Array& weight, const Array& saved, const Array& dy_in, LinearActivation act, bool need_dx,
+                            bool need_dweight, bool need_dbias) {
+  const int64_t N = x.size(0), in = x.size(1), out = weight.size(0);
+  LinearGrads g;
+  dispatch_floating(x.dtype(), "linear_backward", [&]<class T>() {
+    // gp = dL/d(pre): dy through the activation, (N, out) contiguous
+    Array gpre = act == LinearActivation::None ? dy_in.contiguous() : Array::empty({N, out}, x.dtype());
+    if (act != LinearActivation::None) {
+      Array dy = dy_in.contiguous(), s = saved.contiguous();
+      const T *d = dy.data<T>(), *sp = s.data<T>();
+      T* o = gpre.data<T>();
+      parallel_for(N * out, [&](int64_t b, int64_t e) {
+        if (act == LinearActivation::ReLU)
+          for (int64_t i = b; i < e; ++i) o[i] = sp[i] > T(0) ? d[i] : T(0);
+        else
+          for (int64_t i = b; i < e; ++i) o[i] = d[i] * gelu_slope(sp[i]);
+      });
+    }
+    const T* gp = gpre.data<T>();
+    if (need_dx) {  // dx = gp W: (N, out) @ (out, in)
+      g.dx = Array::empty({N, in}, x.dtype());
+      gemm(N, in, out, T(1), gp, out, 1, weight.data<T>(), weight.stride(0), weight.stride(1), T(0), g.dx.data<T>(), in, 1);
+    }
+    if (need_dweight) {  // dW = gp^T x: (out, N) @ (N, in)
+      g.dweight = Array::empty({out, in}, x.dtype());
+      gemm(out, in, N, T(1), gp, 1, out, x.data<T>(), x.stride(0), x.stride(1), T(0), g.dweight.data<T>(), in, 1);
+    }
+    if (need_dbias) {  // db = column sums of gp, each thread a block of columns (same order for any thread count)
+      g.dbias = Array::zeros({out}, x.dtype());
+      T* db = g.dbias.data<T>();
+      const int64_t block = 16;
+      parallel_for((out + block - 1) / block, [&](int64_t c0, int64_t c1) {
+        const int64_t j0 = c0 * block, j1 = std::min(out, c1 * block);
+        for (int64_t i = 0; i < N; ++i) {
+          const T* row = gp + i * out;
+          for (int64_t j = j0; j < j1; ++j) db[j] += row[j];
+        }
+      }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(N * block, 1)));
+    }
   });
   return g;
 }

@@ -43,4 +43,20 @@ struct AttentionGrads {
 AttentionGrads attention_backward(const Array& q, const Array& k, const Array& v, const Array& out, const Array& lse,
                                   const Array& dout, bool causal, double scale);
 
+// Linear layer with its bias and activation folded in: y = act(x W^T + b).
+// x: (N, in), weight: (out, in), bias: (out) or undefined -> (N, out). The bias is written into the
+// output first and the GEMM accumulates onto it (beta = 1), so there is no separate broadcast add;
+// the activation is applied in the same pass over the output while it is still in cache.
+enum class LinearActivation { None, ReLU, GELU };
+struct LinearResult {
+  Array y, pre;  // pre = x W^T + b, kept only for GELU (ReLU's derivative is read off y)
+};
+LinearResult linear_forward(const Array& x, const Array& weight, const Array& bias, LinearActivation act);
+struct LinearGrads {
+  Array dx, dweight, dbias;
+};
+// saved: y for None/ReLU, pre for GELU. Gradients not asked for (need_*) are left undefined.
+LinearGrads linear_backward(const Array& x, const Array& weight, const Array& saved, const Array& dy, LinearActivation act, bool need_dx,
+                            bool need_dweight, bool need_dbias);
+
 }  // namespace dgm::cpu

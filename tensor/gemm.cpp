@@ -12,10 +12,10 @@
 //
 // Packing copies B once per block into the exact order the micro-kernel reads it (contiguous,
 // aligned, zero-padded to whole panels), whatever its strides were; each packed B element is then
-// used by all M rows. A row-major A is read in place: the kernel walks along its rows, so a copy
-// would not be faster, it would only cost one more pass over memory (measured: up to 1.4x faster
-// for narrow products such as attention's probs @ v). Other layouts of A are packed MC rows at a
-// time, and a partial last row panel is packed to make a whole tile.
+// used by all M rows. A row-major A is read in place by the SIMD kernels: they walk along its rows,
+// so a copy would not be faster, it would only cost one more pass over memory (measured: up to
+// 1.4x faster for narrow products such as attention's probs @ v). Other layouts of A are packed MC
+// rows at a time, and a partial last row panel is packed to make a whole tile.
 // Multiple threads each take a rectangle of C and run this loop nest on it independently; every C
 // element sees the same summation order, so the result does not depend on the thread count.
 #include "tensor/gemm.h"
@@ -83,21 +83,23 @@ T* scratch(ScratchSlot slot, size_t count) {
 // micro-panel). With beta == 0 the old tile is never read.
 
 // Portable version for CPUs without AVX2: plain loops, written so that the compiler can keep a
-// row of B in registers and vectorise over j.
+// column of A and a row of B in registers and vectorise over j.
 template <class T, int MR_, int NR_>
 struct PortableKernel {
   static constexpr int MR = MR_, NR = NR_;
+  // Reading A in place measured 4x slower here (the compiler vectorises that loop poorly), so
+  // this kernel is always given a packed A.
+  static constexpr bool kReadsAInPlace = false;
   template <bool kRowMajorA>
   static void run(int64_t kc, const T* __restrict a, int64_t lda, const T* __restrict b, T alpha, T beta, T* __restrict c,
                   int64_t ldc) {
     T acc[MR][NR] = {};
     for (int64_t k = 0; k < kc; ++k, a += kRowMajorA ? 1 : MR, b += NR) {
-      T b_row[NR];
+      T a_col[MR], b_row[NR];
+      for (int i = 0; i < MR; ++i) a_col[i] = kRowMajorA ? a[i * lda] : a[i];
       for (int j = 0; j < NR; ++j) b_row[j] = b[j];
-      for (int i = 0; i < MR; ++i) {
-        const T a_ik = kRowMajorA ? a[i * lda] : a[i];
-        for (int j = 0; j < NR; ++j) acc[i][j] += a_ik * b_row[j];
-      }
+      for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) acc[i][j] += a_col[i] * b_row[j];
     }
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j)
@@ -170,6 +172,7 @@ struct SimdKernel {
   using T = typename V::scalar;
   using Reg = typename V::type;
   static constexpr int MR = MR_, NR = NV * V::width;
+  static constexpr bool kReadsAInPlace = true;
   template <bool kRowMajorA>
   static void run(int64_t kc, const T* __restrict a, int64_t lda, const T* __restrict b, T alpha, T beta, T* __restrict c,
                   int64_t ldc) {
@@ -257,15 +260,16 @@ struct Configs<double> {
   using Narrow = Wide;
 };
 #else
+// 4 x 8 floats = 8 SSE accumulators of 16 registers (4 x 16 spilled and ran at half the speed).
 template <>
 struct Configs<float> {
-  using Wide = Config<PortableKernel<float, 4, 16>, 256, 2048>;
-  using Narrow = Config<PortableKernel<float, 4, 8>, 256, 2048>;
+  using Wide = Config<PortableKernel<float, 4, 8>, 256, 2048>;
+  using Narrow = Wide;
 };
 template <>
 struct Configs<double> {
-  using Wide = Config<PortableKernel<double, 4, 8>, 256, 1024>;
-  using Narrow = Config<PortableKernel<double, 4, 4>, 256, 1024>;
+  using Wide = Config<PortableKernel<double, 4, 4>, 256, 1024>;
+  using Narrow = Wide;
 };
 #endif
 
@@ -415,7 +419,7 @@ template <class Cfg, class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
                   int64_t csB, T beta, T* C, int64_t rsC, int64_t csC) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
-  const bool A_in_place = csA == 1;
+  const bool A_in_place = csA == 1 && Cfg::Kernel::kReadsAInPlace;
   const int64_t kc_max = even_block(K, Cfg::KC, 1);
   const int64_t nc_max = even_block(N, Cfg::NC, NR);
   const int64_t mc_max = A_in_place ? M : even_block(M, Cfg::MC, MR);  // rows of A packed at a time
@@ -455,11 +459,12 @@ void scale_C(int64_t M, int64_t N, T beta, T* C, int64_t rsC, int64_t csC) {
     }
 }
 
-// sum_k x[k*sx] * y[k*sy]. Eight running sums instead of one, so that with unit strides the
-// compiler can vectorise the loop without reordering a single float sum (which it may not do).
+// sum_k x[k*sx] * y[k*sy]. Sixteen running sums instead of one, so that with unit strides the
+// compiler can vectorise the loop without reordering a single float sum (which it may not do),
+// and the vector adds do not wait on each other (measured 6x faster than 8 sums at K = 512).
 template <class T>
 T dot(int64_t K, const T* x, int64_t sx, const T* y, int64_t sy) {
-  constexpr int L = 8;
+  constexpr int L = 16;
   T part[L] = {};
   int64_t k = 0;
   if (sx == 1 && sy == 1) {
@@ -519,7 +524,8 @@ void gemm_small(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs
 
 // ---- threading and dispatch --------------------------------------------------------------------
 
-// Products with fewer multiply-adds than this are not worth packing (plain loops are faster).
+// Products with fewer multiply-adds than this are not worth packing: plain loops are faster
+// (measured crossover near 6 x 6 x 6).
 constexpr int64_t kSmallWork = 256;
 // Each thread should get at least this many multiply-adds, or waking it costs more than it saves.
 constexpr int64_t kWorkPerThread = 64 * 64 * 64;
@@ -532,16 +538,16 @@ int threads_for(int64_t work) {
 }
 
 // Splits C into a tm x tn grid of rectangles for `nt` threads (tm * tn == nt), choosing the grid
-// with the least work for the busiest thread: its padded tile area, plus the packing it does (each
-// thread packs its own rows of A and columns of B; a packed element costs about as much as 16
-// multiply-adds).
-void thread_grid(int64_t M, int64_t N, int MR, int NR, int nt, int& tm, int& tn) {
+// with the least work for the busiest thread, per unit of K: its padded tile area, plus packing
+// its columns of B (a packed element costs about as much as 16 multiply-adds), plus reading its
+// rows of A (packed too unless A is row-major, otherwise just streamed).
+void thread_grid(int64_t M, int64_t N, int MR, int NR, bool A_packed, int nt, int& tm, int& tn) {
   int64_t panels_m = (M + MR - 1) / MR, panels_n = (N + NR - 1) / NR;
   int64_t best = -1;
   for (int d = 1; d <= nt; ++d) {
     if (nt % d) continue;
     int64_t rows = (panels_m + d - 1) / d * MR, cols = (panels_n + nt / d - 1) / (nt / d) * NR;
-    int64_t cost = rows * cols + 16 * (rows + cols);
+    int64_t cost = rows * cols + 16 * cols + (A_packed ? 16 : 1) * rows;
     if (best < 0 || cost < best) best = cost, tm = d, tn = nt / d;
   }
 }
@@ -564,7 +570,7 @@ void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
 #pragma omp parallel num_threads(nt)
   {
     int tm = 1, tn = 1, team = omp_get_num_threads(), t = omp_get_thread_num();
-    thread_grid(M, N, Cfg::MR, Cfg::NR, team, tm, tn);
+    thread_grid(M, N, Cfg::MR, Cfg::NR, !(csA == 1 && Cfg::Kernel::kReadsAInPlace), team, tm, tn);
     int64_t m0, m1, n0, n1;
     tile_range(M, Cfg::MR, t / tn, tm, m0, m1);
     tile_range(N, Cfg::NR, t % tn, tn, n0, n1);

@@ -81,6 +81,18 @@ TEST(Fused, LayerNormMatchesReference) {
               {x, w, b}, kTol32);
 }
 
+TEST(Fused, LinearWithBiasAndActivationMatchesReference) {
+  manual_seed(5);
+  Tensor x = randn({200, 64}, {.requires_grad = true}), w = (randn({96, 64}) * 0.1).detach().requires_grad_();
+  Tensor b = randn({96}, {.requires_grad = true});
+  for (auto act : {fused::LinearActivation::None, fused::LinearActivation::ReLU, fused::LinearActivation::GELU}) {
+    expect_same([act](auto& a) { return fused::linear(a[0], a[1], a[2], act); },
+                [act](auto& a) { return reference::linear(a[0], a[1], a[2], act); }, {x, w, b}, kTol32);
+    expect_same([act](auto& a) { return fused::linear(a[0], a[1], Tensor(), act); },
+                [act](auto& a) { return reference::linear(a[0], a[1], Tensor(), act); }, {x, w}, kTol32);
+  }
+}
+
 TEST(Fused, CausalAttentionMatchesReference) {
   manual_seed(4);
   Tensor q = randn({2, 4, 96, 16}, {.requires_grad = true}), k = randn({2, 4, 96, 16}, {.requires_grad = true}),

@@ -214,6 +214,12 @@ std::vector<Row> table() {
       IN(U(g, {1, 2, 2, 3}), U(g, {1, 2, 5, 3}), U(g, {1, 2, 5, 3})));
   row(Op::Attention, "attention_noncontig", F(fused::attention(x[0], x[1], x[2], true)),
       IN(Tensor(U(g, {1, 2, 3, 4}).array().transpose(2, 3), true), U(g, {1, 2, 4, 3}), U(g, {1, 2, 4, 3})));
+  row(Op::Linear, "linear_bias", F(fused::linear(x[0], x[1], x[2])), IN(U(g, {3, 4}), U(g, {5, 4}), U(g, {5})));
+  row(Op::Linear, "linear_noncontig_no_bias", F(fused::linear(x[0], x[1], Tensor())), IN(NC(g, 3, 4), NC(g, 5, 4)));
+  // |bias| >= 0.5 > |x W^T| keeps every pre-activation away from ReLU's kink
+  row(Op::Linear, "linear_relu", F(fused::linear(x[0], x[1], x[2], fused::LinearActivation::ReLU)),
+      IN(U(g, {3, 2}, 0.1, 0.3), U(g, {4, 2}, 0.1, 0.3), away_from_zero(g, {4}, 0.5, 1)));
+  row(Op::Linear, "linear_gelu", F(fused::linear(x[0], x[1], x[2], fused::LinearActivation::GELU)), IN(U(g, {3, 4}), U(g, {5, 4}), U(g, {5})));
   return rows;
 }
 

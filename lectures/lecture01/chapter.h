@@ -67,5 +67,6 @@ class Chapter {
 void write_tricks(Chapter& ch);
 void write_histograms(Chapter& ch);
 void write_divergences(Chapter& ch);
+void write_autoregressive(Chapter& ch);
 
 }  // namespace dgm::lecture01

@@ -24,6 +24,7 @@ const std::vector<Module>& module_table() {
       {{"tricks", "Course tricks"}, write_tricks},
       {{"histograms", "Problem statement and histograms"}, write_histograms},
       {{"divergences", "Divergences and MLE"}, write_divergences},
+      {{"autoregressive", "Autoregressive modelling"}, write_autoregressive},
   };
   return table;
 }

@@ -38,6 +38,7 @@ const std::vector<FlagSpec>& flag_specs() {
       {"resume", true, {C::Train}},
       {"save-every", true, {C::Train}},
       {"quiet", false, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture01}},
+      {"detect-anomaly", false, {C::Train}},
       {"checkpoint", true, {C::Eval, C::Sample}},
       {"n", true, {C::Train, C::Sample}},
       {"complete", true, {C::Sample}},
@@ -242,6 +243,7 @@ CliArgs parse_strict(const std::vector<std::string>& args) {
       if (!spec->takes_value) {
         if (inline_value) throw UsageError(cat("--", name, " takes no value, got '", value, "'"));
         if (name == "quiet") a.quiet = true;
+        if (name == "detect-anomaly") a.detect_anomaly = true;
         continue;
       }
       set_flag(a, name, take_value());
@@ -354,6 +356,7 @@ std::string usage(Command command) {
             "                      set a new total, --lr a new learning rate; --out defaults to the run folder)\n"
             "  --save-every N      also save the checkpoint every N steps (default: at epoch ends only)\n"
             "  --n N               samples in samples.png (default 64)\n"
+            "  --detect-anomaly    stop at the first NaN/Inf in forward or backward, naming the op (slower)\n"
          << kCommonFlags
          << "\nModel flags (the model's config keys; any other --some-key VALUE sets the key some_key):\n"
             "  --embed-dim D  --heads H  --layers L  --hidden H  --context C\n\n"

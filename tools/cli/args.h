@@ -47,6 +47,7 @@ struct CliArgs {
   std::string resume;                 // train: a run folder or a checkpoint file
   int64_t save_every = 0;             // 0 = only at epoch ends and at the end
   bool quiet = false;
+  bool detect_anomaly = false;        // train: stop at the first NaN/Inf in forward or backward
   std::string checkpoint;             // eval / sample
   int64_t n = 64;                     // sample: images drawn; train: images in samples.png
   std::optional<int64_t> complete;    // sample: keep the first K pixels of test images

@@ -184,6 +184,7 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
   options.save_every = args.save_every;
   options.num_samples = args.n;
   options.quiet = args.quiet;
+  options.detect_anomaly = args.detect_anomaly;
   options.log = &err;
   options.lr = args.lr;
   options.batch_size = args.batch;

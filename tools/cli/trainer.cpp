@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "tools/image.h"
 #include "tools/plot.h"
@@ -220,6 +221,13 @@ void Trainer::resume(const std::string& where) {
   }
   default_generator().set_state(meta(m, "default_generator", file));
   if (options_.steps == 0 && options_.epochs == 0) total_steps_ = meta_int(m, "total_steps", file);
+  // A run that ended mid-epoch evaluated the test NLL for its final line. Continued, it is the same
+  // run as one done in one go, which evaluates at epoch ends only: drop that evaluation, so the
+  // history, log.csv and the next checkpoint are bit for bit those of the uninterrupted run.
+  if (!eval_steps_.empty() && eval_steps_.back() == step_ && step_ % train_loader_.num_batches() != 0 && step_ < total_steps_) {
+    eval_steps_.pop_back();
+    test_nll_.pop_back();
+  }
 }
 
 double Trainer::evaluate() {
@@ -342,8 +350,18 @@ TrainResult Trainer::run() {
 
     Tensor x = train_loader_.next();  // (B, D) int64
     optimizer_->zero_grad();
-    Tensor loss = model_->loss(x);    // mean NLL per dim, nats
-    loss.backward();
+    Tensor loss;
+    {
+      // --detect-anomaly: every op of this step's forward and backward is checked for NaN/Inf.
+      std::optional<AnomalyGuard> anomaly;
+      if (options_.detect_anomaly) anomaly.emplace();
+      try {
+        loss = model_->loss(x);       // mean NLL per dim, nats
+        loss.backward();
+      } catch (const AnomalyError& e) {
+        throw AnomalyError(cat("train step ", step_ + 1, ": ", e.what()));
+      }
+    }
     optimizer_->step();
     const double value = loss.item() * to_unit;
     ++step_;

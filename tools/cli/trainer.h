@@ -44,6 +44,9 @@ struct TrainOptions {
   int64_t save_every = 0;        // also checkpoint every N steps (0: epoch ends and the end only)
   int64_t num_samples = 64;      // images in samples.png
   bool quiet = false;            // no progress bars or epoch lines
+  // dgm::AnomalyGuard during run(): the first NaN/Inf produced by an op in forward or backward
+  // throws dgm::AnomalyError naming the op (slower: every op's output is scanned).
+  bool detect_anomaly = false;
   std::ostream* log = nullptr;   // progress bars and epoch lines; nullptr = std::cerr
   // When set (e.g. by Ctrl-C), training stops after the current step and saves a checkpoint.
   const std::atomic<bool>* stop = nullptr;
