@@ -22,6 +22,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
 // act(x W^T + b) for x (N, in), weight (out, in), bias (out) or undefined -> (N, out); the bias is the
 // GEMM's starting C and the activation is applied in the same pass, so neither has a node of its own.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act = LinearActivation::None);
+// act(sum_k weight[indices[n, k]] + b) for weight (V, H), indices int64 (N, K), bias (H) or undefined
+// -> (N, H): a linear layer on K concatenated one-hot inputs, without the one-hots (each picks a row).
+Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& bias, LinearActivation act = LinearActivation::None);
 
 }  // namespace dgm::fused
 
@@ -34,5 +37,6 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale = 0);
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act = LinearActivation::None);
+Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& bias, LinearActivation act = LinearActivation::None);
 
 }  // namespace dgm::reference

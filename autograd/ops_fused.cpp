@@ -57,6 +57,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearA
   if (act == LinearActivation::GELU) return gelu(y);
   return y;
 }
+Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& bias, LinearActivation act) {
+  Tensor y = sum(embedding(weight, indices), {1});  // (N, K, H) rows summed over the bag
+  if (bias.defined()) y = y + bias;
+  if (act == LinearActivation::ReLU) return relu(y);
+  if (act == LinearActivation::GELU) return gelu(y);
+  return y;
+}
 
 }  // namespace reference
 
@@ -122,6 +129,21 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearA
                                   s[2].defined() && s[2].requires_grad());
     auto wrap = [](const Array& a) { return a.defined() ? Tensor(a) : Tensor(); };
     return Grads{wrap(d.dx), wrap(d.dweight), wrap(d.dbias)};
+  });
+}
+
+Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& bias, LinearActivation act) {
+  auto r = cpu::embedding_bag_forward(weight.array(), indices.array(), bias.defined() ? bias.array() : Array(), act);
+  const bool keep_pre = act == LinearActivation::GELU;  // as for linear: ReLU's derivative is read off y
+  Tensor pre_t = keep_pre ? Tensor(r.pre) : Tensor();
+  std::vector<int> to_save{0, 1, 2};
+  if (!keep_pre) to_save.push_back(3);
+  return record1(Op::EmbeddingBag, {weight, indices, bias}, r.y, to_save, [pre_t, act, keep_pre](const Grads& g, const Grads& s) {
+    if (is_grad_enabled())
+      return reference_backward([act](const Grads& in) { return reference::embedding_bag(in[0], in[1], in[2], act); }, {s[0], s[1], s[2]}, g[0]);
+    const Tensor& saved = keep_pre ? pre_t : s[3];
+    auto d = cpu::embedding_bag_backward(s[1].array(), saved.array(), g[0].array(), s[0].size(0), act, s[2].defined() && s[2].requires_grad());
+    return Grads{s[0].requires_grad() ? Tensor(d.dweight) : Tensor(), Tensor(), d.dbias.defined() ? Tensor(d.dbias) : Tensor()};
   });
 }
 

@@ -16,6 +16,7 @@
   X(Amax, "amax") X(Amin, "amin") X(Logsumexp, "logsumexp") X(Cumsum, "cumsum") X(SumTo, "sum_to")        \
   /* movement and shaping (views where possible) */                                                       \
   X(Reshape, "reshape") X(Permute, "permute") X(Expand, "expand") X(Slice, "slice") X(Select, "select")   \
+  X(Split, "split")                                                                                       \
   X(Squeeze, "squeeze") X(Unsqueeze, "unsqueeze") X(Contiguous, "contiguous") X(Cast, "to")               \
   X(Cat, "cat") X(Stack, "stack") X(Tril, "tril") X(Triu, "triu") X(Pad, "pad")                           \
   /* indexing */                                                                                          \
@@ -26,7 +27,8 @@
   X(LogSoftmax, "log_softmax")                                                                            \
   /* fused kernels (each checked against its composite reference) */                                    \
   X(CrossEntropy, "cross_entropy") X(BceWithLogits, "binary_cross_entropy_with_logits")                  \
-  X(LayerNorm, "layer_norm") X(Attention, "attention") X(Linear, "linear")
+  X(LayerNorm, "layer_norm") X(Attention, "attention") X(Linear, "linear")                             \
+  X(EmbeddingBag, "embedding_bag")
 
 namespace dgm {
 

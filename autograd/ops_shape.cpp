@@ -147,9 +147,19 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   if (split_size <= 0) throw ValueError(cat("split: split_size must be positive, got ", split_size));
   int64_t d = wrap_dim(dim, x.dim(), "split");
-  std::vector<Tensor> out;
-  for (int64_t at = 0; at < x.shape()[d]; at += split_size) out.push_back(narrow(x, d, at, std::min(split_size, x.shape()[d] - at)));
-  return out;
+  std::vector<Array> pieces;
+  std::vector<Shape> shapes;
+  for (int64_t at = 0; at < x.shape()[d]; at += split_size) {
+    pieces.push_back(x.array().narrow(d, at, std::min(split_size, x.shape()[d] - at)));  // views
+    shapes.push_back(pieces.back().shape());
+  }
+  // One node for all the pieces: backward puts their gradients side by side again with one cat (a
+  // piece without a gradient contributes zeros), instead of a zero-padded copy of x per piece.
+  return record(Op::Split, {x}, pieces, {}, [d, shapes, dt = x.dtype()](const Grads& g, const Grads&) {
+    Grads parts;
+    for (size_t i = 0; i < shapes.size(); ++i) parts.push_back(g[i].defined() ? g[i] : zeros(shapes[i], {.dtype = dt}));
+    return Grads{cat(parts, d)};
+  });
 }
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   if (chunks <= 0) throw ValueError(cat("chunk: chunks must be positive, got ", chunks));

@@ -35,20 +35,29 @@ MLPAR::MLPAR(MLPARConfig config) : AutoregressiveModel("MLPAR"), config_(config)
 
 std::shared_ptr<GenerativeModel> MLPAR::create(const nlohmann::json& config) { return std::make_shared<MLPAR>(MLPARConfig::from_json(config)); }
 
-// a: (..., hidden) -> (..., P)
-// l2 and the ReLU after it are one fused kernel (F::linear with an activation)
-Tensor MLPAR::mlp(const Tensor& a) { return l3->forward(F::linear(relu(a), l2->weight, l2->bias, F::LinearActivation::ReLU)); }
+// context: (..., d) int64, context[..., k] = x_{j-k-1} -> (..., P)
+// The first layer is linear in the one-hot encoding of the d context pixels: W1 onehot(x_{j-1}) + ...
+// + W1' onehot(x_{j-d}) + b. Multiplying a one-hot vector picks a column, so the layer is a sum of d
+// looked-up rows, emb[k][x_{j-k-1}], of the tables stacked into one (d * 256, hidden) matrix: that is
+// F::embedding_bag, with the bias and the ReLU in the same kernel. l2 and its ReLU are one fused
+// kernel too (F::linear with an activation).
+Tensor MLPAR::mlp(const Tensor& context) {
+  const int64_t d = config_.context;
+  std::vector<Tensor> tables;
+  for (const auto& e : emb) tables.push_back(e->weight);
+  // row of value v for context position k in the stacked table: k * 256 + v
+  Tensor rows = context + arange(d, {.dtype = DType::Int64}) * 256;
+  Tensor h1 = F::embedding_bag(rows, cat(tables, int64_t{0}), b, F::LinearActivation::ReLU);  // (..., hidden)
+  return l3->forward(F::linear(h1, l2->weight, l2->bias, F::LinearActivation::ReLU));
+}
 
 // x: (B, D) -> (B, D, P)
 Tensor MLPAR::head_params(const Tensor& x) {
   const int64_t D = x.size(1), d = config_.context;
   Tensor padded = pad(x, {d, 0});  // (B, d + D): d zeros before the first pixel
-  Tensor a = b;                    // (hidden) broadcast to (B, D, hidden) by the first sum
-  for (int64_t k = 0; k < d; ++k) {
-    Tensor previous = slice(padded, 1, d - k - 1, d - k - 1 + D);  // x_{j-k-1} for every j: (B, D)
-    a = a + emb[static_cast<size_t>(k)]->forward(previous);        // (B, D, hidden)
-  }
-  return mlp(a);  // (B, D, P)
+  std::vector<Tensor> previous;    // previous[k] = x_{j-k-1} for every j: (B, D)
+  for (int64_t k = 0; k < d; ++k) previous.push_back(slice(padded, 1, d - k - 1, d - k - 1 + D));
+  return mlp(stack(previous, -1));  // (B, D, d) -> (B, D, P)
 }
 
 // params: (..., P) -> (..., 256)
@@ -70,13 +79,12 @@ Tensor MLPAR::conditional_log_probs(const Tensor& x) {
 // x: (B, D) -> (B, 256): only pixel t's context goes through the MLP
 Tensor MLPAR::next_log_probs(const Tensor& x, int64_t t) {
   const int64_t B = x.size(0);
-  Tensor a = b;  // (hidden)
+  std::vector<Tensor> previous;  // x_{t-k-1}, or 0 before the first pixel: (B,)
   for (int64_t k = 0; k < config_.context; ++k) {
     const int64_t j = t - k - 1;
-    Tensor previous = j >= 0 ? select(x, 1, j) : zeros({B}, {.dtype = DType::Int64});  // (B,)
-    a = a + emb[static_cast<size_t>(k)]->forward(previous);                          // (B, hidden)
+    previous.push_back(j >= 0 ? select(x, 1, j) : zeros({B}, {.dtype = DType::Int64}));
   }
-  return all_log_probs(mlp(a));  // (B, 256)
+  return all_log_probs(mlp(stack(previous, -1)));  // (B, d) -> (B, 256)
 }
 
 // x: (B, D) -> (B,)

@@ -57,8 +57,8 @@ class MLPAR : public AutoregressiveModel {
   std::shared_ptr<nn::Linear> l2, l3;
 
  private:
-  // a: (..., hidden) first-layer pre-activations -> (..., P)
-  Tensor mlp(const Tensor& a);
+  // context: (..., d) int64, the d previous pixels, nearest first -> (..., P)
+  Tensor mlp(const Tensor& context);
   // params: (..., P) -> (..., 256) log p(value) for every value 0..255
   Tensor all_log_probs(const Tensor& params);
   bool mixture() const { return config_.head == "logistic_mixture"; }

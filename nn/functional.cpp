@@ -1,6 +1,7 @@
 #include "nn/functional.h"
 
 #include <cmath>
+#include <functional>
 
 #include "autograd/fused.h"
 
@@ -35,6 +36,24 @@ Tensor linear_reference(const Tensor& x, const Tensor& weight, const Tensor& bia
   if (act == LinearActivation::ReLU) y = relu(y);
   if (act == LinearActivation::GELU) y = gelu(y);
   return x.dim() == 2 ? y : reshape(y, out_shape);
+}
+
+// (..., K) -> (N, K) for the kernel and back to (..., H)
+static Tensor over_bags(const Tensor& indices, const Tensor& weight, const std::function<Tensor(const Tensor&)>& fn) {
+  if (indices.dim() < 1) throw ShapeError(cat("embedding_bag: indices must be (..., bag size), got a scalar"));
+  if (weight.dim() != 2) throw ShapeError(cat("embedding_bag: weight must be (num_embeddings, dim), got ", shape_str(weight.shape())));
+  if (indices.dim() == 2) return fn(indices);
+  Shape out_shape = indices.shape();
+  out_shape.back() = weight.size(1);
+  return reshape(fn(reshape(indices, {-1, indices.size(-1)})), out_shape);
+}
+
+Tensor embedding_bag(const Tensor& indices, const Tensor& weight, const Tensor& bias, LinearActivation act) {
+  return over_bags(indices, weight, [&](const Tensor& i) { return fused::embedding_bag(weight, i, bias, act); });
+}
+
+Tensor embedding_bag_reference(const Tensor& indices, const Tensor& weight, const Tensor& bias, LinearActivation act) {
+  return over_bags(indices, weight, [&](const Tensor& i) { return reference::embedding_bag(weight, i, bias, act); });
 }
 
 static void check_layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias) {

@@ -17,6 +17,13 @@ namespace dgm::nn::functional {
 using fused::LinearActivation;
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), LinearActivation act = LinearActivation::None);
 Tensor linear_reference(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), LinearActivation act = LinearActivation::None);
+// y = act(sum_k weight[indices[..., k]] + b), torch.nn.functional.embedding_bag(mode="sum") with
+// equal bags, plus a bias and an activation: a linear layer on K concatenated one-hot vectors, where
+// each one-hot just picks a row. indices: int64 (..., K), weight: (V, H), bias: (H) or undefined
+// -> (..., H). One fused kernel (fused::embedding_bag); embedding_bag_reference is embedding + sum.
+Tensor embedding_bag(const Tensor& indices, const Tensor& weight, const Tensor& bias = Tensor(), LinearActivation act = LinearActivation::None);
+Tensor embedding_bag_reference(const Tensor& indices, const Tensor& weight, const Tensor& bias = Tensor(),
+                               LinearActivation act = LinearActivation::None);
 // Normalises over the last dim: (x - mean) / sqrt(var + eps) * weight + bias (biased variance).
 // x: (..., D), weight, bias: (D) or undefined -> (..., D)
 Tensor layer_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);

@@ -47,11 +47,8 @@ std::pair<Array, Array> cross_entropy_forward(const Array& logits_in, const Arra
     parallel_for(N, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const T* row = x + i * C;
-        T m = row[0];
-        for (int64_t c = 1; c < C; ++c) m = std::max(m, row[c]);
-        T s = 0;
-        for (int64_t c = 0; c < C; ++c) s += exp_approx(row[c] - m);
-        T lse_i = m + std::log(s);
+        const T m = max_of(row, C);
+        const T lse_i = m + std::log(sum_exp_shift(row, C, m));
         s_out[i] = lse_i;
         l[i] = lse_i - row[t[i]];
       }
@@ -140,9 +137,11 @@ LayerNormResult layer_norm_forward(const Array& x_in, const Array& weight, const
       for (int64_t i = r0; i < r1; ++i) {
         const T* row = xp + i * D;
         T m = 0;
+#pragma omp simd reduction(+ : m)
         for (int64_t j = 0; j < D; ++j) m += row[j];
         m /= D;
         T v = 0;
+#pragma omp simd reduction(+ : v)
         for (int64_t j = 0; j < D; ++j) v += (row[j] - m) * (row[j] - m);
         T rstd = T(1) / std::sqrt(v / D + static_cast<T>(eps));
         mp[i] = m;
@@ -176,12 +175,14 @@ LayerNormGrads layer_norm_backward(const Array& x_in, const Array& weight, const
         T m = mp[i], rs = rp[i];
         // dxhat = dy * w;  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
         T sum_dxhat = 0, sum_dxhat_xhat = 0;
+        T *dwt = dw[t].data(), *dbt = db[t].data();
+#pragma omp simd reduction(+ : sum_dxhat, sum_dxhat_xhat)
         for (int64_t j = 0; j < D; ++j) {
           T xhat = (row[j] - m) * rs, dxhat = dyr[j] * (w ? w[j] : T(1));
           sum_dxhat += dxhat;
           sum_dxhat_xhat += dxhat * xhat;
-          dw[t][j] += dyr[j] * xhat;
-          db[t][j] += dyr[j];
+          dwt[j] += dyr[j] * xhat;
+          dbt[j] += dyr[j];
         }
         T a = sum_dxhat / D, c = sum_dxhat_xhat / D;
         T* dxr = dx + i * D;
@@ -218,10 +219,11 @@ AttnShape check_attention(const Array& q, const Array& k, const Array& v) {
 inline int64_t key_limit(int64_t i, const AttnShape& s, bool causal) {
   return causal ? std::clamp<int64_t>(i + (s.Lk - s.Lq) + 1, 0, s.Lk) : s.Lk;
 }
-// Queries are processed in blocks of kQueryBlock rows: the block's scores (kQueryBlock x Lk) are
-// one GEMM, small enough to stay in L2, so no L x L matrix is ever stored, while the products run
-// in the packed GEMM kernel instead of one-query-at-a-time dot products.
-constexpr int64_t kQueryBlock = 64;
+// Tiles: a block of kQueryBlock queries against a tile of kKeyBlock keys. The tile's scores are one
+// GEMM into a buffer that stays in L1/L2, so no L x L matrix is ever stored, and the products run in
+// the packed GEMM kernel instead of one-query-at-a-time dot products. Tiles to the right of the
+// causal diagonal are skipped.
+constexpr int64_t kQueryBlock = 64, kKeyBlock = 256;
 
 // Heads per thread: a parallel region only when there are at least ~2^20 multiply-adds to share.
 // Decoding one token (Lq = 1) stays on one thread: waking the team for a few microseconds of work
@@ -249,14 +251,12 @@ inline Array heads_last(int64_t B, int64_t H, int64_t L, int64_t D, DType dt, bo
   return a.permute({0, 2, 1, 3});
 }
 
-// S[r, j] = scale * q_{i0+r} . k_j for the block's rows r < rows and keys j < n (ld n)
-template <class T>
-void block_scores(const T* Q, int64_t rsQ, const T* K, int64_t rsK, int64_t rows, int64_t n, int64_t D, T scale, T* S) {
-  gemm(rows, n, D, scale, Q, rsQ, 1, K, 1, rsK, T(0), S, n, 1);  // Q_blk (rows, D) @ K^T (D, n)
-}
-
 }  // namespace
 
+// Forward, per head and query block: the keys are visited tile by tile with an online softmax.
+// Each row keeps its running max m and sum l of exp(s - m); when a tile raises the max, the sum and
+// the output accumulated so far are rescaled by exp(m_old - m_new). At the end O = acc / l and
+// lse = m + log l is saved for the backward pass.
 AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Array& v_in, bool causal, double scale) {
   AttnShape s = check_attention(q_in, k_in, v_in);
   Array q = unit_last_stride(q_in), k = unit_last_stride(k_in), v = unit_last_stride(v_in);
@@ -264,40 +264,44 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
   dispatch_floating(q.dtype(), "attention", [&]<class T>() {
     const Heads<T> hq(q), hk(k), hv(v), ho(r.out);
     T* lp = r.lse.data<T>();
+    const T sc = static_cast<T>(scale);
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
-      std::vector<T> P(static_cast<size_t>(kQueryBlock * s.Lk));
+      std::vector<T> P(static_cast<size_t>(kQueryBlock * kKeyBlock)), acc(static_cast<size_t>(kQueryBlock * s.D));
+      std::vector<T> m(kQueryBlock), l(kQueryBlock);
       for (int64_t bh = h0; bh < h1; ++bh) {
         const T *Q = hq.head(bh, s.H), *K = hk.head(bh, s.H), *V = hv.head(bh, s.H);
         T *O = const_cast<T*>(ho.head(bh, s.H)), *lse = lp + bh * s.Lq;
         for (int64_t i0 = 0; i0 < s.Lq; i0 += kQueryBlock) {
           const int64_t rows = std::min(kQueryBlock, s.Lq - i0), n = key_limit(i0 + rows - 1, s, causal);  // keys the last row sees
-          if (n == 0) {  // no query of the block sees a key: output 0 (and no gradient)
-            for (int64_t i = i0; i < i0 + rows; ++i) std::fill(O + i * ho.sr, O + i * ho.sr + s.D, T(0));
-            std::fill(lse + i0, lse + i0 + rows, -INFINITY);
-            continue;
-          }
-          block_scores(Q + i0 * hq.sr, hq.sr, K, hk.sr, rows, n, s.D, static_cast<T>(scale), P.data());  // (rows, n)
-          for (int64_t r_ = 0; r_ < rows; ++r_) {  // softmax of each row over the keys it may see, 0 beyond
-            T* p = P.data() + r_ * n;
-            const int64_t m_ = key_limit(i0 + r_, s, causal);
-            if (m_ == 0) {
-              std::fill(p, p + n, T(0));
-              lse[i0 + r_] = -INFINITY;
-              continue;
+          std::fill(m.begin(), m.end(), T(-INFINITY));
+          std::fill(l.begin(), l.end(), T(0));
+          std::fill(acc.begin(), acc.end(), T(0));
+          for (int64_t j0 = 0; j0 < n; j0 += kKeyBlock) {
+            const int64_t nk = std::min(kKeyBlock, n - j0);
+            gemm(rows, nk, s.D, sc, Q + i0 * hq.sr, hq.sr, 1, K + j0 * hk.sr, 1, hk.sr, T(0), P.data(), nk, 1);  // Q_blk K_tile^T
+            for (int64_t r_ = 0; r_ < rows; ++r_) {
+              T* p = P.data() + r_ * nk;
+              const int64_t lim = std::clamp<int64_t>(key_limit(i0 + r_, s, causal) - j0, 0, nk);  // keys of this tile row r_ sees
+              const T m_new = std::max(m[r_], max_of(p, lim));
+              if (m_new == T(-INFINITY)) {  // nothing seen yet: the row stays empty
+                std::fill(p, p + nk, T(0));
+                continue;
+              }
+              const T sum = exp_shift_sum(p, lim, m_new);
+              std::fill(p + lim, p + nk, T(0));
+              const T corr = exp_approx(m[r_] - m_new);  // 0 on the first tile (m = -inf)
+              l[r_] = l[r_] * corr + sum;
+              m[r_] = m_new;
+              if (corr != T(1))
+                for (int64_t c = 0; c < s.D; ++c) acc[r_ * s.D + c] *= corr;
             }
-            T m = p[0];
-            for (int64_t j = 1; j < m_; ++j) m = std::max(m, p[j]);
-            T sum = 0;
-            for (int64_t j = 0; j < m_; ++j) {
-              p[j] = exp_approx(p[j] - m);
-              sum += p[j];
-            }
-            const T inv = T(1) / sum;
-            for (int64_t j = 0; j < m_; ++j) p[j] *= inv;
-            std::fill(p + m_, p + n, T(0));
-            lse[i0 + r_] = m + std::log(sum);
+            gemm(rows, s.D, nk, T(1), P.data(), nk, 1, V + j0 * hv.sr, hv.sr, 1, T(1), acc.data(), s.D, 1);  // acc += P V_tile
           }
-          gemm(rows, s.D, n, T(1), P.data(), n, 1, V, hv.sr, 1, T(0), O + i0 * ho.sr, ho.sr, 1);  // P (rows, n) @ V (n, D)
+          for (int64_t r_ = 0; r_ < rows; ++r_) {  // a row that saw no key (l = 0) outputs 0 and has lse -inf
+            const T inv = l[r_] > T(0) ? T(1) / l[r_] : T(0);
+            for (int64_t c = 0; c < s.D; ++c) O[(i0 + r_) * ho.sr + c] = acc[r_ * s.D + c] * inv;
+            lse[i0 + r_] = l[r_] > T(0) ? m[r_] + std::log(l[r_]) : T(-INFINITY);
+          }
         }
       }
     }, head_grain(s));
@@ -305,12 +309,15 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
   return r;
 }
 
+// Backward, per head, query block and key tile (FlashAttention's recomputation): P is rebuilt from
+// the saved log-sum-exp, never stored; dQ accumulates over the key tiles, dK and dV over the query
+// blocks.
 AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Array& v_in, const Array& out_in, const Array& lse_in,
                                   const Array& dout_in, bool causal, double scale) {
   AttnShape s = check_attention(q_in, k_in, v_in);
   Array q = unit_last_stride(q_in), k = unit_last_stride(k_in), v = unit_last_stride(v_in), out = unit_last_stride(out_in),
         lse = lse_in.contiguous(), dout = unit_last_stride(dout_in);
-  AttentionGrads g{heads_last(s.B, s.H, s.Lq, s.D, q.dtype(), false), heads_last(s.B, s.H, s.Lk, s.D, q.dtype(), true),
+  AttentionGrads g{heads_last(s.B, s.H, s.Lq, s.D, q.dtype(), true), heads_last(s.B, s.H, s.Lk, s.D, q.dtype(), true),
                    heads_last(s.B, s.H, s.Lk, s.D, q.dtype(), true)};
   dispatch_floating(q.dtype(), "attention_backward", [&]<class T>() {
     const Heads<T> hq(q), hk(k), hv(v), ho(out), hdo(dout), hdq(g.dq), hdk(g.dk), hdv(g.dv);
@@ -318,37 +325,41 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
     const T sc = static_cast<T>(scale);
     // heads are independent, so each thread owns whole heads (dk, dv accumulate over query blocks)
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
-      std::vector<T> P(static_cast<size_t>(kQueryBlock * s.Lk)), dP(static_cast<size_t>(kQueryBlock * s.Lk));
+      std::vector<T> P(static_cast<size_t>(kQueryBlock * kKeyBlock)), dP(static_cast<size_t>(kQueryBlock * kKeyBlock)), Di(kQueryBlock);
       for (int64_t bh = h0; bh < h1; ++bh) {
         const T *Q = hq.head(bh, s.H), *K = hk.head(bh, s.H), *V = hv.head(bh, s.H);
         const T *O = ho.head(bh, s.H), *dO = hdo.head(bh, s.H), *lse = lp + bh * s.Lq;
         T *dQ = const_cast<T*>(hdq.head(bh, s.H)), *dK = const_cast<T*>(hdk.head(bh, s.H)), *dV = const_cast<T*>(hdv.head(bh, s.H));
         for (int64_t i0 = 0; i0 < s.Lq; i0 += kQueryBlock) {
           const int64_t rows = std::min(kQueryBlock, s.Lq - i0), n = key_limit(i0 + rows - 1, s, causal);
-          if (n == 0) {
-            for (int64_t i = i0; i < i0 + rows; ++i) std::fill(dQ + i * hdq.sr, dQ + i * hdq.sr + s.D, T(0));
-            continue;
+          for (int64_t r_ = 0; r_ < rows; ++r_) {  // D_i = dO_i . O_i = sum_j P_ij dP_ij
+            const T *a = dO + (i0 + r_) * hdo.sr, *b = O + (i0 + r_) * ho.sr;
+            T d = 0;
+            for (int64_t c = 0; c < s.D; ++c) d += a[c] * b[c];
+            Di[r_] = d;
           }
-          // P = softmax recomputed from the saved log-sum-exp;  dP = dO_blk V^T
-          block_scores(Q + i0 * hq.sr, hq.sr, K, hk.sr, rows, n, s.D, sc, P.data());
-          gemm(rows, n, s.D, T(1), dO + i0 * hdo.sr, hdo.sr, 1, V, 1, hv.sr, T(0), dP.data(), n, 1);
-          // dS_ij = P_ij (dP_ij - D_i) scale, D_i = dO_i . O_i  (written over dP)
-          for (int64_t r_ = 0; r_ < rows; ++r_) {
-            const int64_t i = i0 + r_, m_ = key_limit(i, s, causal);
-            T *p = P.data() + r_ * n, *ds = dP.data() + r_ * n;
-            T Di = 0;
-            for (int64_t c = 0; c < s.D; ++c) Di += dO[i * hdo.sr + c] * O[i * ho.sr + c];
-            const T li = lse[i];
-            for (int64_t j = 0; j < m_; ++j) {
-              p[j] = exp_approx(p[j] - li);
-              ds[j] = p[j] * (ds[j] - Di) * sc;
+          for (int64_t j0 = 0; j0 < n; j0 += kKeyBlock) {
+            const int64_t nk = std::min(kKeyBlock, n - j0);
+            const T *Kt = K + j0 * hk.sr, *Vt = V + j0 * hv.sr;
+            // P = exp(S - lse) recomputed;  dP = dO_blk V_tile^T;  dS = P (dP - D) scale, written over dP
+            gemm(rows, nk, s.D, sc, Q + i0 * hq.sr, hq.sr, 1, Kt, 1, hk.sr, T(0), P.data(), nk, 1);
+            gemm(rows, nk, s.D, T(1), dO + i0 * hdo.sr, hdo.sr, 1, Vt, 1, hv.sr, T(0), dP.data(), nk, 1);
+            for (int64_t r_ = 0; r_ < rows; ++r_) {
+              const int64_t lim = std::clamp<int64_t>(key_limit(i0 + r_, s, causal) - j0, 0, nk);
+              T *p = P.data() + r_ * nk, *ds = dP.data() + r_ * nk;
+              const T li = lse[i0 + r_], di = Di[r_];
+#pragma omp simd
+              for (int64_t j = 0; j < lim; ++j) {
+                p[j] = exp_approx(p[j] - li);
+                ds[j] = p[j] * (ds[j] - di) * sc;
+              }
+              std::fill(p + lim, p + nk, T(0));
+              std::fill(ds + lim, ds + nk, T(0));
             }
-            std::fill(p + m_, p + n, T(0));
-            std::fill(ds + m_, ds + n, T(0));
+            gemm(rows, s.D, nk, T(1), dP.data(), nk, 1, Kt, hk.sr, 1, T(1), dQ + i0 * hdq.sr, hdq.sr, 1);           // dQ_blk += dS K_tile
+            gemm(nk, s.D, rows, T(1), dP.data(), 1, nk, Q + i0 * hq.sr, hq.sr, 1, T(1), dK + j0 * hdk.sr, hdk.sr, 1);  // dK_tile += dS^T Q_blk
+            gemm(nk, s.D, rows, T(1), P.data(), 1, nk, dO + i0 * hdo.sr, hdo.sr, 1, T(1), dV + j0 * hdv.sr, hdv.sr, 1);  // dV_tile += P^T dO_blk
           }
-          gemm(rows, s.D, n, T(1), dP.data(), n, 1, K, hk.sr, 1, T(0), dQ + i0 * hdq.sr, hdq.sr, 1);      // dQ_blk = dS K
-          gemm(n, s.D, rows, T(1), dP.data(), 1, n, Q + i0 * hq.sr, hq.sr, 1, T(1), dK, hdk.sr, 1);       // dK += dS^T Q_blk
-          gemm(n, s.D, rows, T(1), P.data(), 1, n, dO + i0 * hdo.sr, hdo.sr, 1, T(1), dV, hdv.sr, 1);     // dV += P^T dO_blk
         }
       }
     }, head_grain(s));
@@ -402,24 +413,58 @@ LinearResult linear_forward(const Array& x, const Array& weight, const Array& bi
   return r;
 }
 
+namespace {
+// g = dy * act'(saved), row by row (for None, g is dy itself and nothing is written), and, when db
+// is given, db = the column sums of g. The sums are taken over fixed chunks of rows and the chunks
+// added in order, so db is the same for any thread count; one pass reads dy (and saved) once.
+template <class T>
+void activation_backward(int64_t N, int64_t W, const T* dy, const T* saved, LinearActivation act, T* g, T* db) {
+  constexpr int64_t kRows = 64;
+  const int64_t chunks = (N + kRows - 1) / kRows;
+  Array partial = db ? Array::empty({chunks, W}, dtype_of<T>()) : Array();
+  T* part = db ? partial.data<T>() : nullptr;
+  parallel_for(chunks, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      T* acc = part ? part + c * W : nullptr;
+      if (acc) std::fill(acc, acc + W, T(0));
+      for (int64_t i = c * kRows; i < std::min(N, (c + 1) * kRows); ++i) {
+        const T *d = dy + i * W, *row = d;
+        if (act != LinearActivation::None) {
+          const T* sp = saved + i * W;
+          T* o = g + i * W;
+          if (act == LinearActivation::ReLU) {
+#pragma omp simd
+            for (int64_t j = 0; j < W; ++j) o[j] = sp[j] > T(0) ? d[j] : T(0);
+          } else {
+            for (int64_t j = 0; j < W; ++j) o[j] = d[j] * gelu_slope(sp[j]);
+          }
+          row = o;
+        }
+        if (acc) {
+#pragma omp simd
+          for (int64_t j = 0; j < W; ++j) acc[j] += row[j];
+        }
+      }
+    }
+  }, std::max<int64_t>(1, kParallelGrain / (kRows * std::max<int64_t>(W, 1))));
+  if (!db) return;
+  std::fill(db, db + W, T(0));
+  for (int64_t c = 0; c < chunks; ++c)
+    for (int64_t j = 0; j < W; ++j) db[j] += part[c * W + j];
+}
+}  // namespace
+
 LinearGrads linear_backward(const Array& x, const Array& weight, const Array& saved, const Array& dy_in, LinearActivation act, bool need_dx,
                             bool need_dweight, bool need_dbias) {
   const int64_t N = x.size(0), in = x.size(1), out = weight.size(0);
   LinearGrads g;
   dispatch_floating(x.dtype(), "linear_backward", [&]<class T>() {
-    // gp = dL/d(pre): dy through the activation, (N, out) contiguous
-    Array gpre = act == LinearActivation::None ? dy_in.contiguous() : Array::empty({N, out}, x.dtype());
-    if (act != LinearActivation::None) {
-      Array dy = dy_in.contiguous(), s = saved.contiguous();
-      const T *d = dy.data<T>(), *sp = s.data<T>();
-      T* o = gpre.data<T>();
-      parallel_for(N * out, [&](int64_t b, int64_t e) {
-        if (act == LinearActivation::ReLU)
-          for (int64_t i = b; i < e; ++i) o[i] = sp[i] > T(0) ? d[i] : T(0);
-        else
-          for (int64_t i = b; i < e; ++i) o[i] = d[i] * gelu_slope(sp[i]);
-      });
-    }
+    // gp = dL/d(pre): dy through the activation, (N, out) contiguous; db = its column sums, same pass
+    Array dy = dy_in.contiguous(), s = act == LinearActivation::None ? Array() : saved.contiguous();
+    Array gpre = act == LinearActivation::None ? dy : Array::empty({N, out}, x.dtype());
+    if (need_dbias) g.dbias = Array::empty({out}, x.dtype());
+    activation_backward<T>(N, out, dy.data<T>(), s.defined() ? s.data<T>() : nullptr, act, gpre.data<T>(),
+                           need_dbias ? g.dbias.data<T>() : nullptr);
     const T* gp = gpre.data<T>();
     if (need_dx) {  // dx = gp W: (N, out) @ (out, in)
       g.dx = Array::empty({N, in}, x.dtype());
@@ -429,18 +474,82 @@ LinearGrads linear_backward(const Array& x, const Array& weight, const Array& sa
       g.dweight = Array::empty({out, in}, x.dtype());
       gemm(out, in, N, T(1), gp, 1, out, x.data<T>(), x.stride(0), x.stride(1), T(0), g.dweight.data<T>(), in, 1);
     }
-    if (need_dbias) {  // db = column sums of gp, each thread a block of columns (same order for any thread count)
-      g.dbias = Array::zeros({out}, x.dtype());
-      T* db = g.dbias.data<T>();
-      const int64_t block = 16;
-      parallel_for((out + block - 1) / block, [&](int64_t c0, int64_t c1) {
-        const int64_t j0 = c0 * block, j1 = std::min(out, c1 * block);
-        for (int64_t i = 0; i < N; ++i) {
-          const T* row = gp + i * out;
-          for (int64_t j = j0; j < j1; ++j) db[j] += row[j];
+  });
+  return g;
+}
+
+// ---- embedding bag + bias + activation -------------------------------------------------------------
+LinearResult embedding_bag_forward(const Array& weight_in, const Array& indices_in, const Array& bias, LinearActivation act) {
+  check_float(weight_in, "embedding_bag", "weight");
+  if (weight_in.dim() != 2) throw ShapeError(cat("embedding_bag: weight must be (num_embeddings, dim), got ", shape_str(weight_in.shape())));
+  if (indices_in.dtype() != DType::Int64) throw DTypeError(cat("embedding_bag: indices must be int64, got ", dtype_name(indices_in.dtype())));
+  if (indices_in.dim() != 2) throw ShapeError(cat("embedding_bag: indices must be (N, bag size), got ", shape_str(indices_in.shape())));
+  const int64_t V = weight_in.size(0), H = weight_in.size(1), N = indices_in.size(0), K = indices_in.size(1);
+  if (bias.defined() && bias.shape() != Shape{H})
+    throw ShapeError(cat("embedding_bag: bias ", shape_str(bias.shape()), " does not match the embedding dim ", H));
+  if (bias.defined()) check_same_dtype(weight_in, bias, "embedding_bag");
+  Array weight = weight_in.contiguous(), indices = indices_in.contiguous();
+  const int64_t* idx = indices.data<int64_t>();
+  for (int64_t i = 0; i < N * K; ++i)
+    if (idx[i] < 0 || idx[i] >= V)
+      throw IndexError(cat("embedding_bag: index ", idx[i], " at (", i / std::max<int64_t>(K, 1), ", ", i % std::max<int64_t>(K, 1),
+                           ") is out of range for a table of ", V, " rows"));
+  LinearResult r{Array::empty({N, H}, weight.dtype()), Array()};
+  if (act == LinearActivation::GELU) r.pre = Array::empty({N, H}, weight.dtype());
+  dispatch_floating(weight.dtype(), "embedding_bag", [&]<class T>() {
+    const T* w = weight.data<T>();
+    Array bc = bias.defined() ? bias.contiguous() : Array();
+    const T* b = bias.defined() ? bc.data<T>() : nullptr;
+    T *y = r.y.data<T>(), *pre = r.pre.defined() ? r.pre.data<T>() : nullptr;
+    parallel_for(N, [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) {
+        T* yr = y + n * H;
+        if (b) std::copy(b, b + H, yr);
+        else std::fill(yr, yr + H, T(0));
+        for (int64_t k = 0; k < K; ++k) {
+          const T* row = w + idx[n * K + k] * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) yr[j] += row[j];
         }
-      }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(N * block, 1)));
-    }
+        if (act == LinearActivation::ReLU) {
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) yr[j] = yr[j] > T(0) ? yr[j] : T(0);
+        } else if (act == LinearActivation::GELU) {
+          std::copy(yr, yr + H, pre + n * H);
+          for (int64_t j = 0; j < H; ++j) yr[j] = gelu_of(yr[j]);
+        }
+      }
+    }, row_grain(H * std::max<int64_t>(K, 1)));
+  });
+  return r;
+}
+
+EmbeddingBagGrads embedding_bag_backward(const Array& indices_in, const Array& saved, const Array& dy_in, int64_t V, LinearActivation act,
+                                         bool need_dbias) {
+  const int64_t N = indices_in.size(0), K = indices_in.size(1), H = dy_in.size(1);
+  Array indices = indices_in.contiguous(), dy = dy_in.contiguous();
+  EmbeddingBagGrads g{Array::zeros({V, H}, dy.dtype()), Array()};
+  dispatch_floating(dy.dtype(), "embedding_bag_backward", [&]<class T>() {
+    Array s = act == LinearActivation::None ? Array() : saved.contiguous();
+    Array gpre = act == LinearActivation::None ? dy : Array::empty({N, H}, dy.dtype());
+    if (need_dbias) g.dbias = Array::empty({H}, dy.dtype());
+    activation_backward<T>(N, H, dy.data<T>(), s.defined() ? s.data<T>() : nullptr, act, gpre.data<T>(),
+                           need_dbias ? g.dbias.data<T>() : nullptr);
+    const T* gp = gpre.data<T>();
+    const int64_t* idx = indices.data<int64_t>();
+    T* dw = g.dweight.data<T>();
+    // each thread owns table rows [v0, v1) and scans every bag in order: no two threads write one row
+    parallel_for(V, [&](int64_t v0, int64_t v1) {
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t v = idx[n * K + k];
+          if (v < v0 || v >= v1) continue;
+          T* dst = dw + v * H;
+          const T* src = gp + n * H;
+#pragma omp simd
+          for (int64_t j = 0; j < H; ++j) dst[j] += src[j];
+        }
+    }, N * K * H >= kParallelGrain ? 1 : V);
   });
   return g;
 }

@@ -30,9 +30,11 @@ LayerNormGrads layer_norm_backward(const Array& x, const Array& weight, const Ar
 // Scaled dot-product attention, per (batch, head), without storing the Lq x Lk score matrix:
 //   out_i = sum_j softmax_j(scale q_i . k_j) v_j   over the keys query i may see.
 // q: (B, H, Lq, D), k and v: (B, H, Lk, D). causal: query i sees keys j <= i + (Lk - Lq) (so a
-// query appended after a cache of earlier keys sees all of them). Each query row's scores live in
-// a per-thread buffer of length Lk; lse (B, H, Lq) = log sum_j exp(scores) is kept for backward,
-// which recomputes the probabilities row by row.
+// query appended after a cache of earlier keys sees all of them). Tiled as FlashAttention: blocks of
+// 64 queries meet tiles of 256 keys, the tile's scores in a small per-thread buffer, with an online
+// softmax (running max and sum per row, earlier output rescaled when the max grows); tiles past the
+// causal diagonal are skipped. lse (B, H, Lq) = log sum_j exp(scores) is kept for backward, which
+// recomputes the probabilities tile by tile instead of storing them.
 struct AttentionResult {
   Array out, lse;
 };
@@ -58,5 +60,19 @@ struct LinearGrads {
 // saved: y for None/ReLU, pre for GELU. Gradients not asked for (need_*) are left undefined.
 LinearGrads linear_backward(const Array& x, const Array& weight, const Array& saved, const Array& dy, LinearActivation act, bool need_dx,
                             bool need_dweight, bool need_dbias);
+
+// Embedding bag (sum) with bias and activation: y[n] = act(sum_k weight[indices[n, k]] + b).
+// weight: (V, H), indices: int64 (N, K), bias: (H) or undefined -> (N, H). A linear layer applied to a
+// concatenation of K one-hot vectors is exactly this: each one-hot picks one row of the weight, so
+// there is no (N, K*V) one-hot input and no GEMM, just K row reads per output row.
+LinearResult embedding_bag_forward(const Array& weight, const Array& indices, const Array& bias, LinearActivation act);
+struct EmbeddingBagGrads {
+  Array dweight, dbias;
+};
+// saved: y for None/ReLU, pre for GELU (as for linear). dweight[v] = sum of the output gradients of
+// the rows whose bag holds v; each thread owns a range of table rows, so there are no races and the
+// sum order is fixed. dbias is left undefined unless need_dbias.
+EmbeddingBagGrads embedding_bag_backward(const Array& indices, const Array& saved, const Array& dy, int64_t num_embeddings,
+                                         LinearActivation act, bool need_dbias);
 
 }  // namespace dgm::cpu

@@ -11,7 +11,10 @@ namespace dgm::cpu {
 inline float exp_approx(float x) {
   // e^x = 2^n e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]
   float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  float n = std::floor(xc * 1.44269504088896341f + 0.5f);
+  // n = round(xc / ln 2) by the 1.5 * 2^23 trick: adding it leaves the rounded integer in the low
+  // mantissa bits (std::floor would do, but GCC does not vectorise it without -fno-trapping-math)
+  const float shifted = xc * 1.44269504088896341f + 12582912.0f;
+  float n = shifted - 12582912.0f;
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;  // ln 2 split in two for accuracy
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -20,9 +23,56 @@ inline float exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   float e = p * r * r + r + 1.0f;
-  float scale = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  float scale = std::bit_cast<float>((std::bit_cast<int32_t>(shifted) - 0x4B400000 + 127) << 23);
   return x < -87.0f ? 0.0f : e * scale;  // below ~1e-38 (and -inf): exactly 0
 }
 inline double exp_approx(double x) { return std::exp(x); }  // float64 is for checks, not speed
+
+// Row reductions for the softmax kernels. A loop `m = max(m, p[j])` is a serial chain the compiler
+// may not reorder (not even with `omp simd`, in practice); kLanes independent partial results, one
+// per SIMD lane, are what it vectorises, and they are combined at the end.
+constexpr int kLanes = 16;
+
+template <class T>
+T max_of(const T* p, int64_t n) {
+  T lane[kLanes];
+  for (int l = 0; l < kLanes; ++l) lane[l] = -INFINITY;
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] = lane[l] > p[j + l] ? lane[l] : p[j + l];
+  T m = -INFINITY;
+  for (int l = 0; l < kLanes; ++l) m = m > lane[l] ? m : lane[l];
+  for (; j < n; ++j) m = m > p[j] ? m : p[j];
+  return m;
+}
+
+// sum_j exp(x[j] - shift) for j < n
+template <class T>
+T sum_exp_shift(const T* x, int64_t n, T shift) {
+  T lane[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] += exp_approx(x[j + l] - shift);
+  T sum = 0;
+  for (int l = 0; l < kLanes; ++l) sum += lane[l];
+  for (; j < n; ++j) sum += exp_approx(x[j] - shift);
+  return sum;
+}
+
+// p[j] = exp(p[j] - shift) for j < n; returns the sum of the new values.
+template <class T>
+T exp_shift_sum(T* p, int64_t n, T shift) {
+  T lane[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      p[j + l] = exp_approx(p[j + l] - shift);
+      lane[l] += p[j + l];
+    }
+  T sum = 0;
+  for (int l = 0; l < kLanes; ++l) sum += lane[l];
+  for (; j < n; ++j) sum += p[j] = exp_approx(p[j] - shift);
+  return sum;
+}
 
 }  // namespace dgm::cpu

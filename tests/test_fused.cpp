@@ -2,6 +2,8 @@
 // in float32, plus the vectorised exp they use and the caching allocator.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 
 #include "autograd/engine.h"
@@ -93,12 +95,69 @@ TEST(Fused, LinearWithBiasAndActivationMatchesReference) {
   }
 }
 
+TEST(Fused, EmbeddingBagWithBiasAndActivationMatchesReference) {
+  manual_seed(8);
+  // 600 bags of 3 rows from a 300-row table: enough rows for the threaded paths, and repeats
+  Tensor w = randn({300, 64}, {.requires_grad = true}), b = randn({64}, {.requires_grad = true});
+  Tensor idx = randint(0, 300, {600, 3});
+  for (auto act : {fused::LinearActivation::None, fused::LinearActivation::ReLU, fused::LinearActivation::GELU}) {
+    expect_same([act](auto& a) { return fused::embedding_bag(a[0], a[1], a[2], act); },
+                [act](auto& a) { return reference::embedding_bag(a[0], a[1], a[2], act); }, {w, idx, b}, kTol32);
+    expect_same([act](auto& a) { return fused::embedding_bag(a[0], a[1], Tensor(), act); },
+                [act](auto& a) { return reference::embedding_bag(a[0], a[1], Tensor(), act); }, {w, idx}, kTol32);
+  }
+}
+
+TEST(Fused, EmbeddingBagRejectsBadInput) {
+  Tensor w = zeros({4, 3});
+  EXPECT_THROW(fused::embedding_bag(w, tensor({{0, 4}}, {.dtype = DType::Int64}), Tensor()), IndexError);
+  EXPECT_THROW(fused::embedding_bag(w, tensor({0, 1}, {.dtype = DType::Int64}), Tensor()), ShapeError);
+  EXPECT_THROW(fused::embedding_bag(w, tensor({{0, 1}}), Tensor()), DTypeError);
+  EXPECT_THROW(fused::embedding_bag(w, tensor({{0, 1}}, {.dtype = DType::Int64}), zeros({2})), ShapeError);
+}
+
+// Bias and table gradients are sums over rows; they are summed in fixed chunks, so one thread and
+// two threads give the same bits.
+TEST(Fused, RowSumGradientsDoNotDependOnTheThreadCount) {
+  manual_seed(9);
+  Tensor x = randn({3000, 32}), w = randn({48, 32}, {.requires_grad = true}), b = randn({48}, {.requires_grad = true});
+  Tensor table = randn({50, 48}, {.requires_grad = true}), idx = randint(0, 50, {3000, 2});
+  auto grads = [&] {
+    Tensor h = fused::linear(x, w, b, fused::LinearActivation::ReLU);
+    Tensor y = fused::embedding_bag(table, idx, b, fused::LinearActivation::ReLU);
+    return autograd::grad({sum(h * h) + sum(y * y)}, {w, b, table});
+  };
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto one = grads();
+  omp_set_num_threads(2);
+  auto two = grads();
+  omp_set_num_threads(threads);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(amax(abs(one[i] - two[i])).item(), 0.0) << "gradient " << i;
+}
+
 TEST(Fused, CausalAttentionMatchesReference) {
   manual_seed(4);
   Tensor q = randn({2, 4, 96, 16}, {.requires_grad = true}), k = randn({2, 4, 96, 16}, {.requires_grad = true}),
          v = randn({2, 4, 96, 16}, {.requires_grad = true});
   expect_same([](auto& a) { return fused::attention(a[0], a[1], a[2], true); }, [](auto& a) { return reference::attention(a[0], a[1], a[2], true); },
               {q, k, v}, kTol32);
+}
+
+// Longer than one key tile (256): the online softmax rescales rows whose max grows in a later tile.
+TEST(Fused, AttentionOverSeveralKeyTilesMatchesReference) {
+  manual_seed(10);
+  Tensor q = randn({1, 2, 600, 8}, {.requires_grad = true}), k = randn({1, 2, 600, 8}, {.requires_grad = true}),
+         v = randn({1, 2, 600, 8}, {.requires_grad = true});
+  // later keys score higher, so the running max of most rows grows from tile to tile
+  Tensor ramp = reshape(arange(600) / 150.0, {1, 1, 600, 1});
+  Tensor k_ramp = (k + ramp).detach().requires_grad_();
+  for (bool causal : {true, false})
+    expect_same([causal](auto& a) { return fused::attention(a[0], a[1], a[2], causal); },
+                [causal](auto& a) { return reference::attention(a[0], a[1], a[2], causal); }, {q, k_ramp, v}, kTol32);
+  Tensor q_last = randn({1, 2, 70, 8}, {.requires_grad = true});  // queries after a cache: Lq < Lk
+  expect_same([](auto& a) { return fused::attention(a[0], a[1], a[2], true); }, [](auto& a) { return reference::attention(a[0], a[1], a[2], true); },
+              {q_last, k, v}, kTol32);
 }
 
 TEST(Fused, AttentionWithCacheEqualsTheLastRowsOfFullAttention) {

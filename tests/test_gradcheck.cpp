@@ -160,7 +160,9 @@ std::vector<Row> table() {
   row(Op::Slice, "slice", F(slice(x[0], 1, 1, 3)), IN(U(g, {3, 4})));
   row(Op::Slice, "slice_step_negative_start", F(slice(x[0], 0, -4, 5, 2)), IN(NC(g, 5, 3)));
   row(Op::Select, "select", F(select(x[0], 1, -1)), IN(U(g, {3, 4})));
-  row(Op::Slice, "split_chunk", F(chunk(x[0], 2, 1)[1] * split(x[0], 2, 1)[0]), IN(U(g, {3, 4})));
+  row(Op::Split, "split_chunk", F(chunk(x[0], 2, 1)[1] * split(x[0], 2, 1)[0]), IN(U(g, {3, 4})));
+  // the middle piece has no gradient (zeros in backward); uneven last piece; non-contiguous input
+  row(Op::Split, "split_unused_piece_noncontig", F(split(x[0], 2, 0)[0] * 2 + split(x[0], 2, 0)[2]), IN(NC(g, 5, 3)));
   row(Op::Squeeze, "squeeze", F(squeeze(x[0], 1)), IN(U(g, {3, 1, 4})));
   row(Op::Unsqueeze, "unsqueeze", F(unsqueeze(x[0], 0) * x[1]), IN(U(g, {3, 4}), U(g, {2, 1, 4})));
   row(Op::Contiguous, "contiguous", F(contiguous(x[0])), IN(NC(g, 3, 4)));
@@ -220,6 +222,15 @@ std::vector<Row> table() {
   row(Op::Linear, "linear_relu", F(fused::linear(x[0], x[1], x[2], fused::LinearActivation::ReLU)),
       IN(U(g, {3, 2}, 0.1, 0.3), U(g, {4, 2}, 0.1, 0.3), away_from_zero(g, {4}, 0.5, 1)));
   row(Op::Linear, "linear_gelu", F(fused::linear(x[0], x[1], x[2], fused::LinearActivation::GELU)), IN(U(g, {3, 4}), U(g, {5, 4}), U(g, {5})));
+  // bags with a repeated index (row 1 of the table gets two gradients from one bag)
+  row(Op::EmbeddingBag, "embedding_bag_bias", F(fused::embedding_bag(x[0], x[1], x[2])),
+      IN(U(g, {5, 3}), idx2({{1, 4}, {1, 1}, {0, 2}}), U(g, {3})));
+  row(Op::EmbeddingBag, "embedding_bag_noncontig_no_bias", F(fused::embedding_bag(x[0], x[1], Tensor())),
+      IN(NC(g, 4, 3), idx2({{3, 0, 2}, {1, 1, 1}})));
+  row(Op::EmbeddingBag, "embedding_bag_relu", F(fused::embedding_bag(x[0], x[1], x[2], fused::LinearActivation::ReLU)),
+      IN(U(g, {4, 2}, 0.1, 0.3), idx2({{0, 3}, {2, 2}}), away_from_zero(g, {2}, 0.8, 1)));
+  row(Op::EmbeddingBag, "embedding_bag_gelu", F(fused::embedding_bag(x[0], x[1], x[2], fused::LinearActivation::GELU)),
+      IN(U(g, {4, 3}), idx2({{0, 3}, {2, 1}}), U(g, {3})));
   return rows;
 }
 
