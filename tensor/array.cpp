@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "tensor/loops.h"
+
 namespace dgm {
 
 // ---- construction -----------------------------------------------------------------------------
@@ -318,7 +320,15 @@ void Array::copy_(const Array& src) {
         }
         return;
       }
-      for_each_offset<2>(shape_, {&strides_, &sst}, [&](const std::array<int64_t, 2>& o) { dst[o[0]] = static_cast<D>(sp[o[1]]); });
+      // strided: row by row along the last (merged) dim, rows split across threads
+      cpu::for_each_row<2>(shape_, {strides_, sst}, [&](const std::array<int64_t, 2>& o, int64_t n, const std::array<int64_t, 2>& is) {
+        D* d = dst + o[0];
+        const S* s = sp + o[1];
+        if (is[0] == 1 && is[1] == 1)
+          for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]);
+        else
+          for (int64_t i = 0; i < n; ++i) d[i * is[0]] = static_cast<D>(s[i * is[1]]);
+      });
     });
   });
   bump_version();

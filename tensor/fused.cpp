@@ -391,23 +391,16 @@ LinearResult linear_forward(const Array& x, const Array& weight, const Array& bi
   LinearResult r{Array::empty({N, out}, x.dtype()), Array()};
   dispatch_floating(x.dtype(), "linear", [&]<class T>() {
     T* y = r.y.data<T>();
-    if (bias.defined()) {  // C starts as the broadcast bias; the GEMM adds x W^T onto it
-      Array bc = bias.contiguous();
-      const T* b = bc.data<T>();
-      parallel_for(N, [&](int64_t r0, int64_t r1) {
-        for (int64_t i = r0; i < r1; ++i) std::copy(b, b + out, y + i * out);
-      }, row_grain(out));
-    }
-    // B[k, n] = W[n, k]: W^T is W with its strides swapped, never copied
-    gemm(N, out, in, T(1), x.data<T>(), x.stride(0), x.stride(1), weight.data<T>(), weight.stride(1), weight.stride(0),
-         bias.defined() ? T(1) : T(0), y, out, 1);
-    if (act == LinearActivation::None) return;
-    if (act == LinearActivation::GELU) r.pre = r.y.clone();
+    Array bc = bias.defined() ? bias.contiguous() : Array();
+    // The bias and ReLU are the GEMM's epilogue: applied to each row panel of y while it is in cache.
+    // B[k, n] = W[n, k]: W^T is W with its strides swapped, never copied.
+    const GemmEpilogue<T> epilogue{bias.defined() ? bc.data<T>() : nullptr, act == LinearActivation::ReLU};
+    gemm(N, out, in, T(1), x.data<T>(), x.stride(0), x.stride(1), weight.data<T>(), weight.stride(1), weight.stride(0), T(0), y,
+         out, 1, epilogue);
+    if (act != LinearActivation::GELU) return;
+    r.pre = r.y.clone();  // GELU's derivative needs the pre-activation
     parallel_for(N * out, [&](int64_t b, int64_t e) {
-      if (act == LinearActivation::ReLU)
-        for (int64_t i = b; i < e; ++i) y[i] = y[i] > T(0) ? y[i] : T(0);
-      else
-        for (int64_t i = b; i < e; ++i) y[i] = gelu_of(y[i]);
+      for (int64_t i = b; i < e; ++i) y[i] = gelu_of(y[i]);
     });
   });
   return r;

@@ -46,9 +46,9 @@ AttentionGrads attention_backward(const Array& q, const Array& k, const Array& v
                                   const Array& dout, bool causal, double scale);
 
 // Linear layer with its bias and activation folded in: y = act(x W^T + b).
-// x: (N, in), weight: (out, in), bias: (out) or undefined -> (N, out). The bias is written into the
-// output first and the GEMM accumulates onto it (beta = 1), so there is no separate broadcast add;
-// the activation is applied in the same pass over the output while it is still in cache.
+// x: (N, in), weight: (out, in), bias: (out) or undefined -> (N, out). The bias and a ReLU are the
+// GEMM's epilogue, applied to each row panel of the output while it is still in cache, so there is
+// no separate broadcast add or activation pass (GELU, which keeps its input, has one).
 enum class LinearActivation { None, ReLU, GELU };
 struct LinearResult {
   Array y, pre;  // pre = x W^T + b, kept only for GELU (ReLU's derivative is read off y)

@@ -368,9 +368,31 @@ void pack_block(const T* src, int64_t step, int64_t kstride, int64_t n, int64_t 
 // `packed_A`; in place, a partial last row panel is packed into `packed_A` first, to make a whole
 // tile. Whole tiles of a row-major C are written in place; edge tiles and other layouts go through
 // a local tile.
+// C[i, j] = act(C[i, j] + bias[j]) over `rows` rows of `n` columns (row-major or not)
+template <class T>
+void apply_epilogue(int64_t rows, int64_t n, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>& ep) {
+  for (int64_t i = 0; i < rows; ++i) {
+    T* c = C + i * rsC;
+    if (csC == 1) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = c[j] + (ep.bias ? ep.bias[j] : T(0));
+        c[j] = ep.relu && v < T(0) ? T(0) : v;
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) {
+        const T v = c[j * csC] + (ep.bias ? ep.bias[j] : T(0));
+        c[j * csC] = ep.relu && v < T(0) ? T(0) : v;
+      }
+    }
+  }
+}
+
+// `ep` (or null): the epilogue, given on the last K block only, with its bias starting at C's
+// first column; it runs on each row panel once all its tiles are done.
 template <class Cfg, class T>
 void macro_kernel(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* A, int64_t lda, T* packed_A, const T* packed_B,
-                  T* C, int64_t rsC, int64_t csC) {
+                  T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep) {
   using Kernel = typename Cfg::Kernel;
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   alignas(64) T tile[MR * NR];
@@ -403,6 +425,7 @@ void macro_kernel(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* 
           }
       }
     }
+    if (ep) apply_epilogue(m, nc, C + ir * rsC, rsC, csC, *ep);  // the panel's m x nc block is still in L1
   }
 }
 
@@ -417,7 +440,7 @@ int64_t even_block(int64_t total, int64_t max_block, int64_t multiple) {
 // The whole loop nest of the header comment, on one thread.
 template <class Cfg, class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
-                  int64_t csB, T beta, T* C, int64_t rsC, int64_t csC) {
+                  int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep = nullptr) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   const bool A_in_place = csA == 1 && Cfg::Kernel::kReadsAInPlace;
   const int64_t kc_max = even_block(K, Cfg::KC, 1);
@@ -430,17 +453,20 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
     for (int64_t pc = 0; pc < K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, K - pc);
       const T beta_block = pc == 0 ? beta : T(1);  // later K blocks accumulate onto the first
+      GemmEpilogue<T> ep_block;                    // on the last K block: the bias from column jc on
+      if (ep) ep_block = {ep->bias ? ep->bias + jc : nullptr, ep->relu};
+      const GemmEpilogue<T>* ep_here = ep && pc + kc >= K ? &ep_block : nullptr;
       pack_block<NR>(B + pc * rsB + jc * csB, csB, rsB, nc, kc, packed_B);  // kc x NR panels
       for (int64_t ic = 0; ic < M; ic += mc_max) {
         const int64_t mc = std::min(mc_max, M - ic);
         const T* A_block = A + ic * rsA + pc * csA;
         T* C_block = C + ic * rsC + jc * csC;
         if (A_in_place) {
-          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, A_block, rsA, packed_A, packed_B, C_block, rsC, csC);
+          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, A_block, rsA, packed_A, packed_B, C_block, rsC, csC, ep_here);
         } else {
           pack_block<MR>(A_block, rsA, csA, mc, kc, packed_A);  // MR x kc panels
           macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, static_cast<const T*>(nullptr), 0, packed_A, packed_B, C_block, rsC,
-                            csC);
+                            csC, ep_here);
         }
       }
     }
@@ -562,9 +588,9 @@ void tile_range(int64_t total, int tile, int t, int parts, int64_t& begin, int64
 // The blocked product on `nt` threads, each running gemm_blocked on its own rectangle of C.
 template <class Cfg, class T>
 void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
-                   int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int nt) {
+                   int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int nt, const GemmEpilogue<T>* ep) {
   if (nt <= 1) {
-    gemm_blocked<Cfg>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC);
+    gemm_blocked<Cfg>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, ep);
     return;
   }
 #pragma omp parallel num_threads(nt)
@@ -574,17 +600,25 @@ void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
     int64_t m0, m1, n0, n1;
     tile_range(M, Cfg::MR, t / tn, tm, m0, m1);
     tile_range(N, Cfg::NR, t % tn, tn, n0, n1);
+    GemmEpilogue<T> ep_part;  // this thread's columns of the bias
+    if (ep) ep_part = {ep->bias ? ep->bias + n0 : nullptr, ep->relu};
     if (m0 < m1 && n0 < n1)
       gemm_blocked<Cfg>(m1 - m0, n1 - n0, K, alpha, A + m0 * rsA, rsA, csA, B + n0 * csB, rsB, csB, beta,
-                        C + m0 * rsC + n0 * csC, rsC, csC);
+                        C + m0 * rsC + n0 * csC, rsC, csC, ep ? &ep_part : nullptr);
   }
 }
 
 // One product with at most `max_threads` threads; handles every shape and stride.
 template <class T>
 void gemm_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
-               int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int max_threads) {
+               int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int max_threads, const GemmEpilogue<T>* ep = nullptr) {
   if (M == 0 || N == 0) return;
+  // The epilogue rides along only in the blocked kernel on a row-major C; elsewhere it is a pass after.
+  if (ep && !(K > 0 && alpha != T(0) && csC == 1 && M > 1 && N > 1 && M * N * K > kSmallWork)) {
+    gemm_impl(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, max_threads);
+    apply_epilogue(M, N, C, rsC, csC, *ep);
+    return;
+  }
   if (K == 0 || alpha == T(0)) {
     scale_C(M, N, beta, C, rsC, csC);
     return;
@@ -609,9 +643,9 @@ void gemm_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA
   }
   const int nt = std::min(max_threads, threads_for(work));
   if (N <= Configs<T>::Narrow::NR)
-    gemm_threaded<typename Configs<T>::Narrow>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, nt);
+    gemm_threaded<typename Configs<T>::Narrow>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, nt, ep);
   else
-    gemm_threaded<typename Configs<T>::Wide>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, nt);
+    gemm_threaded<typename Configs<T>::Wide>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, nt, ep);
 }
 
 void check_sizes(const char* op, int64_t batch, int64_t M, int64_t N, int64_t K) {
@@ -653,6 +687,18 @@ void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_
           int64_t rsB, int64_t csB, double beta, double* C, int64_t rsC, int64_t csC) {
   check_sizes("gemm", 1, M, N, K);
   gemm_impl(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, omp_get_max_threads());
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB,
+          int64_t csB, float beta, float* C, int64_t rsC, int64_t csC, const GemmEpilogue<float>& epilogue) {
+  check_sizes("gemm", 1, M, N, K);
+  gemm_impl(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, omp_get_max_threads(), &epilogue);
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsA, int64_t csA, const double* B,
+          int64_t rsB, int64_t csB, double beta, double* C, int64_t rsC, int64_t csC, const GemmEpilogue<double>& epilogue) {
+  check_sizes("gemm", 1, M, N, K);
+  gemm_impl(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, omp_get_max_threads(), &epilogue);
 }
 
 void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t bsA, int64_t rsA,

@@ -24,6 +24,20 @@ void gemm(int64_t M, int64_t N, int64_t K, double alpha,
           const double* B, int64_t rsB, int64_t csB,
           double beta, double* C, int64_t rsC, int64_t csC);
 
+// An epilogue finishes C in the same pass: C[i, j] = act(C[i, j] + bias[j]), bias (N) or null, act
+// ReLU or identity. For a row-major C it runs on each row panel right after its last rank-K
+// update, while the panel is still in L1 (a linear layer's bias and ReLU then cost no pass over
+// the output); other layouts and small products get a pass over C afterwards.
+template <class T>
+struct GemmEpilogue {
+  const T* bias = nullptr;
+  bool relu = false;
+};
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB,
+          int64_t csB, float beta, float* C, int64_t rsC, int64_t csC, const GemmEpilogue<float>& epilogue);
+void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsA, int64_t csA, const double* B,
+          int64_t rsB, int64_t csB, double beta, double* C, int64_t rsC, int64_t csC, const GemmEpilogue<double>& epilogue);
+
 // `batch` independent products: C[b] = alpha * A[b] @ B[b] + beta * C[b], where X[b] starts at
 // X + b*bsX. A batch stride of 0 broadcasts one matrix to every product (e.g. a shared weight);
 // bsC must not be 0 when batch > 1 (the products would overwrite each other).

@@ -290,3 +290,33 @@ TYPED_TEST(GemmTest, BadArgumentsThrow) {
 }
 
 }  // namespace
+
+// The epilogue (bias per column, then ReLU) equals the plain product followed by the same by hand,
+// on every path: blocked and threaded (row-major C), small products, a single row, a column-major C.
+TEST(Gemm, EpilogueAddsTheBiasAndAppliesReluOnEveryPath) {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  struct Case {
+    int64_t M, N, K;
+    bool col_major_c;
+  };
+  for (Case c : {Case{300, 70, 40, false}, Case{2000, 256, 64, false}, Case{3, 4, 5, false}, Case{1, 50, 20, false}, Case{90, 33, 17, true}})
+    for (bool relu : {false, true})
+      for (bool with_bias : {false, true}) {
+        std::vector<float> A(size_t(c.M * c.K)), B(size_t(c.K * c.N)), bias(size_t(c.N)), expected(size_t(c.M * c.N)), got(size_t(c.M * c.N));
+        for (auto* v : {&A, &B, &bias})
+          for (float& x : *v) x = dist(rng);
+        const int64_t rs = c.col_major_c ? 1 : c.N, cs = c.col_major_c ? c.M : 1;
+        gemm(c.M, c.N, c.K, 1.f, A.data(), c.K, 1, B.data(), c.N, 1, 0.f, expected.data(), rs, cs);
+        for (int64_t i = 0; i < c.M; ++i)
+          for (int64_t j = 0; j < c.N; ++j) {
+            float& e = expected[size_t(i * rs + j * cs)];
+            const float v = e + (with_bias ? bias[size_t(j)] : 0.f);
+            e = relu && v < 0 ? 0.f : v;
+          }
+        gemm(c.M, c.N, c.K, 1.f, A.data(), c.K, 1, B.data(), c.N, 1, 0.f, got.data(), rs, cs,
+             dgm::cpu::GemmEpilogue<float>{with_bias ? bias.data() : nullptr, relu});
+        for (size_t i = 0; i < got.size(); ++i)
+          ASSERT_EQ(got[i], expected[i]) << c.M << "x" << c.N << "x" << c.K << " relu " << relu << " bias " << with_bias << " at " << i;
+      }
+}
