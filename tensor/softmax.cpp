@@ -1,8 +1,10 @@
 // softmax / log_softmax along one dim, numerically stable (the max is subtracted first).
 #include <cmath>
+#include <type_traits>
 
 #include "tensor/kernels.h"
 #include "tensor/loops.h"
+#include "tensor/vecmath.h"
 
 namespace dgm::cpu {
 
@@ -21,6 +23,27 @@ static Array softmax_impl(const Array& x, int64_t dim, const char* op) {
     int64_t n = x.shape()[d], inner = 1, outer = 1;
     for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.shape()[i];
     for (int64_t i = 0; i < d; ++i) outer *= x.shape()[i];
+    if constexpr (std::is_same_v<T, float>) {
+      if (inner == 1) {  // contiguous rows (the usual last-dim softmax): vectorised max, exp and sum
+        parallel_for(outer, [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const float* xr = sp + r * n;
+            float* yr = op_ + r * n;
+            float m = max_of(xr, n);
+            if (!std::isfinite(m)) m = 0;
+            const float s = sum_exp_shift(xr, n, m);
+            if constexpr (Log) {
+              const float log_s = std::log(s);
+              for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) - log_s;
+            } else {
+              const float inv = 1.0f / s;
+              for (int64_t i = 0; i < n; ++i) yr[i] = exp_approx(xr[i] - m) * inv;
+            }
+          }
+        }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(n, 1)));
+        return;
+      }
+    }
     // each (outer, inner) pair is one softmax over n elements spaced `inner` apart
     parallel_for(outer * inner, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
