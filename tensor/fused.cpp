@@ -266,21 +266,23 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
     T* lp = r.lse.data<T>();
     const T sc = static_cast<T>(scale);
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
-      std::vector<T> P(static_cast<size_t>(kQueryBlock * kKeyBlock)), acc(static_cast<size_t>(kQueryBlock * s.D));
-      std::vector<T> m(kQueryBlock), l(kQueryBlock);
+      // per-thread tile buffers, from the caching allocator (a training step allocates nothing new)
+      Array P_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype()), acc_buf = Array::empty({kQueryBlock, s.D}, q.dtype());
+      T *P = P_buf.data<T>(), *acc = acc_buf.data<T>();
+      T m[kQueryBlock], l[kQueryBlock];
       for (int64_t bh = h0; bh < h1; ++bh) {
         const T *Q = hq.head(bh, s.H), *K = hk.head(bh, s.H), *V = hv.head(bh, s.H);
         T *O = const_cast<T*>(ho.head(bh, s.H)), *lse = lp + bh * s.Lq;
         for (int64_t i0 = 0; i0 < s.Lq; i0 += kQueryBlock) {
           const int64_t rows = std::min(kQueryBlock, s.Lq - i0), n = key_limit(i0 + rows - 1, s, causal);  // keys the last row sees
-          std::fill(m.begin(), m.end(), T(-INFINITY));
-          std::fill(l.begin(), l.end(), T(0));
-          std::fill(acc.begin(), acc.end(), T(0));
+          std::fill(m, m + kQueryBlock, T(-INFINITY));
+          std::fill(l, l + kQueryBlock, T(0));
+          std::fill(acc, acc + kQueryBlock * s.D, T(0));
           for (int64_t j0 = 0; j0 < n; j0 += kKeyBlock) {
             const int64_t nk = std::min(kKeyBlock, n - j0);
-            gemm(rows, nk, s.D, sc, Q + i0 * hq.sr, hq.sr, 1, K + j0 * hk.sr, 1, hk.sr, T(0), P.data(), nk, 1);  // Q_blk K_tile^T
+            gemm(rows, nk, s.D, sc, Q + i0 * hq.sr, hq.sr, 1, K + j0 * hk.sr, 1, hk.sr, T(0), P, nk, 1);  // Q_blk K_tile^T
             for (int64_t r_ = 0; r_ < rows; ++r_) {
-              T* p = P.data() + r_ * nk;
+              T* p = P + r_ * nk;
               const int64_t lim = std::clamp<int64_t>(key_limit(i0 + r_, s, causal) - j0, 0, nk);  // keys of this tile row r_ sees
               const T m_new = std::max(m[r_], max_of(p, lim));
               if (m_new == T(-INFINITY)) {  // nothing seen yet: the row stays empty
@@ -295,7 +297,7 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
               if (corr != T(1))
                 for (int64_t c = 0; c < s.D; ++c) acc[r_ * s.D + c] *= corr;
             }
-            gemm(rows, s.D, nk, T(1), P.data(), nk, 1, V + j0 * hv.sr, hv.sr, 1, T(1), acc.data(), s.D, 1);  // acc += P V_tile
+            gemm(rows, s.D, nk, T(1), P, nk, 1, V + j0 * hv.sr, hv.sr, 1, T(1), acc, s.D, 1);  // acc += P V_tile
           }
           for (int64_t r_ = 0; r_ < rows; ++r_) {  // a row that saw no key (l = 0) outputs 0 and has lse -inf
             const T inv = l[r_] > T(0) ? T(1) / l[r_] : T(0);
@@ -325,7 +327,8 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
     const T sc = static_cast<T>(scale);
     // heads are independent, so each thread owns whole heads (dk, dv accumulate over query blocks)
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
-      std::vector<T> P(static_cast<size_t>(kQueryBlock * kKeyBlock)), dP(static_cast<size_t>(kQueryBlock * kKeyBlock)), Di(kQueryBlock);
+      Array P_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype()), dP_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype());
+      T *P = P_buf.data<T>(), *dP = dP_buf.data<T>(), Di[kQueryBlock];
       for (int64_t bh = h0; bh < h1; ++bh) {
         const T *Q = hq.head(bh, s.H), *K = hk.head(bh, s.H), *V = hv.head(bh, s.H);
         const T *O = ho.head(bh, s.H), *dO = hdo.head(bh, s.H), *lse = lp + bh * s.Lq;
@@ -342,11 +345,11 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
             const int64_t nk = std::min(kKeyBlock, n - j0);
             const T *Kt = K + j0 * hk.sr, *Vt = V + j0 * hv.sr;
             // P = exp(S - lse) recomputed;  dP = dO_blk V_tile^T;  dS = P (dP - D) scale, written over dP
-            gemm(rows, nk, s.D, sc, Q + i0 * hq.sr, hq.sr, 1, Kt, 1, hk.sr, T(0), P.data(), nk, 1);
-            gemm(rows, nk, s.D, T(1), dO + i0 * hdo.sr, hdo.sr, 1, Vt, 1, hv.sr, T(0), dP.data(), nk, 1);
+            gemm(rows, nk, s.D, sc, Q + i0 * hq.sr, hq.sr, 1, Kt, 1, hk.sr, T(0), P, nk, 1);
+            gemm(rows, nk, s.D, T(1), dO + i0 * hdo.sr, hdo.sr, 1, Vt, 1, hv.sr, T(0), dP, nk, 1);
             for (int64_t r_ = 0; r_ < rows; ++r_) {
               const int64_t lim = std::clamp<int64_t>(key_limit(i0 + r_, s, causal) - j0, 0, nk);
-              T *p = P.data() + r_ * nk, *ds = dP.data() + r_ * nk;
+              T *p = P + r_ * nk, *ds = dP + r_ * nk;
               const T li = lse[i0 + r_], di = Di[r_];
 #pragma omp simd
               for (int64_t j = 0; j < lim; ++j) {
@@ -356,9 +359,9 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
               std::fill(p + lim, p + nk, T(0));
               std::fill(ds + lim, ds + nk, T(0));
             }
-            gemm(rows, s.D, nk, T(1), dP.data(), nk, 1, Kt, hk.sr, 1, T(1), dQ + i0 * hdq.sr, hdq.sr, 1);           // dQ_blk += dS K_tile
-            gemm(nk, s.D, rows, T(1), dP.data(), 1, nk, Q + i0 * hq.sr, hq.sr, 1, T(1), dK + j0 * hdk.sr, hdk.sr, 1);  // dK_tile += dS^T Q_blk
-            gemm(nk, s.D, rows, T(1), P.data(), 1, nk, dO + i0 * hdo.sr, hdo.sr, 1, T(1), dV + j0 * hdv.sr, hdv.sr, 1);  // dV_tile += P^T dO_blk
+            gemm(rows, s.D, nk, T(1), dP, nk, 1, Kt, hk.sr, 1, T(1), dQ + i0 * hdq.sr, hdq.sr, 1);           // dQ_blk += dS K_tile
+            gemm(nk, s.D, rows, T(1), dP, 1, nk, Q + i0 * hq.sr, hq.sr, 1, T(1), dK + j0 * hdk.sr, hdk.sr, 1);  // dK_tile += dS^T Q_blk
+            gemm(nk, s.D, rows, T(1), P, 1, nk, dO + i0 * hdo.sr, hdo.sr, 1, T(1), dV + j0 * hdv.sr, hdv.sr, 1);  // dV_tile += P^T dO_blk
           }
         }
       }
