@@ -79,8 +79,9 @@ T* scratch(ScratchSlot slot, size_t count) {
 // Every micro-kernel has the same contract:
 //   tile[i][j] = alpha * sum_k A(i,k) * b[k*NR + j]  (+ beta * tile[i][j] if beta != 0)
 // for a full MR x NR tile stored at c[i*ldc + j], where `b` is a packed B panel (see pack_block)
-// and A(i,k) is either a[i*lda + k] (kRowMajorA: A read in place) or a[k*MR + i] (a packed A
-// micro-panel). With beta == 0 the old tile is never read.
+// and A(i,k) is either a[i*lda + k] (kRowMajorA: A read in place) or a[k*lda + i] (a packed A
+// micro-panel, lda = MR; or a column-major A read in place, lda = its column stride; the portable
+// kernel is only given packed panels). With beta == 0 the old tile is never read.
 
 // Portable version for CPUs without AVX2: plain loops, written so that the compiler can keep a
 // column of A and a row of B in registers and vectorise over j.
@@ -187,7 +188,7 @@ struct SimdKernel {
       _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
     }
-    for (int64_t k = 0; k < kc; ++k, a += kRowMajorA ? 1 : MR, b += NR) {
+    for (int64_t k = 0; k < kc; ++k, a += kRowMajorA ? 1 : lda, b += NR) {
       Reg b_row[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) b_row[v] = V::load(b + v * V::width);
@@ -391,8 +392,8 @@ void apply_epilogue(int64_t rows, int64_t n, T* C, int64_t rsC, int64_t csC, con
 // `ep` (or null): the epilogue, given on the last K block only, with its bias starting at C's
 // first column; it runs on each row panel once all its tiles are done.
 template <class Cfg, class T>
-void macro_kernel(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* A, int64_t lda, T* packed_A, const T* packed_B,
-                  T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep) {
+void macro_kernel(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* A, int64_t rsA, int64_t csA, T* packed_A,
+                  const T* packed_B, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep) {
   using Kernel = typename Cfg::Kernel;
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
   alignas(64) T tile[MR * NR];
@@ -401,12 +402,14 @@ void macro_kernel(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* 
     const bool in_place = A != nullptr && m == MR;
     const T* a_panel = packed_A + ir * kc;
     if (A != nullptr && !in_place) {
-      pack_block<MR>(A + ir * lda, lda, int64_t(1), m, kc, packed_A);
+      pack_block<MR>(A + ir * rsA, rsA, csA, m, kc, packed_A);
       a_panel = packed_A;
     }
     auto run = [&](const T* b, T tile_beta, T* c, int64_t ldc) {
-      if (in_place)
-        Kernel::template run<true>(kc, A + ir * lda, lda, b, alpha, tile_beta, c, ldc);
+      if (in_place && csA == 1)  // row-major A
+        Kernel::template run<true>(kc, A + ir * rsA, rsA, b, alpha, tile_beta, c, ldc);
+      else if (in_place)  // column-major A: a column of the panel is MR adjacent values, like a packed panel
+        Kernel::template run<false>(kc, A + ir, csA, b, alpha, tile_beta, c, ldc);
       else
         Kernel::template run<false>(kc, a_panel, MR, b, alpha, tile_beta, c, ldc);
     };
@@ -442,7 +445,7 @@ template <class Cfg, class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
                   int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep = nullptr) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
-  const bool A_in_place = csA == 1 && Cfg::Kernel::kReadsAInPlace;
+  const bool A_in_place = (csA == 1 || rsA == 1) && Cfg::Kernel::kReadsAInPlace;  // row- or column-major A
   const int64_t kc_max = even_block(K, Cfg::KC, 1);
   const int64_t nc_max = even_block(N, Cfg::NC, NR);
   const int64_t mc_max = A_in_place ? M : even_block(M, Cfg::MC, MR);  // rows of A packed at a time
@@ -462,11 +465,11 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
         const T* A_block = A + ic * rsA + pc * csA;
         T* C_block = C + ic * rsC + jc * csC;
         if (A_in_place) {
-          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, A_block, rsA, packed_A, packed_B, C_block, rsC, csC, ep_here);
+          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, A_block, rsA, csA, packed_A, packed_B, C_block, rsC, csC, ep_here);
         } else {
           pack_block<MR>(A_block, rsA, csA, mc, kc, packed_A);  // MR x kc panels
-          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, static_cast<const T*>(nullptr), 0, packed_A, packed_B, C_block, rsC,
-                            csC, ep_here);
+          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, static_cast<const T*>(nullptr), 0, 0, packed_A, packed_B, C_block,
+                            rsC, csC, ep_here);
         }
       }
     }
@@ -596,7 +599,7 @@ void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
 #pragma omp parallel num_threads(nt)
   {
     int tm = 1, tn = 1, team = omp_get_num_threads(), t = omp_get_thread_num();
-    thread_grid(M, N, Cfg::MR, Cfg::NR, !(csA == 1 && Cfg::Kernel::kReadsAInPlace), team, tm, tn);
+    thread_grid(M, N, Cfg::MR, Cfg::NR, !((csA == 1 || rsA == 1) && Cfg::Kernel::kReadsAInPlace), team, tm, tn);
     int64_t m0, m1, n0, n1;
     tile_range(M, Cfg::MR, t / tn, tm, m0, m1);
     tile_range(N, Cfg::NR, t % tn, tn, n0, n1);
