@@ -1,4 +1,5 @@
 #include <cmath>
+#include <functional>
 
 #include "autograd/engine.h"
 #include "autograd/fused.h"
@@ -114,37 +115,46 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
   });
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act) {
-  auto r = cpu::linear_forward(x.array(), weight.array(), bias.defined() ? bias.array() : Array(), act);
-  // GELU's derivative needs the pre-activation; ReLU's and the identity's are read off the output
+// Ops with an activation (linear, embedding_bag): GELU's derivative needs the pre-activation, which
+// is kept; ReLU's and the identity's are read off the output, which is saved instead. `kernel` is
+// the fused backward (the three inputs, the saved tensor, the output gradient); with create_graph
+// the composite `ref` is differentiated instead.
+using ActivationBackward = std::function<Grads(const Grads& inputs, const Tensor& saved, const Tensor& grad)>;
+static Tensor record_with_activation(Op op, const Grads& inputs, const cpu::LinearResult& r, LinearActivation act,
+                                     std::function<Tensor(const Grads&)> ref, ActivationBackward kernel) {
   const bool keep_pre = act == LinearActivation::GELU;
   Tensor pre_t = keep_pre ? Tensor(r.pre) : Tensor();
   std::vector<int> to_save{0, 1, 2};
   if (!keep_pre) to_save.push_back(3);
-  return record1(Op::Linear, {x, weight, bias}, r.y, to_save, [pre_t, act, keep_pre](const Grads& g, const Grads& s) {
-    if (is_grad_enabled())
-      return reference_backward([act](const Grads& in) { return reference::linear(in[0], in[1], in[2], act); }, {s[0], s[1], s[2]}, g[0]);
-    const Tensor& saved = keep_pre ? pre_t : s[3];
-    auto d = cpu::linear_backward(s[0].array(), s[1].array(), saved.array(), g[0].array(), act, s[0].requires_grad(), s[1].requires_grad(),
-                                  s[2].defined() && s[2].requires_grad());
-    auto wrap = [](const Array& a) { return a.defined() ? Tensor(a) : Tensor(); };
-    return Grads{wrap(d.dx), wrap(d.dweight), wrap(d.dbias)};
+  return record1(op, inputs, r.y, to_save, [pre_t, keep_pre, ref, kernel](const Grads& g, const Grads& s) {
+    Grads in{s[0], s[1], s[2]};
+    if (is_grad_enabled()) return reference_backward(ref, in, g[0]);
+    return kernel(in, keep_pre ? pre_t : s[3], g[0]);
   });
+}
+
+static Tensor wrap(const Array& a) { return a.defined() ? Tensor(a) : Tensor(); }
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act) {
+  auto r = cpu::linear_forward(x.array(), weight.array(), bias.defined() ? bias.array() : Array(), act);
+  return record_with_activation(
+      Op::Linear, {x, weight, bias}, r, act, [act](const Grads& in) { return reference::linear(in[0], in[1], in[2], act); },
+      [act](const Grads& in, const Tensor& saved, const Tensor& grad) {
+        auto d = cpu::linear_backward(in[0].array(), in[1].array(), saved.array(), grad.array(), act, in[0].requires_grad(),
+                                      in[1].requires_grad(), in[2].defined() && in[2].requires_grad());
+        return Grads{wrap(d.dx), wrap(d.dweight), wrap(d.dbias)};
+      });
 }
 
 Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& bias, LinearActivation act) {
   auto r = cpu::embedding_bag_forward(weight.array(), indices.array(), bias.defined() ? bias.array() : Array(), act);
-  const bool keep_pre = act == LinearActivation::GELU;  // as for linear: ReLU's derivative is read off y
-  Tensor pre_t = keep_pre ? Tensor(r.pre) : Tensor();
-  std::vector<int> to_save{0, 1, 2};
-  if (!keep_pre) to_save.push_back(3);
-  return record1(Op::EmbeddingBag, {weight, indices, bias}, r.y, to_save, [pre_t, act, keep_pre](const Grads& g, const Grads& s) {
-    if (is_grad_enabled())
-      return reference_backward([act](const Grads& in) { return reference::embedding_bag(in[0], in[1], in[2], act); }, {s[0], s[1], s[2]}, g[0]);
-    const Tensor& saved = keep_pre ? pre_t : s[3];
-    auto d = cpu::embedding_bag_backward(s[1].array(), saved.array(), g[0].array(), s[0].size(0), act, s[2].defined() && s[2].requires_grad());
-    return Grads{s[0].requires_grad() ? Tensor(d.dweight) : Tensor(), Tensor(), d.dbias.defined() ? Tensor(d.dbias) : Tensor()};
-  });
+  return record_with_activation(
+      Op::EmbeddingBag, {weight, indices, bias}, r, act, [act](const Grads& in) { return reference::embedding_bag(in[0], in[1], in[2], act); },
+      [act](const Grads& in, const Tensor& saved, const Tensor& grad) {
+        auto d = cpu::embedding_bag_backward(in[1].array(), saved.array(), grad.array(), in[0].size(0), act,
+                                             in[2].defined() && in[2].requires_grad());
+        return Grads{in[0].requires_grad() ? Tensor(d.dweight) : Tensor(), Tensor(), wrap(d.dbias)};
+      });
 }
 
 }  // namespace fused
