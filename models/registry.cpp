@@ -9,13 +9,15 @@
 namespace dgm::models {
 
 const std::vector<ModelInfo>& registry() {
-  // One line per model: name, one-line description, the function that builds it from a config.
+  // One line per model: name, one-line description, the function that builds it from a config, and
+  // optionally the training defaults of `dgm train NAME` (1 epoch, lr 1e-3 when left out).
   static const std::vector<ModelInfo> models = {
       {"independent", "independent pixels, exact MLE by counting (lecture 1 histogram baseline); fit() or train", IndependentPixels::create},
       {"markov1", "first-order Markov chain over raster pixels, shared over positions, exact MLE by counting", MarkovChain::create},
       {"mlp_ar", "MLP autoregressive model on 8-bit pixels with a Markov context (lecture 1), categorical or logistic-mixture head",
        MLPAR::create},
-      {"imagegpt", "ImageGPT: causal transformer over binarized raster pixels, KV-cache sampling (homework 1)", ImageGPT::create},
+      {"imagegpt", "ImageGPT: causal transformer over binarized raster pixels, KV-cache sampling (homework 1)", ImageGPT::create,
+       {.epochs = 6, .lr = 3e-3}},
       {"pixelcnn", "PixelCNN: masked convolutions (A then B) over binarized pixels (homework 1)", PixelCNN::create},
       {"template", "independent Bernoulli logits: the template for adding a model (models/template_model.h)", TemplateModel::create},
   };

@@ -10,11 +10,20 @@
 
 namespace dgm::models {
 
+// What `dgm train NAME` does when --steps / --epochs or --lr are not given. Most models train one
+// epoch at Adam's usual 1e-3; one that needs more to show what it learns within a run of a few
+// minutes on a 2-core laptop says so here (the budgets and their timings: models/README.md).
+struct TrainDefaults {
+  int64_t epochs = 1;  // passes over the training split
+  double lr = 1e-3;    // Adam's learning rate
+};
+
 struct ModelInfo {
   std::string name;         // as typed on the command line: "imagegpt"
   std::string description;  // one line for `dgm train --help`
   // Builds the model from a config; missing keys take the model's defaults. Unknown keys are errors.
   std::function<std::shared_ptr<GenerativeModel>(const nlohmann::json& config)> create;
+  TrainDefaults train_defaults = {};
 };
 
 const std::vector<ModelInfo>& registry();

@@ -283,6 +283,33 @@ TEST(CliArgs, RuntimeErrorsExitWithCode1) {
   EXPECT_EQ(r.err.rfind("dgm: error: ", 0), 0u);
 }
 
+TEST(CliArgs, TrainingDefaults) {
+  // Without --steps/--epochs and --lr, `dgm train` takes the model's defaults from the registry
+  // (imagegpt trains several epochs at a higher lr; the others one epoch at 1e-3); a flag always wins.
+  EXPECT_EQ(models::find_model("template").train_defaults.epochs, 1);
+  EXPECT_DOUBLE_EQ(models::find_model("template").train_defaults.lr, 1e-3);
+  for (const auto& m : models::registry()) {
+    SCOPED_TRACE(m.name);
+    EXPECT_GE(m.train_defaults.epochs, 1);
+    EXPECT_GT(m.train_defaults.lr, 0);
+    EXPECT_EQ(train_epochs(parse_args({"train", m.name})), m.train_defaults.epochs);
+    EXPECT_EQ(train_epochs(parse_args({"train", m.name, "--epochs", "2"})), 2);
+    EXPECT_EQ(train_epochs(parse_args({"train", m.name, "--steps", "300"})), 0);
+    EXPECT_DOUBLE_EQ(train_lr(parse_args({"train", m.name})), m.train_defaults.lr);
+    EXPECT_DOUBLE_EQ(train_lr(parse_args({"train", m.name, "--lr", "1e-3"})), 1e-3);  // the quality-bar command
+  }
+  if (has_model("imagegpt")) {
+    const models::TrainDefaults d = models::find_model("imagegpt").train_defaults;
+    EXPECT_GT(d.epochs, 1);
+    CliRun r = run({"train", "imagegpt", "--help"});
+    EXPECT_EQ(r.code, 0);
+    const std::string budget = cat(d.epochs, " epochs at lr ", d.lr);
+    EXPECT_NE(r.out.find("default training " + budget), std::string::npos) << r.out;  // the model's description
+    EXPECT_NE(r.out.find("imagegpt " + budget), std::string::npos) << r.out;           // the defaults line of the usage
+  }
+  EXPECT_THROW(train_epochs(parse_args({"train", "no_such_model"})), UsageError);
+}
+
 TEST(CliArgs, HelpListsTheRegisteredModels) {
   for (const std::vector<std::string>& args : {std::vector<std::string>{"--help"}, {"train", "--help"}, {"help", "sample"}}) {
     CliRun r = run(args);

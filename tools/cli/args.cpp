@@ -310,6 +310,20 @@ std::string model_list() {
   return os.str();
 }
 
+// "1 epoch at lr 0.001; imagegpt 6 epochs at lr 0.003": the training defaults of the registered models.
+std::string default_budgets() {
+  auto budget = [](const models::TrainDefaults& d) { return cat(d.epochs, d.epochs == 1 ? " epoch" : " epochs", " at lr ", d.lr); };
+  const models::TrainDefaults usual;
+  std::ostringstream os;
+  os << budget(usual);
+  try {
+    for (const auto& m : models::registry())
+      if (m.train_defaults.epochs != usual.epochs || m.train_defaults.lr != usual.lr) os << "; " << m.name << " " << budget(m.train_defaults);
+  } catch (const std::exception&) {
+  }
+  return os.str();
+}
+
 const char* kCommonFlags =
     "  --threads T         OpenMP threads (default: env DGM_NUM_THREADS, else all cores)\n"
     "  --quiet             no progress bar or progress messages on stderr\n"
@@ -346,9 +360,9 @@ std::string usage(Command command) {
             "Flags:\n"
             "  --data SRC          \"\" or mnist (embedded 10k digits, default), fashion-mnist, or an MNIST folder\n"
             "  --steps N           train N steps (batches), or\n"
-            "  --epochs N          train N passes over the training split (default: 1 epoch)\n"
+            "  --epochs N          train N passes over the training split (default: the model's, see below)\n"
             "  --batch B           batch size (default 32)\n"
-            "  --lr X              Adam learning rate (default 0.001)\n"
+            "  --lr X              Adam learning rate (default: the model's, see below)\n"
             "  --seed S            seed of the initial weights, the data order and the samples (default 0)\n"
             "  --out DIR           run folder (default runs/MODEL-YYYYmmdd-HHMMSS)\n"
             "  --resume PATH       continue a run exactly where it stopped: its folder or its checkpoint\n"
@@ -358,6 +372,7 @@ std::string usage(Command command) {
             "  --n N               samples in samples.png (default 64)\n"
             "  --detect-anomaly    stop at the first NaN/Inf in forward or backward, naming the op (slower)\n"
          << kCommonFlags
+         << "\nDefaults without --steps/--epochs and --lr: " << default_budgets() << "\n"
          << "\nModel flags (the model's config keys; any other --some-key VALUE sets the key some_key):\n"
             "  --embed-dim D  --heads H  --layers L  --hidden H  --context C\n\n"
          << model_list();

@@ -38,9 +38,9 @@ struct CliArgs {
 
   // common flags (defaults as in the usage text)
   std::string data;                   // --data: "" = the embedded 10k digits
-  int64_t steps = 0, epochs = 0;      // at most one of them > 0; neither = 1 epoch
+  int64_t steps = 0, epochs = 0;      // at most one of them > 0; neither = the model's default (train_epochs)
   int64_t batch = 32;
-  double lr = 1e-3;
+  double lr = 1e-3;                   // without --lr, dgm train uses the model's default (train_lr)
   uint64_t seed = 0;
   int threads = 0;                    // 0 = env DGM_NUM_THREADS, else all cores
   std::string out;                    // train: run folder; sample: PNG file

@@ -146,6 +146,9 @@ void describe_model(const std::string& name, std::ostream& out) {
     auto model = info.create(nlohmann::json::object());
     out << "  default config " << model->config().dump() << " (" << model->num_parameters() << " parameters, "
         << models::data_kind_name(model->data_kind()) << " data)\n";
+    const models::TrainDefaults& d = info.train_defaults;
+    out << "  default training " << d.epochs << (d.epochs == 1 ? " epoch" : " epochs") << " at lr " << d.lr
+        << " (without --steps / --epochs / --lr)\n";
   } catch (const std::exception& e) {
     out << "  (" << one_line(e.what()) << ")\n";
   }
@@ -161,6 +164,14 @@ void apply_thread_count(const CliArgs& args) {
   if (n < 1 || n > 4096) throw UsageError(cat("DGM_NUM_THREADS: expected an integer in 1..4096, got '", env, "'"));
   cpu::set_num_threads(static_cast<int>(n));
 }
+
+int64_t train_epochs(const CliArgs& args) {
+  if (args.has("epochs")) return args.epochs;
+  if (args.has("steps")) return 0;
+  return find_model_or_usage(args.model).train_defaults.epochs;
+}
+
+double train_lr(const CliArgs& args) { return args.has("lr") ? args.lr : find_model_or_usage(args.model).train_defaults.lr; }
 
 std::string default_run_dir(const std::string& model) {
   std::time_t now = std::time(nullptr);
@@ -219,6 +230,8 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
     model = create_from_checkpoint(args.model, metadata, resume_file);  // the weights follow in Trainer::resume
   } else {
     check_data_source(args.data);
+    options.epochs = train_epochs(args);  // neither --steps nor --epochs: the model's default budget
+    options.lr = train_lr(args);
     options.out_dir = args.has("out") ? args.out : default_run_dir(args.model);
     manual_seed(args.seed);  // the initial weights
     model = create_from_flags(args.model, args.model_config);
@@ -232,6 +245,10 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
     err << "dgm train " << args.model << ": " << model->num_parameters() << " parameters, " << models::data_kind_name(model->data_kind())
         << " data (" << train.n << " train / " << test.n << " test images from " << train.source << "), writing to "
         << options.out_dir << "\n";
+  const bool default_budget = !args.has("steps") && !args.has("epochs");
+  if (!args.quiet && resume_file.empty() && (default_budget || !args.has("lr")))
+    err << "training " << (options.epochs > 0 ? cat(options.epochs, options.epochs == 1 ? " epoch" : " epochs") : cat(options.steps, " steps"))
+        << " at lr " << options.lr << " (the model's defaults where --steps/--epochs/--lr are not given)\n";
 
   options.stop = &g_stop;
   Trainer trainer(model, train, test, options);
@@ -286,14 +303,17 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream&) {
     return 0;
   }
 
-  // Autocompletion: the first n test images keep their first K pixels; the model samples the rest.
+  // Autocompletion: n test images, spread evenly over the split (it is ordered by digit, so the first
+  // n would all be zeros), keep their first K pixels; the model samples the rest.
   const int64_t k = *args.complete;
   if (k > dim) throw UsageError(cat("--complete ", k, ": the images have only ", dim, " pixels"));
   const std::string src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
   const data::MnistData test = data::load_mnist(src, data::Split::Test);
   if (args.n > test.n) throw UsageError(cat("--n ", args.n, ": the test split has only ", test.n, " images to complete"));
-  DataLoader loader(test, model.data_kind(), {.batch_size = args.n, .shuffle = false, .drop_last = false});
-  Tensor x = loader.batch(0);                   // (n, D), file order
+  DataLoader loader(test, model.data_kind(), {.batch_size = test.n, .shuffle = false, .drop_last = false});
+  std::vector<int64_t> picks;  // image i * test.n / n for i < n
+  for (int64_t i = 0; i < args.n; ++i) picks.push_back(i * test.n / args.n);
+  Tensor x = index_select(loader.batch(0), 0, from_vector(picks, {args.n}));  // (n, D)
   Tensor completed = model.complete(x, k, gen);  // (n, D)
   if (completed.dim() != 2 || completed.size(0) != args.n || completed.size(1) != dim)
     throw ShapeError(cat("complete: expected (", args.n, ", ", dim, "), got ", shape_str(completed.shape())));
@@ -312,7 +332,7 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream&) {
       pixels[(half + i) * dim + d] = static_cast<uint8_t>(std::clamp(filled[at] * scale, 0.0, 255.0));
     }
   tools::save_image_grid(png, pixels, 2 * half, rows, cols, static_cast<int>(2 * half_rows), 2, 2, 255);
-  out << "wrote " << args.n << " completions of the first " << k << " pixels to " << png << "\n";
+  out << "wrote " << args.n << " completions of the first " << k << " pixels of test images to " << png << "\n";
   return 0;
 }
 

@@ -23,6 +23,13 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_eval(const CliArgs& args, std::ostream& out, std::ostream& err);
 int run_sample(const CliArgs& args, std::ostream& out, std::ostream& err);
 
+// The epochs a new `dgm train` run trains: --epochs N; 0 when --steps is given (the steps decide);
+// otherwise the model's default budget, models::ModelInfo::train_defaults. UsageError for an
+// unknown model.
+int64_t train_epochs(const CliArgs& args);
+// Adam's learning rate of a new `dgm train` run: --lr X, else the model's default.
+double train_lr(const CliArgs& args);
+
 // "runs/<model>-<YYYYmmdd-HHMMSS>" in local time, with "-2", "-3", ... if that folder exists.
 std::string default_run_dir(const std::string& model);
 

@@ -36,7 +36,7 @@ struct TrainOptions {
   std::string model_name;        // as registered; recorded in the checkpoint for eval/sample/resume
   std::string data_source;       // the --data string; recorded in the checkpoint
   int64_t steps = 0;             // total steps (batches), or
-  int64_t epochs = 0;            // total epochs; neither: 1 epoch
+  int64_t epochs = 0;            // total epochs; neither: 1 epoch (dgm train passes the model's default)
   int64_t batch_size = 32;
   double lr = 1e-3;
   uint64_t seed = 0;             // data order and the samples in samples.png
