@@ -29,8 +29,9 @@ inline float exp_approx(float x) {
 inline double exp_approx(double x) { return std::exp(x); }  // float64 is for checks, not speed
 
 // Row reductions for the softmax kernels. A loop `m = max(m, p[j])` is a serial chain the compiler
-// may not reorder (not even with `omp simd`, in practice); kLanes independent partial results, one
-// per SIMD lane, are what it vectorises, and they are combined at the end.
+// may not reorder; `omp simd reduction` helps for short sums (LayerNorm) but left the attention
+// max loop scalar at run time. kLanes independent partial results, one per SIMD lane, are what it
+// reliably vectorises, and they are combined at the end.
 constexpr int kLanes = 16;
 
 template <class T>
