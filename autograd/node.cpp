@@ -102,7 +102,7 @@ Edge gradient_edge(const Tensor& t) {
   return {acc, 0};
 }
 
-std::vector<Tensor> record(Op op, const std::vector<Tensor>& inputs, std::vector<Array> outputs, const std::vector<int>& to_save,
+std::vector<Tensor> record(Op op, const std::vector<Tensor>& inputs, std::vector<Array> outputs, const std::vector<SaveSlot>& to_save,
                            FunctionNode::Backward backward) {
   if (is_anomaly_enabled() && !in_backward()) {
     for (size_t i = 0; i < outputs.size(); ++i)
@@ -137,16 +137,18 @@ std::vector<Tensor> record(Op op, const std::vector<Tensor>& inputs, std::vector
     }
     result.emplace_back(impl);
   }
-  for (int k : to_save) {
-    size_t n_in = inputs.size();
-    if (static_cast<size_t>(k) < n_in && !inputs[k].defined()) node->saved.emplace_back();  // optional input
-    else if (static_cast<size_t>(k) < n_in) node->saved.emplace_back(inputs[k], false);
-    else node->saved.emplace_back(result[k - n_in], true);
+  for (const SaveSlot& slot : to_save) {
+    const std::vector<Tensor>& from = slot.is_output ? result : inputs;
+    if (slot.index >= from.size())
+      throw AutogradError(cat(op_name(op), ": asked to save ", slot.is_output ? "output " : "input ", slot.index, " of ", from.size()));
+    if (!from[slot.index].defined()) node->saved.emplace_back();  // an optional input left out
+    else node->saved.emplace_back(from[slot.index], slot.is_output);
   }
   return result;
 }
 
-Tensor record1(Op op, const std::vector<Tensor>& inputs, Array output, const std::vector<int>& to_save, FunctionNode::Backward backward) {
+Tensor record1(Op op, const std::vector<Tensor>& inputs, Array output, const std::vector<SaveSlot>& to_save,
+               FunctionNode::Backward backward) {
   std::vector<Array> outs;
   outs.push_back(std::move(output));
   return record(op, inputs, std::move(outs), to_save, std::move(backward))[0];

@@ -90,14 +90,28 @@ class FunctionNode : public Node {
   bool released_ = false;
 };
 
+// A tensor an op's backward needs, named by what it is: save::in(k) is the op's k-th input,
+// save::out() its output (save::out(k): its k-th output, for ops with several).
+struct SaveSlot {
+  bool is_output = false;
+  uint32_t index = 0;
+};
+namespace save {
+constexpr SaveSlot in(uint32_t k) { return {false, k}; }
+constexpr SaveSlot out(uint32_t k = 0) { return {true, k}; }
+}  // namespace save
+
 // Records `op` in the graph if grad mode is on and some input requires grad:
 //   outputs are wrapped as Tensors (requiring grad, with this node as grad_fn);
-//   `to_save` lists inputs to save by index (0..n-1) and outputs by index n, n+1, ...
+//   `to_save` names the tensors the backward needs; the backward gets them as `saved`, in the order
+//   listed: with {save::in(0), save::out()}, saved[0] is the input x and saved[1] the output y.
+//   An undefined optional input is saved as an undefined tensor.
 // Returns the output tensors. Used by every op in autograd/ops_*.cpp.
-std::vector<Tensor> record(Op op, const std::vector<Tensor>& inputs, std::vector<Array> outputs, const std::vector<int>& to_save,
+std::vector<Tensor> record(Op op, const std::vector<Tensor>& inputs, std::vector<Array> outputs, const std::vector<SaveSlot>& to_save,
                            FunctionNode::Backward backward);
 // Single-output convenience form.
-Tensor record1(Op op, const std::vector<Tensor>& inputs, Array output, const std::vector<int>& to_save, FunctionNode::Backward backward);
+Tensor record1(Op op, const std::vector<Tensor>& inputs, Array output, const std::vector<SaveSlot>& to_save,
+               FunctionNode::Backward backward);
 
 // True while the engine runs backward formulas (anomaly mode then blames the node, not the
 // ops its formula is made of).

@@ -22,58 +22,59 @@ Tensor scalar_like(const Tensor& like, double v) {
 }
 
 // ---- unary ----------------------------------------------------------------------------------------
-// saved[0] = x, saved[1] = y where listed.
+// Each backward gets `s`, the tensors its save list names, in that order: with {save::out()}, s[0] is y;
+// with {save::in(0)}, s[0] is x.
 Tensor neg(const Tensor& x) {
   return record1(Op::Neg, {x}, cpu::unary(Unary::Neg, x.array()), {}, [](const Grads& g, const Grads&) { return Grads{-g[0]}; });
 }
 Tensor abs(const Tensor& x) {
-  return record1(Op::Abs, {x}, cpu::unary(Unary::Abs, x.array()), {0},
+  return record1(Op::Abs, {x}, cpu::unary(Unary::Abs, x.array()), {save::in(0)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * sign(s[0])}; });
 }
 Tensor sign(const Tensor& x) { return constant(cpu::unary(Unary::Sign, x.array())); }
 Tensor exp(const Tensor& x) {  // d e^x = e^x
-  return record1(Op::Exp, {x}, cpu::unary(Unary::Exp, x.array()), {1}, [](const Grads& g, const Grads& s) { return Grads{g[0] * s[0]}; });
+  return record1(Op::Exp, {x}, cpu::unary(Unary::Exp, x.array()), {save::out()}, [](const Grads& g, const Grads& s) { return Grads{g[0] * s[0]}; });
 }
 Tensor log(const Tensor& x) {  // d log x = 1/x
-  return record1(Op::Log, {x}, cpu::unary(Unary::Log, x.array()), {0}, [](const Grads& g, const Grads& s) { return Grads{g[0] / s[0]}; });
+  return record1(Op::Log, {x}, cpu::unary(Unary::Log, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) { return Grads{g[0] / s[0]}; });
 }
 Tensor log1p(const Tensor& x) {
-  return record1(Op::Log1p, {x}, cpu::unary(Unary::Log1p, x.array()), {0},
+  return record1(Op::Log1p, {x}, cpu::unary(Unary::Log1p, x.array()), {save::in(0)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] / (s[0] + 1.0)}; });
 }
 Tensor expm1(const Tensor& x) {  // d (e^x - 1) = e^x = y + 1
-  return record1(Op::Expm1, {x}, cpu::unary(Unary::Expm1, x.array()), {1},
+  return record1(Op::Expm1, {x}, cpu::unary(Unary::Expm1, x.array()), {save::out()},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * (s[0] + 1.0)}; });
 }
 Tensor sqrt(const Tensor& x) {  // d sqrt(x) = 1 / (2 sqrt(x))
-  return record1(Op::Sqrt, {x}, cpu::unary(Unary::Sqrt, x.array()), {1},
+  return record1(Op::Sqrt, {x}, cpu::unary(Unary::Sqrt, x.array()), {save::out()},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * 0.5 / s[0]}; });
 }
 Tensor rsqrt(const Tensor& x) {  // d x^(-1/2) = -x^(-3/2) / 2 = -y^3 / 2
-  return record1(Op::Rsqrt, {x}, cpu::unary(Unary::Rsqrt, x.array()), {1},
+  return record1(Op::Rsqrt, {x}, cpu::unary(Unary::Rsqrt, x.array()), {save::out()},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * (-0.5) * s[0] * s[0] * s[0]}; });
 }
 Tensor sin(const Tensor& x) {
-  return record1(Op::Sin, {x}, cpu::unary(Unary::Sin, x.array()), {0}, [](const Grads& g, const Grads& s) { return Grads{g[0] * cos(s[0])}; });
+  return record1(Op::Sin, {x}, cpu::unary(Unary::Sin, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) { return Grads{g[0] * cos(s[0])}; });
 }
 Tensor cos(const Tensor& x) {
-  return record1(Op::Cos, {x}, cpu::unary(Unary::Cos, x.array()), {0}, [](const Grads& g, const Grads& s) { return Grads{-g[0] * sin(s[0])}; });
+  return record1(Op::Cos, {x}, cpu::unary(Unary::Cos, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) { return Grads{-g[0] * sin(s[0])}; });
 }
 Tensor tanh(const Tensor& x) {  // d tanh = 1 - tanh^2
-  return record1(Op::Tanh, {x}, cpu::unary(Unary::Tanh, x.array()), {1},
+  return record1(Op::Tanh, {x}, cpu::unary(Unary::Tanh, x.array()), {save::out()},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * (1.0 - s[0] * s[0])}; });
 }
 Tensor sigmoid(const Tensor& x) {  // d sigma = sigma (1 - sigma)
-  return record1(Op::Sigmoid, {x}, cpu::unary(Unary::Sigmoid, x.array()), {1},
+  return record1(Op::Sigmoid, {x}, cpu::unary(Unary::Sigmoid, x.array()), {save::out()},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * s[0] * (1.0 - s[0])}; });
 }
 Tensor relu(const Tensor& x) {  // d relu = [x > 0]
-  return record1(Op::Relu, {x}, cpu::unary(Unary::Relu, x.array()), {0}, [](const Grads& g, const Grads& s) {
+  return record1(Op::Relu, {x}, cpu::unary(Unary::Relu, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) {
     return Grads{g[0] * constant(cpu::compare(cpu::Compare::Gt, s[0].array(), Array::scalar(0, s[0].dtype())).to(g[0].dtype()))};
   });
 }
 Tensor gelu(const Tensor& x) {  // gelu = x Phi(x);  d gelu = Phi(x) + x phi(x)
-  return record1(Op::Gelu, {x}, cpu::unary(Unary::Gelu, x.array()), {0}, [](const Grads& g, const Grads& s) {
+  return record1(Op::Gelu, {x}, cpu::unary(Unary::Gelu, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) {
     const Tensor& x = s[0];
     Tensor Phi = 0.5 * (1.0 + erf(x * M_SQRT1_2));
     Tensor phi = exp(-0.5 * x * x) * (0.5 * M_2_SQRTPI * M_SQRT1_2);  // 1/sqrt(2 pi) e^{-x^2/2}
@@ -81,15 +82,15 @@ Tensor gelu(const Tensor& x) {  // gelu = x Phi(x);  d gelu = Phi(x) + x phi(x)
   });
 }
 Tensor softplus(const Tensor& x) {  // d log(1 + e^x) = sigmoid(x)
-  return record1(Op::Softplus, {x}, cpu::unary(Unary::Softplus, x.array()), {0},
+  return record1(Op::Softplus, {x}, cpu::unary(Unary::Softplus, x.array()), {save::in(0)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * sigmoid(s[0])}; });
 }
 Tensor erf(const Tensor& x) {  // d erf = 2/sqrt(pi) e^{-x^2}
-  return record1(Op::Erf, {x}, cpu::unary(Unary::Erf, x.array()), {0},
+  return record1(Op::Erf, {x}, cpu::unary(Unary::Erf, x.array()), {save::in(0)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * M_2_SQRTPI * exp(-(s[0] * s[0]))}; });
 }
 Tensor pow(const Tensor& x, double p) {  // d x^p = p x^(p-1)
-  return record1(Op::PowScalar, {x}, cpu::pow_scalar(x.array(), p), {0}, [p](const Grads& g, const Grads& s) {
+  return record1(Op::PowScalar, {x}, cpu::pow_scalar(x.array(), p), {save::in(0)}, [p](const Grads& g, const Grads& s) {
     if (p == 0) return Grads{g[0] * 0.0};
     if (p == 1) return Grads{g[0]};
     if (p == 2) return Grads{g[0] * 2.0 * s[0]};
@@ -98,7 +99,7 @@ Tensor pow(const Tensor& x, double p) {  // d x^p = p x^(p-1)
 }
 Tensor square(const Tensor& x) { return pow(x, 2); }
 Tensor clamp(const Tensor& x, double lo, double hi) {  // gradient passes where lo <= x <= hi
-  return record1(Op::Clamp, {x}, cpu::clamp(x.array(), lo, hi), {0}, [lo, hi](const Grads& g, const Grads& s) {
+  return record1(Op::Clamp, {x}, cpu::clamp(x.array(), lo, hi), {save::in(0)}, [lo, hi](const Grads& g, const Grads& s) {
     Array inside = cpu::logical_and(cpu::compare(cpu::Compare::Ge, s[0].array(), Array::scalar(lo, s[0].dtype())),
                                     cpu::compare(cpu::Compare::Le, s[0].array(), Array::scalar(hi, s[0].dtype())));
     return Grads{g[0] * constant(inside.to(g[0].dtype()))};
@@ -118,11 +119,11 @@ Tensor sub(const Tensor& a, const Tensor& b) {
                  [](const Grads& g, const Grads&) { return Grads{g[0], -g[0]}; });
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
-  return record1(Op::Mul, {a, b}, cpu::binary(Binary::Mul, a.array(), b.array()), {0, 1},
+  return record1(Op::Mul, {a, b}, cpu::binary(Binary::Mul, a.array(), b.array()), {save::in(0), save::in(1)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * s[1], g[0] * s[0]}; });
 }
 Tensor div(const Tensor& a, const Tensor& b) {  // d(a/b) = da / b - a db / b^2
-  return record1(Op::Div, {a, b}, cpu::binary(Binary::Div, a.array(), b.array()), {0, 1},
+  return record1(Op::Div, {a, b}, cpu::binary(Binary::Div, a.array(), b.array()), {save::in(0), save::in(1)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] / s[1], -g[0] * s[0] / (s[1] * s[1])}; });
 }
 // Ties split the gradient evenly between a and b, as in PyTorch.
@@ -132,17 +133,17 @@ static Tensor pick_weight(const Tensor& a, const Tensor& b, bool greater) {
   return constant(cpu::binary(Binary::Add, win, cpu::binary(Binary::Mul, tie, Array::scalar(0.5, a.dtype()))));
 }
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  return record1(Op::Maximum, {a, b}, cpu::binary(Binary::Maximum, a.array(), b.array()), {0, 1}, [](const Grads& g, const Grads& s) {
+  return record1(Op::Maximum, {a, b}, cpu::binary(Binary::Maximum, a.array(), b.array()), {save::in(0), save::in(1)}, [](const Grads& g, const Grads& s) {
     return Grads{g[0] * pick_weight(s[0], s[1], true), g[0] * pick_weight(s[1], s[0], true)};
   });
 }
 Tensor minimum(const Tensor& a, const Tensor& b) {
-  return record1(Op::Minimum, {a, b}, cpu::binary(Binary::Minimum, a.array(), b.array()), {0, 1}, [](const Grads& g, const Grads& s) {
+  return record1(Op::Minimum, {a, b}, cpu::binary(Binary::Minimum, a.array(), b.array()), {save::in(0), save::in(1)}, [](const Grads& g, const Grads& s) {
     return Grads{g[0] * pick_weight(s[0], s[1], false), g[0] * pick_weight(s[1], s[0], false)};
   });
 }
 Tensor pow(const Tensor& a, const Tensor& b) {  // d a^b = b a^(b-1) da + a^b log(a) db
-  return record1(Op::Pow, {a, b}, cpu::binary(Binary::Pow, a.array(), b.array()), {0, 1, 2}, [](const Grads& g, const Grads& s) {
+  return record1(Op::Pow, {a, b}, cpu::binary(Binary::Pow, a.array(), b.array()), {save::in(0), save::in(1), save::out()}, [](const Grads& g, const Grads& s) {
     const Tensor &a = s[0], &b = s[1], &y = s[2];
     Tensor ga = g[0] * b * pow(a, b - 1.0);
     // at a == 0 the exponent's gradient is taken as 0 (the limit of a^b log a for b > 0)
@@ -152,7 +153,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {  // d a^b = b a^(b-1) da + a^b lo
   });
 }
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  return record1(Op::Where, {cond, a, b}, cpu::where(cond.array(), a.array(), b.array()), {0}, [](const Grads& g, const Grads& s) {
+  return record1(Op::Where, {cond, a, b}, cpu::where(cond.array(), a.array(), b.array()), {save::in(0)}, [](const Grads& g, const Grads& s) {
     Tensor zero = scalar_like(g[0], 0);
     return Grads{Tensor(), where(s[0], g[0], zero), where(s[0], zero, g[0])};
   });
@@ -162,7 +163,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   Array out = cpu::where(mask.array(), Array::scalar(value, x.dtype()), x.array());
   if (out.shape() != x.shape())
     throw ShapeError(cat("masked_fill: mask of shape ", shape_str(mask.shape()), " does not broadcast to the input's shape ", shape_str(x.shape())));
-  return record1(Op::MaskedFill, {x, mask}, out, {1},
+  return record1(Op::MaskedFill, {x, mask}, out, {save::in(1)},
                  [](const Grads& g, const Grads& s) { return Grads{where(s[0], scalar_like(g[0], 0), g[0]), Tensor()}; });
 }
 

@@ -26,12 +26,18 @@ static Grads reference_backward(const std::function<Tensor(const Grads&)>& ref, 
 
 namespace reference {
 
+// The score a causal mask gives the keys a query may not see.
+constexpr double kMaskedScore = -1e30;
+
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
   return -squeeze(gather(log_softmax(logits, 1), 1, unsqueeze(target, 1)), 1);
 }
 Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y) {
-  // max(x, 0) - x y + log(1 + e^{-|x|}): never exponentiates a large positive number
-  return relu(x) - x * y + log1p(exp(-abs(x)));
+  // softplus(x) - x y. softplus is a primitive whose kernel never exponentiates a large positive
+  // number and whose derivative is sigmoid(x): 1/2 - y at x = 0, as the fused kernel (and PyTorch)
+  // give. Written as relu(x) - x y + log1p(exp(-|x|)) the gradient at exactly 0 would be -y, and a
+  // gradient penalty's second derivative there would change too.
+  return softplus(x) - x * y;
 }
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   Tensor centered = x - mean(x, {-1}, true);
@@ -45,9 +51,10 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
   if (scale <= 0) scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   Tensor s = matmul(q, transpose(k, -1, -2)) * scale;  // (B, H, Lq, Lk)
   if (causal) {
-    // query i may not see key j > i + Lk - Lq
+    // query i may not see key j > i + Lk - Lq. A large finite negative score (not -inf) gives the
+    // same exactly-zero weight after softmax and keeps anomaly mode quiet.
     Tensor future = triu(ones({Lq, Lk}, {.dtype = DType::Float64}), Lk - Lq + 1) > 0.5;
-    s = masked_fill(s, future, -INFINITY);
+    s = masked_fill(s, future, kMaskedScore);
   }
   return matmul(softmax(s, -1), v);
 }
@@ -73,14 +80,14 @@ namespace fused {
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
   auto [loss, lse] = cpu::cross_entropy_forward(logits.array(), target.array());
   Tensor lse_t(lse);
-  return record1(Op::CrossEntropy, {logits, target}, loss, {0, 1}, [lse_t](const Grads& g, const Grads& s) {
+  return record1(Op::CrossEntropy, {logits, target}, loss, {save::in(0), save::in(1)}, [lse_t](const Grads& g, const Grads& s) {
     if (is_grad_enabled()) return reference_backward([](const Grads& in) { return reference::cross_entropy(in[0], in[1]); }, s, g[0]);
     return Grads{Tensor(cpu::cross_entropy_backward(s[0].array(), s[1].array(), lse_t.array(), g[0].array())), Tensor()};
   });
 }
 
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target) {
-  return record1(Op::BceWithLogits, {logits, target}, cpu::bce_with_logits_forward(logits.array(), target.array()), {0, 1},
+  return record1(Op::BceWithLogits, {logits, target}, cpu::bce_with_logits_forward(logits.array(), target.array()), {save::in(0), save::in(1)},
                  [](const Grads& g, const Grads& s) {
                    if (is_grad_enabled())
                      return reference_backward([](const Grads& in) { return reference::binary_cross_entropy_with_logits(in[0], in[1]); }, s, g[0]);
@@ -94,7 +101,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   auto r = cpu::layer_norm_forward(x.array(), weight.defined() ? weight.array() : Array(), bias.defined() ? bias.array() : Array(), eps);
   Tensor mean_t(r.mean), rstd_t(r.rstd);
-  return record1(Op::LayerNorm, {x, weight, bias}, r.y, {0, 1, 2}, [mean_t, rstd_t, eps](const Grads& g, const Grads& s) {
+  return record1(Op::LayerNorm, {x, weight, bias}, r.y, {save::in(0), save::in(1), save::in(2)}, [mean_t, rstd_t, eps](const Grads& g, const Grads& s) {
     if (is_grad_enabled())
       return reference_backward([eps](const Grads& in) { return reference::layer_norm(in[0], in[1], in[2], eps); }, s, g[0]);
     auto d = cpu::layer_norm_backward(s[0].array(), s[1].defined() ? s[1].array() : Array(), mean_t.array(), rstd_t.array(), g[0].array());
@@ -106,7 +113,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
   if (scale <= 0) scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   auto r = cpu::attention_forward(q.array(), k.array(), v.array(), causal, scale);
   Tensor lse_t(r.lse);
-  return record1(Op::Attention, {q, k, v}, r.out, {0, 1, 2, 3}, [lse_t, causal, scale](const Grads& g, const Grads& s) {
+  return record1(Op::Attention, {q, k, v}, r.out, {save::in(0), save::in(1), save::in(2), save::out()}, [lse_t, causal, scale](const Grads& g, const Grads& s) {
     Grads in(s.begin(), s.begin() + 3);
     if (is_grad_enabled())
       return reference_backward([causal, scale](const Grads& x) { return reference::attention(x[0], x[1], x[2], causal, scale); }, in, g[0]);
@@ -124,8 +131,8 @@ static Tensor record_with_activation(Op op, const Grads& inputs, const cpu::Line
                                      std::function<Tensor(const Grads&)> ref, ActivationBackward kernel) {
   const bool keep_pre = act == LinearActivation::GELU;
   Tensor pre_t = keep_pre ? Tensor(r.pre) : Tensor();
-  std::vector<int> to_save{0, 1, 2};
-  if (!keep_pre) to_save.push_back(3);
+  std::vector<SaveSlot> to_save{save::in(0), save::in(1), save::in(2)};  // x, weight, bias
+  if (!keep_pre) to_save.push_back(save::out());                        // y
   return record1(op, inputs, r.y, to_save, [pre_t, keep_pre, ref, kernel](const Grads& g, const Grads& s) {
     Grads in{s[0], s[1], s[2]};
     if (is_grad_enabled()) return reference_backward(ref, in, g[0]);

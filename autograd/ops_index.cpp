@@ -10,13 +10,13 @@ using Grads = std::vector<Tensor>;
 
 Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   int64_t d = wrap_dim(dim, x.dim(), "gather");
-  return record1(Op::Gather, {x, index}, cpu::gather(x.array(), d, index.array()), {1}, [d, in = x.shape()](const Grads& g, const Grads& s) {
+  return record1(Op::Gather, {x, index}, cpu::gather(x.array(), d, index.array()), {save::in(1)}, [d, in = x.shape()](const Grads& g, const Grads& s) {
     return Grads{scatter_add(zeros(in, {.dtype = g[0].dtype()}), d, s[0], g[0]), Tensor()};
   });
 }
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
   int64_t d = wrap_dim(dim, x.dim(), "scatter_add");
-  return record1(Op::ScatterAdd, {x, index, src}, cpu::scatter_add(x.array(), d, index.array(), src.array()), {1},
+  return record1(Op::ScatterAdd, {x, index, src}, cpu::scatter_add(x.array(), d, index.array(), src.array()), {save::in(1)},
                  [d, src_shape = src.shape()](const Grads& g, const Grads& s) {
                    Tensor gs = gather(g[0], d, s[0]);
                    // src may be larger than index: the rest of src does not reach the output
@@ -30,14 +30,14 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
 }
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   int64_t d = wrap_dim(dim, x.dim(), "index_select");
-  return record1(Op::IndexSelect, {x, index}, cpu::index_select(x.array(), d, index.array()), {1},
+  return record1(Op::IndexSelect, {x, index}, cpu::index_select(x.array(), d, index.array()), {save::in(1)},
                  [d, in = x.shape()](const Grads& g, const Grads& s) {
                    return Grads{index_add(zeros(in, {.dtype = g[0].dtype()}), d, s[0], g[0]), Tensor()};
                  });
 }
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
   int64_t d = wrap_dim(dim, x.dim(), "index_add");
-  return record1(Op::IndexAdd, {x, index, src}, cpu::index_add(x.array(), d, index.array(), src.array()), {1},
+  return record1(Op::IndexAdd, {x, index, src}, cpu::index_add(x.array(), d, index.array(), src.array()), {save::in(1)},
                  [d](const Grads& g, const Grads& s) { return Grads{g[0], Tensor(), index_select(g[0], d, s[0])}; });
 }
 
@@ -52,7 +52,7 @@ Tensor embedding(const Tensor& weight, const Tensor& index) {
   for (int64_t i : flat_index.to_vector<int64_t>())
     if (i < 0 || i >= V) throw IndexError(cat("embedding: index ", i, " is out of range for a table of ", V, " rows"));
   Array y = cpu::index_select(weight.array(), 0, flat_index).view(out_shape);
-  return record1(Op::Embedding, {weight, index}, y, {1}, [ws = weight.shape()](const Grads& g, const Grads& s) {
+  return record1(Op::Embedding, {weight, index}, y, {save::in(1)}, [ws = weight.shape()](const Grads& g, const Grads& s) {
     Tensor flat_g = reshape(g[0], {-1, ws[1]});
     return Grads{index_add(zeros(ws, {.dtype = g[0].dtype()}), 0, reshape(s[0], {-1}), flat_g), Tensor()};
   });

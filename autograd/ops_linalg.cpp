@@ -18,7 +18,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a.dim() == 1 && b.dim() == 1) return reshape(matmul(unsqueeze(a, 0), unsqueeze(b, 1)), {});
   if (a.dim() == 1 && b.dim() >= 2) return squeeze(matmul(unsqueeze(a, 0), b), -2);
   if (b.dim() == 1 && a.dim() >= 2) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
-  return record1(Op::Matmul, {a, b}, cpu::matmul(a.array(), b.array()), {0, 1}, [](const Grads& g, const Grads& s) {
+  return record1(Op::Matmul, {a, b}, cpu::matmul(a.array(), b.array()), {save::in(0), save::in(1)}, [](const Grads& g, const Grads& s) {
     return Grads{matmul(g[0], transpose(s[1], -1, -2)), matmul(transpose(s[0], -1, -2), g[0])};
   });
 }
@@ -27,7 +27,7 @@ namespace linalg {
 // d log|det A| = tr(A^{-1} dA)  =>  gradient A^{-T}. The sign is piecewise constant.
 SignLogAbsDet slogdet(const Tensor& a) {
   auto [sign, logabs] = cpu::slogdet(a.array());
-  std::vector<Tensor> out = record(Op::Slogdet, {a}, {sign, logabs}, {0}, [](const Grads& g, const Grads& s) {
+  std::vector<Tensor> out = record(Op::Slogdet, {a}, {sign, logabs}, {save::in(0)}, [](const Grads& g, const Grads& s) {
     if (!g[1].defined()) return Grads{Tensor()};
     return Grads{unsqueeze(unsqueeze(g[1], -1), -1) * transpose(inv(s[0]), -1, -2)};
   });
@@ -35,7 +35,7 @@ SignLogAbsDet slogdet(const Tensor& a) {
 }
 // d A^{-1} = -A^{-1} dA A^{-1}  =>  gradient -A^{-T} G A^{-T}
 Tensor inv(const Tensor& a) {
-  return record1(Op::Inverse, {a}, cpu::inverse(a.array()), {1}, [](const Grads& g, const Grads& s) {
+  return record1(Op::Inverse, {a}, cpu::inverse(a.array()), {save::out()}, [](const Grads& g, const Grads& s) {
     Tensor yt = transpose(s[0], -1, -2);
     return Grads{-matmul(matmul(yt, g[0]), yt)};
   });
@@ -45,7 +45,7 @@ Tensor inv(const Tensor& a) {
 // y = softmax(x):  dx = y * (g - sum(g * y))
 Tensor softmax(const Tensor& x, int64_t dim) {
   int64_t d = wrap_dim(dim, x.dim(), "softmax");
-  return record1(Op::Softmax, {x}, cpu::softmax(x.array(), d), {1}, [d](const Grads& g, const Grads& s) {
+  return record1(Op::Softmax, {x}, cpu::softmax(x.array(), d), {save::out()}, [d](const Grads& g, const Grads& s) {
     const Tensor& y = s[0];
     return Grads{y * (g[0] - sum(g[0] * y, {d}, true))};
   });
@@ -53,7 +53,7 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 // y = log_softmax(x):  dx = g - softmax(x) * sum(g)
 Tensor log_softmax(const Tensor& x, int64_t dim) {
   int64_t d = wrap_dim(dim, x.dim(), "log_softmax");
-  return record1(Op::LogSoftmax, {x}, cpu::log_softmax(x.array(), d), {1}, [d](const Grads& g, const Grads& s) {
+  return record1(Op::LogSoftmax, {x}, cpu::log_softmax(x.array(), d), {save::out()}, [d](const Grads& g, const Grads& s) {
     return Grads{g[0] - exp(s[0]) * sum(g[0], {d}, true)};
   });
 }

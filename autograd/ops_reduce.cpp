@@ -52,7 +52,7 @@ Tensor var(const Tensor& x, std::vector<int64_t> dims, int64_t correction, bool 
   auto rd = reduced_dims(x.dim(), dims, "var");
   Shape in = x.shape();
   double denom = static_cast<double>(count_reduced(in, rd) - correction);
-  return record1(Op::Var, {x}, cpu::var(x.array(), dims, correction, keepdim), {0}, [rd, in, keepdim, denom, dims](const Grads& g, const Grads& s) {
+  return record1(Op::Var, {x}, cpu::var(x.array(), dims, correction, keepdim), {save::in(0)}, [rd, in, keepdim, denom, dims](const Grads& g, const Grads& s) {
     Tensor centered = s[0] - mean(s[0], dims, true);
     return Grads{unreduce(g[0], in, rd, keepdim) * centered * (2.0 / denom)};
   });
@@ -64,7 +64,7 @@ Tensor std(const Tensor& x, std::vector<int64_t> dims, int64_t correction, bool 
   Shape in = x.shape();
   double denom = static_cast<double>(count_reduced(in, rd) - correction);
   Array v = cpu::var(x.array(), dims, correction, keepdim);
-  return record1(Op::Std, {x}, cpu::unary(cpu::Unary::Sqrt, v), {0, 1}, [rd, in, keepdim, denom, dims](const Grads& g, const Grads& s) {
+  return record1(Op::Std, {x}, cpu::unary(cpu::Unary::Sqrt, v), {save::in(0), save::out()}, [rd, in, keepdim, denom, dims](const Grads& g, const Grads& s) {
     Tensor centered = s[0] - mean(s[0], dims, true);
     return Grads{unreduce(g[0] / s[1], in, rd, keepdim) * centered * (1.0 / denom)};
   });
@@ -92,7 +92,7 @@ static Tensor amax_amin(const Tensor& x, std::vector<int64_t> dims, bool keepdim
   auto rd = reduced_dims(x.dim(), dims, is_max ? "amax" : "amin");
   Shape in = x.shape();
   Array y = is_max ? cpu::amax(x.array(), dims, keepdim) : cpu::amin(x.array(), dims, keepdim);
-  return record1(is_max ? Op::Amax : Op::Amin, {x}, y, {0, 1}, [rd, in, keepdim](const Grads& g, const Grads& s) {
+  return record1(is_max ? Op::Amax : Op::Amin, {x}, y, {save::in(0), save::out()}, [rd, in, keepdim](const Grads& g, const Grads& s) {
     Tensor yk = unreduce(s[1], in, rd, keepdim);
     Tensor hit = (s[0] == yk.detach()).to(g[0].dtype());
     Tensor count = sum(hit, rd, true);
@@ -108,7 +108,7 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) { return Tensor(cpu::a
 Tensor logsumexp(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   auto rd = reduced_dims(x.dim(), dims, "logsumexp");
   Shape in = x.shape();
-  return record1(Op::Logsumexp, {x}, cpu::logsumexp(x.array(), dims, keepdim), {0, 1}, [rd, in, keepdim](const Grads& g, const Grads& s) {
+  return record1(Op::Logsumexp, {x}, cpu::logsumexp(x.array(), dims, keepdim), {save::in(0), save::out()}, [rd, in, keepdim](const Grads& g, const Grads& s) {
     return Grads{unreduce(g[0], in, rd, keepdim) * exp(s[0] - unreduce(s[1], in, rd, keepdim))};
   });
 }

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "tensor/errors.h"
+#include "tools/files.h"
 
 namespace dgm::data {
 
@@ -79,25 +80,6 @@ std::string errno_text() { return std::strerror(errno); }
 
 // ---------------------------------------------------------------------------------------------
 // Files and gzip
-
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw IOError(cat(path, ": is a directory, expected a file"));
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) throw IOError(cat(path, ": cannot open for reading (", errno_text(), ")"));
-
-  // Read in chunks rather than trusting a size from stat: works for pipes and growing files too.
-  std::vector<uint8_t> bytes;
-  std::vector<uint8_t> chunk(size_t{1} << 20);
-  for (;;) {
-    size_t got = std::fread(chunk.data(), 1, chunk.size(), file.get());
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(got));
-    if (got < chunk.size()) break;
-  }
-  if (std::ferror(file.get())) throw IOError(cat(path, ": read failed (", errno_text(), ")"));
-  return bytes;
-}
 
 std::vector<uint8_t> gunzip(const std::vector<uint8_t>& compressed, const std::string& name) {
   z_stream zs{};
@@ -186,7 +168,7 @@ std::vector<uint8_t> gzip(const std::vector<uint8_t>& data, int level) {
 }
 
 std::vector<uint8_t> read_file_maybe_gzip(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file_bytes(path);
+  std::vector<uint8_t> bytes = tools::read_file_bytes(path);
   bool is_gzip = bytes.size() >= 2 && bytes[0] == kGzipMagic0 && bytes[1] == kGzipMagic1;
   if (is_gzip) return gunzip(bytes, path);
   if (ends_with(path, ".gz")) {
@@ -196,31 +178,6 @@ std::vector<uint8_t> read_file_maybe_gzip(const std::string& path) {
                           ", gzip starts with 0x1F 0x8B); an interrupted download or an HTML error page?"));
   }
   return bytes;
-}
-
-void write_file_atomic(const std::string& path, const void* data, size_t size) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* file = std::fopen(tmp.c_str(), "wb");
-  if (!file) throw IOError(cat(path, ": cannot open ", tmp, " for writing (", errno_text(), ")"));
-  bool ok = size == 0 || std::fwrite(data, 1, size, file) == size;  // fwrite(nullptr, ...) is undefined, even for 0 bytes
-  ok = std::fflush(file) == 0 && ok;
-  std::string reason = ok ? "" : errno_text();
-  ok = std::fclose(file) == 0 && ok;
-  if (!ok) {
-    if (reason.empty()) reason = errno_text();
-    std::remove(tmp.c_str());
-    throw IOError(cat(path, ": writing ", size, " bytes to ", tmp, " failed (", reason, ")"));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw IOError(cat(path, ": cannot rename ", tmp, " to it (", ec.message(), ")"));
-  }
-}
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-  write_file_atomic(path, text.data(), text.size());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,7 +282,7 @@ std::vector<uint8_t> encode_idx(const IdxArray& array, const std::string& name) 
 void write_idx(const std::string& path, const IdxArray& array) {
   std::vector<uint8_t> bytes = encode_idx(array, path);
   if (ends_with(path, ".gz")) bytes = gzip(bytes);
-  write_file_atomic(path, bytes.data(), bytes.size());
+  tools::write_file_atomic(path, bytes.data(), bytes.size());
 }
 
 void write_idx_images(const std::string& path, const IdxImages& images) {

@@ -60,10 +60,7 @@ void write_idx_labels(const std::string& path, const std::vector<uint8_t>& label
 // data.size() != product(dims) or a size does not fit the format.
 std::vector<uint8_t> encode_idx(const IdxArray& array, const std::string& name = "encode_idx");
 
-// ---- file helpers used by the readers/writers above (and by tools/ for PNG and SVG output) ----
-
-// The whole file as bytes, exactly as stored. Throws dgm::IOError if it cannot be opened or read.
-std::vector<uint8_t> read_file_bytes(const std::string& path);
+// ---- gzip helpers used by the readers/writers above (file helpers: tools/files.h) ----
 // The file's content, gunzip'd if it starts with the gzip signature 1f 8b. A name ending in ".gz"
 // whose content is not gzip is refused (dgm::FormatError): it is almost always a broken download.
 std::vector<uint8_t> read_file_maybe_gzip(const std::string& path);
@@ -75,9 +72,5 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& compressed, const std::s
 // equal output bytes.
 std::vector<uint8_t> gzip(const std::vector<uint8_t>& data, int level = 9);
 
-// Writes `size` bytes to path + ".tmp", then renames it over `path`: a reader (or a crash halfway)
-// never sees a half-written file. Throws dgm::IOError naming the path and the reason.
-void write_file_atomic(const std::string& path, const void* data, size_t size);
-void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace dgm::data

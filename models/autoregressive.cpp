@@ -8,7 +8,8 @@ namespace dgm::models {
 
 namespace F = nn::functional;
 
-void AutoregressiveModel::check_input(const Tensor& x, const char* op) const {
+void AutoregressiveModel::check_input(const Batch& batch, const char* op) const {
+  const Tensor& x = batch.x;
   const int64_t D = num_pixels(), K = num_values();
   if (x.dtype() != DType::Int64) throw DTypeError(cat(type_name(), ".", op, ": x must be int64 pixel values, got ", dtype_name(x.dtype())));
   if (x.dim() != 2 || x.size(1) != D)
@@ -20,6 +21,7 @@ void AutoregressiveModel::check_input(const Tensor& x, const char* op) const {
     if (v[i] < 0 || v[i] >= K)
       throw ValueError(cat(type_name(), ".", op, ": pixel value ", v[i], " at flat index ", i, " is outside [0, ", K, ") for ",
                            data_kind_name(data_kind()), " data"));
+  check_labels(*this, batch, op);
 }
 
 DType AutoregressiveModel::param_dtype() const {
@@ -28,30 +30,38 @@ DType AutoregressiveModel::param_dtype() const {
 }
 
 // x: (B, D) -> (B, K)
-Tensor AutoregressiveModel::next_log_probs(const Tensor& x, int64_t t) { return select(conditional_log_probs(x), 1, t); }
+Tensor AutoregressiveModel::next_log_probs(const Batch& batch, int64_t t) { return select(conditional_log_probs(batch), 1, t); }
 
 // x: (B, D) -> (B,)
-Tensor AutoregressiveModel::log_prob(const Tensor& x) {
-  check_input(x, "log_prob");
-  Tensor all = conditional_log_probs(x);                              // (B, D, K)
+Tensor AutoregressiveModel::log_prob(const Batch& batch) {
+  check_input(batch, "log_prob");
+  const Tensor& x = batch.x;
+  Tensor all = conditional_log_probs(batch);                          // (B, D, K)
   Tensor picked = squeeze(gather(all, 2, unsqueeze(x, 2)), 2);        // log p(x_j | x_<j): (B, D)
   return sum(picked, {1});                                            // (B,)
 }
 
-Tensor AutoregressiveModel::sample(int64_t n, Generator& gen) {
+Tensor AutoregressiveModel::sample(int64_t n, Generator& gen, const SampleOptions& options) {
   if (n <= 0) throw ValueError(cat(type_name(), ".sample: n must be positive, got ", n));
-  return complete(zeros({n, num_pixels()}, {.dtype = DType::Int64}), 0, gen);
+  return complete(Batch(zeros({n, num_pixels()}, {.dtype = DType::Int64}), options.labels), 0, gen, options.temperature);
 }
 
-Tensor AutoregressiveModel::complete(const Tensor& x, int64_t k, Generator& gen) {
-  check_input(x, "complete");
+Tensor AutoregressiveModel::complete(const Batch& batch, int64_t k, Generator& gen) { return complete(batch, k, gen, 1.0); }
+
+Tensor AutoregressiveModel::complete(const Batch& batch, int64_t k, Generator& gen, double temperature) {
+  check_input(batch, "complete");
+  if (!(temperature > 0) || !std::isfinite(temperature))
+    throw ValueError(cat(type_name(), ".sample: the temperature must be positive and finite, got ", temperature));
+  const Tensor& x = batch.x;
   const int64_t B = x.size(0), D = num_pixels();
   if (k < 0 || k > D) throw ValueError(cat(type_name(), ".complete: k must be in [0, ", D, "], got ", k));
   NoGradGuard no_grad;
   Tensor out = clone(x);  // contiguous; pixels >= t are still x's and cannot influence pixel t
   int64_t* pixels = out.data<int64_t>();
   for (int64_t t = k; t < D; ++t) {
-    std::vector<int64_t> drawn = draw_from_log_probs(next_log_probs(out, t), gen);  // x_t ~ p(x_t | x_<t)
+    Tensor lp = next_log_probs(Batch(out, batch.y), t);                      // (B, K)
+    if (temperature != 1.0) lp = log_softmax(lp / temperature, 1);         // p^(1/T), renormalised
+    std::vector<int64_t> drawn = draw_from_log_probs(lp, gen);             // x_t ~ p(x_t | x_<t, y)
     for (int64_t b = 0; b < B; ++b) pixels[b * D + t] = drawn[static_cast<size_t>(b)];
   }
   return out;

@@ -35,8 +35,9 @@ std::shared_ptr<GenerativeModel> IndependentPixels::create(const nlohmann::json&
   return std::make_shared<IndependentPixels>(BaselineConfig::from_json("independent", config));
 }
 
-bool IndependentPixels::fit(const Tensor& train) {
-  check_input(train, "fit");
+bool IndependentPixels::fit(const Batch& batch) {
+  check_input(batch, "fit");
+  const Tensor& train = batch.x;
   const int64_t n = train.size(0), D = num_pixels(), K = num_values();
   std::vector<double> counts(static_cast<size_t>(D * K), 1.0);  // Laplace: one pseudo-count per value
   const Array pixels = train.array().contiguous();
@@ -49,19 +50,22 @@ bool IndependentPixels::fit(const Tensor& train) {
 }
 
 // x: (B, D) -> (B, D, K): the same table for every image, whatever came before
-Tensor IndependentPixels::conditional_log_probs(const Tensor& x) {
+Tensor IndependentPixels::conditional_log_probs(const Batch& batch) {
+  const Tensor& x = batch.x;
   return expand(unsqueeze(log_softmax(logits, -1), 0), {x.size(0), num_pixels(), num_values()});
 }
 
 // x: (B, D) -> (B, K)
-Tensor IndependentPixels::next_log_probs(const Tensor& x, int64_t t) {
+Tensor IndependentPixels::next_log_probs(const Batch& batch, int64_t t) {
+  const Tensor& x = batch.x;
   return expand(unsqueeze(select(log_softmax(logits, -1), 0, t), 0), {x.size(0), num_values()});
 }
 
 // x: (B, D) -> (B,). Picks log pi_j(x_j) from the flattened table (no (B, D, K) intermediate: with
 // K = 256 and the whole test split that would be 200M numbers).
-Tensor IndependentPixels::log_prob(const Tensor& x) {
-  check_input(x, "log_prob");
+Tensor IndependentPixels::log_prob(const Batch& batch) {
+  const Tensor& x = batch.x;
+  check_input(batch, "log_prob");
   const int64_t D = num_pixels(), K = num_values();
   Tensor table = reshape(log_softmax(logits, -1), {D * K, 1});  // row j K + v = log pi_j(v)
   Tensor rows = arange(D, {.dtype = DType::Int64}) * K + x;     // (B, D)
@@ -78,8 +82,9 @@ std::shared_ptr<GenerativeModel> MarkovChain::create(const nlohmann::json& confi
   return std::make_shared<MarkovChain>(BaselineConfig::from_json("markov1", config));
 }
 
-bool MarkovChain::fit(const Tensor& train) {
-  check_input(train, "fit");
+bool MarkovChain::fit(const Batch& batch) {
+  check_input(batch, "fit");
+  const Tensor& train = batch.x;
   const int64_t n = train.size(0), D = num_pixels(), K = num_values();
   std::vector<double> counts(static_cast<size_t>(K * K), 1.0);
   const Array pixels = train.array().contiguous();
@@ -102,17 +107,19 @@ bool MarkovChain::fit(const Tensor& train) {
 }
 
 // x: (B, D) -> (B, D, K): row x_{j-1} of the transition table for pixel j
-Tensor MarkovChain::conditional_log_probs(const Tensor& x) { return embedding(log_softmax(logits, -1), previous_pixels(x)); }
+Tensor MarkovChain::conditional_log_probs(const Batch& batch) { return embedding(log_softmax(logits, -1), previous_pixels(batch.x)); }
 
 // x: (B, D) -> (B, K)
-Tensor MarkovChain::next_log_probs(const Tensor& x, int64_t t) {
+Tensor MarkovChain::next_log_probs(const Batch& batch, int64_t t) {
+  const Tensor& x = batch.x;
   Tensor prev = t > 0 ? select(x, 1, t - 1) : zeros({x.size(0)}, {.dtype = DType::Int64});  // (B,)
   return embedding(log_softmax(logits, -1), prev);
 }
 
 // x: (B, D) -> (B,), picking log pi(x_j | x_{j-1}) from the flattened table
-Tensor MarkovChain::log_prob(const Tensor& x) {
-  check_input(x, "log_prob");
+Tensor MarkovChain::log_prob(const Batch& batch) {
+  const Tensor& x = batch.x;
+  check_input(batch, "log_prob");
   const int64_t K = num_values();
   Tensor table = reshape(log_softmax(logits, -1), {K * K, 1});  // row v K + w = log pi(w | v)
   Tensor rows = previous_pixels(x) * K + x;                     // (B, D)

@@ -35,11 +35,11 @@ class IndependentPixels : public AutoregressiveModel {
   static std::shared_ptr<GenerativeModel> create(const nlohmann::json& config);
 
   // train: (n, D) int64 -> sets pi_j to the smoothed histogram of pixel j.
-  bool fit(const Tensor& train) override;
+  bool fit(const Batch& train) override;
 
-  Tensor conditional_log_probs(const Tensor& x) override;
-  Tensor next_log_probs(const Tensor& x, int64_t t) override;
-  Tensor log_prob(const Tensor& x) override;
+  Tensor conditional_log_probs(const Batch& batch) override;
+  Tensor next_log_probs(const Batch& batch, int64_t t) override;
+  Tensor log_prob(const Batch& batch) override;
   DataKind data_kind() const override { return config_.data; }
   int64_t height() const override { return config_.image_size; }
   int64_t width() const override { return config_.image_size; }
@@ -57,11 +57,11 @@ class MarkovChain : public AutoregressiveModel {
   static std::shared_ptr<GenerativeModel> create(const nlohmann::json& config);
 
   // train: (n, D) int64 -> sets pi(w | v) to the smoothed transition counts.
-  bool fit(const Tensor& train) override;
+  bool fit(const Batch& train) override;
 
-  Tensor conditional_log_probs(const Tensor& x) override;
-  Tensor next_log_probs(const Tensor& x, int64_t t) override;
-  Tensor log_prob(const Tensor& x) override;
+  Tensor conditional_log_probs(const Batch& batch) override;
+  Tensor next_log_probs(const Batch& batch, int64_t t) override;
+  Tensor log_prob(const Batch& batch) override;
   DataKind data_kind() const override { return config_.data; }
   int64_t height() const override { return config_.image_size; }
   int64_t width() const override { return config_.image_size; }

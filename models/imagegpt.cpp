@@ -56,21 +56,28 @@ Tensor ImageGPT::logits(const Tensor& x) {
 }
 
 // x: (B, L) -> (B, L, 2)
-Tensor ImageGPT::conditional_log_probs(const Tensor& x) { return bernoulli_log_probs(logits(x)); }
+Tensor ImageGPT::conditional_log_probs(const Batch& batch) {
+  return bernoulli_log_probs(logits(batch.x));
+}
 
 // x: (B, L) -> (B,)
-Tensor ImageGPT::log_prob(const Tensor& x) {
+Tensor ImageGPT::log_prob(const Batch& batch) {
+  const Tensor& x = batch.x;
   Tensor l = logits(x);  // (B, L)
   return -sum(F::binary_cross_entropy_with_logits(l, x.to(l.dtype()), "none"), {1});
 }
 
-Tensor ImageGPT::loss(const Tensor& x) {
+Tensor ImageGPT::loss(const Batch& batch, Generator&) {
+  const Tensor& x = batch.x;
   Tensor l = logits(x);
   return F::binary_cross_entropy_with_logits(l, x.to(l.dtype()));
 }
 
-Tensor ImageGPT::complete(const Tensor& x, int64_t k, Generator& gen) {
-  check_input(x, "complete");
+Tensor ImageGPT::complete(const Batch& batch, int64_t k, Generator& gen, double temperature) {
+  check_input(batch, "complete");
+  if (!(temperature > 0) || !std::isfinite(temperature))
+    throw ValueError(cat("ImageGPT.sample: the temperature must be positive and finite, got ", temperature));
+  const Tensor& x = batch.x;
   const int64_t B = x.size(0), L = num_pixels(), d = config_.embed_dim;
   if (k < 0 || k > L) throw ValueError(cat("ImageGPT.complete: k must be in [0, ", L, "], got ", k));
   NoGradGuard no_grad;
@@ -84,7 +91,7 @@ Tensor ImageGPT::complete(const Tensor& x, int64_t k, Generator& gen) {
     for (size_t i = 0; i < blocks.size(); ++i) h = blocks[i]->forward_step(h, caches[i]);  // (B, d), caches grow by one
     if (t < k) continue;  // a given pixel: only its keys and values were needed
     Tensor l = squeeze(head->forward(ln->forward(h)), 1);                                 // (B,)
-    std::vector<int64_t> drawn = draw_from_log_probs(bernoulli_log_probs(l), gen);        // x_t ~ Bernoulli(sigmoid(l_t))
+    std::vector<int64_t> drawn = draw_from_log_probs(bernoulli_log_probs(l / temperature), gen);  // x_t ~ Bernoulli(sigmoid(l_t / T))
     for (int64_t b = 0; b < B; ++b) pixels[b * L + t] = drawn[static_cast<size_t>(b)];
   }
   return out;

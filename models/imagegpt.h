@@ -42,13 +42,14 @@ class ImageGPT : public AutoregressiveModel {
   // x: (B, L) int64 in {0, 1} -> (B, L): l_t, the logit of p(x_t = 1 | x_{<t})
   Tensor logits(const Tensor& x);
 
-  Tensor conditional_log_probs(const Tensor& x) override;  // (B, L, 2) from the logits
-  Tensor log_prob(const Tensor& x) override;                // -sum_t BCE(l_t, x_t)
-  Tensor loss(const Tensor& x) override;                    // mean BCE over pixels (F.binary_cross_entropy_with_logits)
+  Tensor conditional_log_probs(const Batch& batch) override;  // (B, L, 2) from the logits
+  Tensor log_prob(const Batch& batch) override;                // -sum_t BCE(l_t, x_t)
+  Tensor loss(const Batch& batch, Generator& gen) override; // mean BCE over pixels (F.binary_cross_entropy_with_logits)
   // With the key/value cache: the first k pixels are fed in, then each new pixel is drawn and fed back.
-  Tensor complete(const Tensor& x, int64_t k, Generator& gen) override;
+  using AutoregressiveModel::complete;
+  Tensor complete(const Batch& batch, int64_t k, Generator& gen, double temperature) override;
   // One full forward per pixel (AutoregressiveModel's sampler): the reference for the cached one.
-  Tensor complete_naive(const Tensor& x, int64_t k, Generator& gen) { return AutoregressiveModel::complete(x, k, gen); }
+  Tensor complete_naive(const Batch& batch, int64_t k, Generator& gen) { return AutoregressiveModel::complete(batch, k, gen, 1.0); }
   Tensor sample_naive(int64_t n, Generator& gen);
 
   DataKind data_kind() const override { return DataKind::Binary; }

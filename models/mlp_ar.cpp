@@ -29,7 +29,7 @@ MLPAR::MLPAR(MLPARConfig config) : AutoregressiveModel("MLPAR"), config_(config)
   for (int64_t k = 0; k < config.context; ++k)
     emb.push_back(emb_list->register_module(std::to_string(k), std::make_shared<nn::Embedding>(256, H)));
   b = register_parameter("b", zeros({H}));
-  l2 = register_module("l2", std::make_shared<nn::Linear>(H, H));
+  l2 = register_module("l2", std::make_shared<nn::Linear>(H, H, nn::LinearOptions{.activation = nn::LinearActivation::ReLU}));
   l3 = register_module("l3", std::make_shared<nn::Linear>(H, mixture() ? 3 * config.mixtures : 256));
 }
 
@@ -39,8 +39,8 @@ std::shared_ptr<GenerativeModel> MLPAR::create(const nlohmann::json& config) { r
 // The first layer is linear in the one-hot encoding of the d context pixels: W1 onehot(x_{j-1}) + ...
 // + W1' onehot(x_{j-d}) + b. Multiplying a one-hot vector picks a column, so the layer is a sum of d
 // looked-up rows, emb[k][x_{j-k-1}], of the tables stacked into one (d * 256, hidden) matrix: that is
-// F::embedding_bag, with the bias and the ReLU in the same kernel. l2 and its ReLU are one fused
-// kernel too (F::linear with an activation).
+// F::embedding_bag, with the bias and the ReLU in the same kernel. l2 is a Linear layer with its
+// ReLU fused (one kernel too).
 Tensor MLPAR::mlp(const Tensor& context) {
   const int64_t d = config_.context;
   std::vector<Tensor> tables;
@@ -48,7 +48,7 @@ Tensor MLPAR::mlp(const Tensor& context) {
   // row of value v for context position k in the stacked table: k * 256 + v
   Tensor rows = context + arange(d, {.dtype = DType::Int64}) * 256;
   Tensor h1 = F::embedding_bag(rows, cat(tables, int64_t{0}), b, F::LinearActivation::ReLU);  // (..., hidden)
-  return l3->forward(F::linear(h1, l2->weight, l2->bias, F::LinearActivation::ReLU));
+  return l3->forward(l2->forward(h1));
 }
 
 // x: (B, D) -> (B, D, P)
@@ -71,13 +71,15 @@ Tensor MLPAR::all_log_probs(const Tensor& params) {
 }
 
 // x: (B, D) -> (B, D, 256)
-Tensor MLPAR::conditional_log_probs(const Tensor& x) {
-  check_input(x, "conditional_log_probs");
+Tensor MLPAR::conditional_log_probs(const Batch& batch) {
+  const Tensor& x = batch.x;
+  check_input(batch, "conditional_log_probs");
   return all_log_probs(head_params(x));
 }
 
 // x: (B, D) -> (B, 256): only pixel t's context goes through the MLP
-Tensor MLPAR::next_log_probs(const Tensor& x, int64_t t) {
+Tensor MLPAR::next_log_probs(const Batch& batch, int64_t t) {
+  const Tensor& x = batch.x;
   const int64_t B = x.size(0);
   std::vector<Tensor> previous;  // x_{t-k-1}, or 0 before the first pixel: (B,)
   for (int64_t k = 0; k < config_.context; ++k) {
@@ -88,8 +90,9 @@ Tensor MLPAR::next_log_probs(const Tensor& x, int64_t t) {
 }
 
 // x: (B, D) -> (B,)
-Tensor MLPAR::log_prob(const Tensor& x) {
-  check_input(x, "log_prob");
+Tensor MLPAR::log_prob(const Batch& batch) {
+  const Tensor& x = batch.x;
+  check_input(batch, "log_prob");
   Tensor params = head_params(x);  // (B, D, P)
   Tensor per_pixel;                // log p(x_j | x_{j-d:j-1}): (B, D)
   if (mixture()) {

@@ -44,9 +44,9 @@ class MLPAR : public AutoregressiveModel {
   // 3 * mixtures mixture parameters.
   Tensor head_params(const Tensor& x);
 
-  Tensor conditional_log_probs(const Tensor& x) override;
-  Tensor next_log_probs(const Tensor& x, int64_t t) override;
-  Tensor log_prob(const Tensor& x) override;
+  Tensor conditional_log_probs(const Batch& batch) override;
+  Tensor next_log_probs(const Batch& batch, int64_t t) override;
+  Tensor log_prob(const Batch& batch) override;
   DataKind data_kind() const override { return DataKind::Byte; }
   int64_t height() const override { return config_.image_size; }
   int64_t width() const override { return config_.image_size; }
@@ -54,7 +54,7 @@ class MLPAR : public AutoregressiveModel {
 
   std::vector<std::shared_ptr<nn::Embedding>> emb;  // E_k: (256, hidden) for context position k
   Tensor b;                                         // (hidden), zeros
-  std::shared_ptr<nn::Linear> l2, l3;
+  std::shared_ptr<nn::Linear> l2, l3;               // l2: (hidden, hidden) with ReLU; l3: (hidden, P)
 
  private:
   // context: (..., d) int64, the d previous pixels, nearest first -> (..., P)

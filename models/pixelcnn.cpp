@@ -60,7 +60,8 @@ Tensor PixelCNN::logits(const Tensor& x) {
 }
 
 // x: (B, D) -> (B, D, 2)
-Tensor PixelCNN::conditional_log_probs(const Tensor& x) {
+Tensor PixelCNN::conditional_log_probs(const Batch& batch) {
+  const Tensor& x = batch.x;
   Tensor l = permute(logits(x), {0, 2, 3, 1});                         // (B, H, W, 2)
   return log_softmax(reshape(l, {x.size(0), num_pixels(), 2}), -1);   // (B, D, 2)
 }
@@ -68,7 +69,8 @@ Tensor PixelCNN::conditional_log_probs(const Tensor& x) {
 // x: (B, D) -> (B, 2). The output at (r, c) sees rows r - reach .. r and columns c - reach .. c + reach
 // only, so the forward runs on that window (zero-padded at its edges like the image itself: the
 // padding reaches features that the output at (r, c) does not use).
-Tensor PixelCNN::next_log_probs(const Tensor& x, int64_t t) {
+Tensor PixelCNN::next_log_probs(const Batch& batch, int64_t t) {
+  const Tensor& x = batch.x;
   const int64_t B = x.size(0), H = height(), W = width(), r = t / W, c = t % W, R = reach();
   const int64_t r0 = std::max<int64_t>(0, r - R), c0 = std::max<int64_t>(0, c - R), c1 = std::min(W, c + R + 1);
   Tensor window = slice(slice(reshape(x, {B, H, W}), 1, r0, r + 1), 2, c0, c1);            // (B, r - r0 + 1, c1 - c0)

@@ -44,8 +44,8 @@ class PixelCNN : public AutoregressiveModel {
   // x: (B, D) int64 -> (B, 2, H, W)
   Tensor logits(const Tensor& x);
 
-  Tensor conditional_log_probs(const Tensor& x) override;
-  Tensor next_log_probs(const Tensor& x, int64_t t) override;
+  Tensor conditional_log_probs(const Batch& batch) override;
+  Tensor next_log_probs(const Batch& batch, int64_t t) override;
   DataKind data_kind() const override { return DataKind::Binary; }
   int64_t height() const override { return config_.image_size; }
   int64_t width() const override { return config_.image_size; }

@@ -17,7 +17,8 @@ std::shared_ptr<GenerativeModel> TemplateModel::create(const nlohmann::json& con
 }
 
 // x: (B, D) int64 in {0, 1} -> (B,)
-Tensor TemplateModel::log_prob(const Tensor& x) {
+Tensor TemplateModel::log_prob(const Batch& batch) {
+  const Tensor& x = batch.x;
   const int64_t D = height() * width();
   if (x.dim() != 2 || x.size(1) != D || x.dtype() != DType::Int64)
     throw ShapeError(cat("TemplateModel.log_prob: x must be (B, ", D, ") int64, got ", shape_str(x.shape()), " ", dtype_name(x.dtype())));
@@ -25,9 +26,10 @@ Tensor TemplateModel::log_prob(const Tensor& x) {
   return sum(per_pixel, {1});                                                              // (B,)
 }
 
-// -> (n, D) int64
-Tensor TemplateModel::sample(int64_t n, Generator& gen) {
-  return nn::Bernoulli::from_logits(logits).sample({n}, gen).to(DType::Int64);  // (n, D)
+// -> (n, D) int64. At temperature T the logits are divided by T (T < 1: more confident pixels).
+Tensor TemplateModel::sample(int64_t n, Generator& gen, const SampleOptions& options) {
+  if (!(options.temperature > 0)) throw ValueError(cat("TemplateModel.sample: the temperature must be positive, got ", options.temperature));
+  return nn::Bernoulli::from_logits(logits / options.temperature).sample({n}, gen).to(DType::Int64);  // (n, D)
 }
 
 }  // namespace dgm::models

@@ -6,7 +6,7 @@
 //   log p(x | theta) = sum_j [x_j theta_j - softplus(theta_j)].
 //
 // What a model provides (models/model.h): log_prob (per image, in nats), sample, data_kind, config,
-// and a static create(config) for the registry. loss() defaults to -mean(log_prob) / D; complete()
+// and a static create(config) for the registry. loss(batch, gen) defaults to -mean(log_prob) / D; complete()
 // to a "not supported" error (an autoregressive model derives from AutoregressiveModel instead and
 // gets sampling and autocompletion from its conditionals, see models/autoregressive.h).
 //
@@ -22,8 +22,8 @@ class TemplateModel : public GenerativeModel {
   // Reads the config (unknown keys are errors) and builds the model: what the registry calls.
   static std::shared_ptr<GenerativeModel> create(const nlohmann::json& config);
 
-  Tensor log_prob(const Tensor& x) override;
-  Tensor sample(int64_t n, Generator& gen) override;
+  Tensor log_prob(const Batch& batch) override;
+  Tensor sample(int64_t n, Generator& gen, const SampleOptions& options = {}) override;
   DataKind data_kind() const override { return DataKind::Binary; }
   int64_t height() const override { return image_size_; }
   int64_t width() const override { return image_size_; }

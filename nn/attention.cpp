@@ -79,31 +79,28 @@ TransformerBlock::TransformerBlock(int64_t d, int64_t h, TransformerBlockOptions
   attn = register_module("attn", std::make_shared<MultiheadAttention>(d, h, AttentionOptions{.causal = options.causal, .gen = options.gen}));
   ln2 = register_module("ln2", std::make_shared<LayerNorm>(d));
   // one statement per layer: the order of the random draws must not depend on the compiler
-  auto fc = std::make_shared<Linear>(d, hidden, LinearOptions{.gen = options.gen});
+  const bool fused = options.activation == Activation::ReLU || options.activation == Activation::GELU;
+  const LinearActivation act = options.activation == Activation::ReLU   ? LinearActivation::ReLU
+                               : options.activation == Activation::GELU ? LinearActivation::GELU
+                                                                        : LinearActivation::None;
+  auto fc = std::make_shared<Linear>(d, hidden, LinearOptions{.gen = options.gen, .activation = act});
   auto fc_out = std::make_shared<Linear>(hidden, d, LinearOptions{.gen = options.gen});
-  mlp = register_module("mlp", std::make_shared<Sequential>(fc, make_activation(options.activation), fc_out));
-  fc_ = fc;
-  fc_out_ = fc_out;
-  activation_ = options.activation;
-}
-
-// x: (..., D) -> (..., D); the same as mlp->forward(x)
-Tensor TransformerBlock::mlp_forward(const Tensor& x) {
-  if (activation_ == Activation::ReLU) return fc_out_->forward(F::linear(x, fc_->weight, fc_->bias, F::LinearActivation::ReLU));
-  if (activation_ == Activation::GELU) return fc_out_->forward(F::linear(x, fc_->weight, fc_->bias, F::LinearActivation::GELU));
-  return mlp->forward(x);
+  mlp = register_module("mlp", std::make_shared<Sequential>());
+  mlp->push_back("0", fc);
+  if (!fused) mlp->push_back("1", make_activation(options.activation));
+  mlp->push_back("2", fc_out);
 }
 
 // x: (B, L, D) -> (B, L, D)
 Tensor TransformerBlock::forward(const Tensor& x) {
   Tensor y = x + attn->forward(ln1->forward(x));
-  return y + mlp_forward(ln2->forward(y));
+  return y + mlp->forward(ln2->forward(y));
 }
 
 // x_t: (B, D) -> (B, D)
 Tensor TransformerBlock::forward_step(const Tensor& x_t, KVCache& cache) {
   Tensor y = x_t + attn->forward_step(ln1->forward(x_t), cache);
-  return y + mlp_forward(ln2->forward(y));
+  return y + mlp->forward(ln2->forward(y));
 }
 
 }  // namespace dgm::nn

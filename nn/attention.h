@@ -51,7 +51,9 @@ struct TransformerBlockOptions {
 };
 
 // Pre-LayerNorm block:  x = x + attn(ln1(x));  x = x + mlp(ln2(x)),
-// mlp = Linear(D, rD) -> activation -> Linear(rD, D).
+// mlp = Linear(D, rD) -> activation -> Linear(rD, D). A ReLU or GELU is fused into the first
+// Linear (children "0" and "2", the names PyTorch's Sequential(Linear, ReLU, Linear) gives them,
+// so checkpoints map one to one); other activations are a child "1" of their own.
 class TransformerBlock : public Module {
  public:
   TransformerBlock(int64_t embed_dim, int64_t num_heads, TransformerBlockOptions options = {});
@@ -63,11 +65,6 @@ class TransformerBlock : public Module {
   std::shared_ptr<LayerNorm> ln1, ln2;
   std::shared_ptr<MultiheadAttention> attn;
   std::shared_ptr<Sequential> mlp;
-
- private:
-  Tensor mlp_forward(const Tensor& x);  // mlp(x), with its first Linear and a ReLU/GELU fused
-  std::shared_ptr<Linear> fc_, fc_out_;
-  Activation activation_;
 };
 
 }  // namespace dgm::nn

@@ -26,18 +26,6 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearA
   return reshape(fused::linear(reshape(x, {-1, weight.size(1)}), weight, bias, act), out_shape);
 }
 
-Tensor linear_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act) {
-  check_linear(x, weight, bias);
-  Shape out_shape = x.shape();
-  out_shape.back() = weight.size(0);
-  Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, weight.size(1)});
-  Tensor y = matmul(x2, weight.t());  // (N, in) @ (in, out) -> (N, out)
-  if (bias.defined()) y = y + bias;
-  if (act == LinearActivation::ReLU) y = relu(y);
-  if (act == LinearActivation::GELU) y = gelu(y);
-  return x.dim() == 2 ? y : reshape(y, out_shape);
-}
-
 // (..., K) -> (N, K) for the kernel and back to (..., H)
 static Tensor over_bags(const Tensor& indices, const Tensor& weight, const std::function<Tensor(const Tensor&)>& fn) {
   if (indices.dim() < 1) throw ShapeError(cat("embedding_bag: indices must be (..., bag size), got a scalar"));
@@ -50,10 +38,6 @@ static Tensor over_bags(const Tensor& indices, const Tensor& weight, const std::
 
 Tensor embedding_bag(const Tensor& indices, const Tensor& weight, const Tensor& bias, LinearActivation act) {
   return over_bags(indices, weight, [&](const Tensor& i) { return fused::embedding_bag(weight, i, bias, act); });
-}
-
-Tensor embedding_bag_reference(const Tensor& indices, const Tensor& weight, const Tensor& bias, LinearActivation act) {
-  return over_bags(indices, weight, [&](const Tensor& i) { return reference::embedding_bag(weight, i, bias, act); });
 }
 
 static void check_layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias) {
@@ -70,16 +54,6 @@ static void check_layer_norm(const Tensor& x, const Tensor& weight, const Tensor
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
   check_layer_norm(x, weight, bias);
   return fused::layer_norm(x, weight, bias, eps);
-}
-
-Tensor layer_norm_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
-  check_layer_norm(x, weight, bias);
-  Tensor centered = x - mean(x, {-1}, true);                // (..., D)
-  Tensor variance = mean(centered * centered, {-1}, true);  // (..., 1), biased as in PyTorch
-  Tensor y = centered * rsqrt(variance + eps);
-  if (weight.defined()) y = y * weight;
-  if (bias.defined()) y = y + bias;
-  return y;
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
@@ -128,27 +102,12 @@ static void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, b
 
 // The fused kernel (tensor/fused.h) keeps one row of scores at a time instead of the (..., Lq, Lk)
 // score and probability matrices; it takes (B, H, L, d) with equal head sizes for q, k and v, and
-// other shapes go through the composite.
+// other shapes go through its composite reference (autograd/fused.h), which defines what it computes.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
   check_attention(q, k, v, causal);
   if (q.dim() == 4 && v.size(-1) == q.size(-1) && q.size(0) == k.size(0) && q.size(1) == k.size(1) && k.shape() == v.shape())
     return fused::attention(q, k, v, causal);
-  return scaled_dot_product_attention_reference(q, k, v, causal);
-}
-
-Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
-  check_attention(q, k, v, causal);
-  const int64_t Lq = q.size(-2), Lk = k.size(-2);
-  Tensor scores = matmul(q, k.t()) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));  // (..., Lq, Lk)
-  if (causal) {
-    // query i sits at position i + (Lk - Lq); keys after it are hidden. A large finite negative
-    // score (not -inf) keeps anomaly mode quiet and gives exactly zero weight after softmax.
-    std::vector<bool> future(static_cast<size_t>(Lq * Lk));
-    for (int64_t i = 0; i < Lq; ++i)
-      for (int64_t j = 0; j < Lk; ++j) future[static_cast<size_t>(i * Lk + j)] = j > i + (Lk - Lq);
-    scores = masked_fill(scores, from_vector(future, {Lq, Lk}), -1e30);
-  }
-  return matmul(softmax(scores, -1), v);  // (..., Lq, dv)
+  return reference::attention(q, k, v, causal);
 }
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
@@ -209,11 +168,6 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const std::stri
   return reduce(loss, reduction, "cross_entropy");
 }
 
-Tensor cross_entropy_reference(const Tensor& logits, const Tensor& target, const std::string& reduction) {
-  if (logits.dim() < 2) throw ShapeError(cat("cross_entropy: logits must be (N, C) or (N, C, d1, ...), got ", shape_str(logits.shape())));
-  return nll_loss(log_softmax(logits, 1), target, reduction);
-}
-
 Tensor log_sigmoid(const Tensor& x) { return -softplus(-x); }
 
 static void check_bce(const Tensor& logits, const Tensor& target) {
@@ -228,13 +182,6 @@ static void check_bce(const Tensor& logits, const Tensor& target) {
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const std::string& reduction) {
   check_bce(logits, target);
   return reduce(fused::binary_cross_entropy_with_logits(logits, target), reduction, "binary_cross_entropy_with_logits");
-}
-
-Tensor binary_cross_entropy_with_logits_reference(const Tensor& logits, const Tensor& target, const std::string& reduction) {
-  check_bce(logits, target);
-  // max(x, 0) + log1p(exp(-|x|)) is softplus(x), computed that way by the engine's kernel. Written
-  // with max and |x| its gradient at exactly x = 0 would be 1 - y or -y instead of 1/2 - y.
-  return reduce(softplus(logits) - logits * target, reduction, "binary_cross_entropy_with_logits");
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {

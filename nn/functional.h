@@ -1,7 +1,8 @@
 // Functional forms of layers and losses, composed from the engine's differentiable ops (so every
-// one has a gradient and a gradient of the gradient). layer_norm, scaled_dot_product_attention,
-// cross_entropy and binary_cross_entropy_with_logits run fused kernels (autograd/fused.h); their
-// composites stay here as *_reference, plain, and tests check both agree.
+// one has a gradient and a gradient of the gradient). linear, embedding_bag, layer_norm,
+// scaled_dot_product_attention, cross_entropy and binary_cross_entropy_with_logits run fused
+// kernels (autograd/fused.h); each has one composite reference, dgm::reference::* beside it there,
+// and tests/test_fused.cpp checks both agree in value, gradient and second derivative.
 #pragma once
 #include <string>
 
@@ -13,21 +14,17 @@ namespace dgm::nn::functional {
 // ---- layers ------------------------------------------------------------------------------------------
 // y = act(x W^T + b).   x: (..., in), weight: (out, in), bias: (out) or undefined -> (..., out)
 // One fused kernel (fused::linear): the bias is the GEMM's starting C, the activation is applied in
-// the same pass. linear_reference is the composite matmul, add, activation.
+// the same pass (reference::linear is the composite matmul, add, activation).
 using fused::LinearActivation;
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), LinearActivation act = LinearActivation::None);
-Tensor linear_reference(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), LinearActivation act = LinearActivation::None);
 // y = act(sum_k weight[indices[..., k]] + b), torch.nn.functional.embedding_bag(mode="sum") with
 // equal bags, plus a bias and an activation: a linear layer on K concatenated one-hot vectors, where
 // each one-hot just picks a row. indices: int64 (..., K), weight: (V, H), bias: (H) or undefined
-// -> (..., H). One fused kernel (fused::embedding_bag); embedding_bag_reference is embedding + sum.
+// -> (..., H). One fused kernel (fused::embedding_bag; reference::embedding_bag is embedding + sum).
 Tensor embedding_bag(const Tensor& indices, const Tensor& weight, const Tensor& bias = Tensor(), LinearActivation act = LinearActivation::None);
-Tensor embedding_bag_reference(const Tensor& indices, const Tensor& weight, const Tensor& bias = Tensor(),
-                               LinearActivation act = LinearActivation::None);
 // Normalises over the last dim: (x - mean) / sqrt(var + eps) * weight + bias (biased variance).
 // x: (..., D), weight, bias: (D) or undefined -> (..., D)
 Tensor layer_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
-Tensor layer_norm_reference(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
 // 2-D convolution (cross-correlation, as torch.nn.functional.conv2d) by unfolding patches and one
 // matmul: every output pixel's k*k*C input patch is gathered into a row (im2col).
 // x: (B, C, H, W), weight: (O, C, k, k), bias: (O) or undefined -> (B, O, Ho, Wo),
@@ -36,7 +33,6 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // softmax(q k^T / sqrt(d)) v; with causal, query i attends only to keys j <= i (+ offset: the
 // queries are the last Lq positions of Lk).  q: (..., Lq, d), k, v: (..., Lk, d) -> (..., Lq, d)
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false);
-Tensor scaled_dot_product_attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false);
 // Inverted dropout: zeroes each element with probability p and scales the rest by 1/(1-p).
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen = default_generator());
 
@@ -48,11 +44,9 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen = defaul
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const std::string& reduction = "mean");
 // cross_entropy = nll_loss(log_softmax(logits, dim 1), target). Shapes as nll_loss.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const std::string& reduction = "mean");
-Tensor cross_entropy_reference(const Tensor& logits, const Tensor& target, const std::string& reduction = "mean");
 // -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] = max(x, 0) - x y + log(1 + e^{-|x|}), stable
 // for any x. logits and target (floating, values in [0, 1]) of the same shape.
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const std::string& reduction = "mean");
-Tensor binary_cross_entropy_with_logits_reference(const Tensor& logits, const Tensor& target, const std::string& reduction = "mean");
 // (input - target)^2
 Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction = "mean");
 

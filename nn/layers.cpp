@@ -13,7 +13,8 @@ static void check_positive(int64_t v, const char* layer, const char* what) {
 }
 
 // ---- Linear --------------------------------------------------------------------------------------------
-Linear::Linear(int64_t in, int64_t out, LinearOptions options) : Module("Linear"), in_features(in), out_features(out) {
+Linear::Linear(int64_t in, int64_t out, LinearOptions options)
+    : Module("Linear"), in_features(in), out_features(out), activation(options.activation) {
   check_positive(in, "Linear", "in_features");
   check_positive(out, "Linear", "out_features");
   Tensor w = empty({out, in}), b = options.bias ? empty({out}) : Tensor();
@@ -22,9 +23,10 @@ Linear::Linear(int64_t in, int64_t out, LinearOptions options) : Module("Linear"
   if (options.bias) bias = register_parameter("bias", b);
 }
 // x: (..., in) -> (..., out)
-Tensor Linear::forward(const Tensor& x) { return F::linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) { return F::linear(x, weight, bias, activation); }
 std::string Linear::extra_repr() const {
-  return cat("in_features=", in_features, ", out_features=", out_features, ", bias=", py_bool(bias.defined()));
+  const char* act = activation == LinearActivation::ReLU ? ", activation=relu" : activation == LinearActivation::GELU ? ", activation=gelu" : "";
+  return cat("in_features=", in_features, ", out_features=", out_features, ", bias=", py_bool(bias.defined()), act);
 }
 
 // ---- Embedding -----------------------------------------------------------------------------------------
@@ -79,6 +81,7 @@ Sequential::Sequential(const std::vector<std::shared_ptr<Module>>& modules) : Mo
   for (const auto& m : modules) push_back(m);
 }
 void Sequential::push_back(std::shared_ptr<Module> module) { add_child(std::to_string(size()), std::move(module)); }
+void Sequential::push_back(const std::string& name, std::shared_ptr<Module> module) { add_child(name, std::move(module)); }
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
   for (const auto& [name, m] : named_children()) y = m->forward(y);

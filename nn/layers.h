@@ -11,14 +11,19 @@
 
 namespace dgm::nn {
 
+using functional::LinearActivation;
+
 // Options shared by layers with a weight and an optional bias. gen: where the initial values are
 // drawn from (nullptr: dgm::default_generator(), seeded by dgm::manual_seed).
 struct LinearOptions {
   bool bias = true;
   Generator* gen = nullptr;
+  // Applied to x W^T + b in the same fused pass (fused::linear): no separate node, no extra pass.
+  LinearActivation activation = LinearActivation::None;
 };
 
-// y = x W^T + b.  x: (..., in) -> (..., out). weight (out, in), bias (out), both U(-1/sqrt(in), 1/sqrt(in)).
+// y = act(x W^T + b).  x: (..., in) -> (..., out). weight (out, in), bias (out), both
+// U(-1/sqrt(in), 1/sqrt(in)); act = options.activation (none, ReLU or GELU), fused into the layer.
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, LinearOptions options = {});
@@ -26,6 +31,7 @@ class Linear : public Module {
   std::string extra_repr() const override;
 
   int64_t in_features, out_features;
+  LinearActivation activation = LinearActivation::None;
   Tensor weight, bias;  // bias undefined without options.bias
 };
 
@@ -107,7 +113,10 @@ class Sequential : public Module {
     push_back(std::move(first));
     (push_back(std::move(rest)), ...);
   }
-  void push_back(std::shared_ptr<Module> module);
+  void push_back(std::shared_ptr<Module> module);  // named by its position: "0", "1", ...
+  // A child with a name of its own choosing, e.g. to keep PyTorch's names when a layer fuses the
+  // activation that PyTorch keeps as a separate child.
+  void push_back(const std::string& name, std::shared_ptr<Module> module);
   Tensor forward(const Tensor& x) override;
   size_t size() const { return named_children().size(); }
   const std::shared_ptr<Module>& operator[](size_t i) const;

@@ -21,12 +21,13 @@
 #include "tools/cli/args.h"
 #include "tools/cli/bench.h"
 #include "tools/cli/commands.h"
-#include "tools/cli/data_loader.h"
-#include "tools/cli/trainer.h"
 #include "tools/image.h"
+#include "train/data_loader.h"
+#include "train/trainer.h"
 
 using namespace dgm;
 using namespace dgm::cli;
+using namespace dgm::train;
 namespace fs = std::filesystem;
 
 namespace {
@@ -94,16 +95,17 @@ class TinyBernoulli : public models::GenerativeModel {
   explicit TinyBernoulli(int64_t side) : GenerativeModel("TinyBernoulli"), side_(side) {
     logits = register_parameter("logits", randn({side * side}) * 0.1);
   }
-  Tensor log_prob(const Tensor& x) override {  // x: (B, D) in {0, 1} -> (B,)
+  Tensor log_prob(const models::Batch& batch) override {  // x: (B, D) in {0, 1} -> (B,)
+    const Tensor& x = batch.x;
     Tensor theta = nn::functional::dropout(logits, 0.1, is_training());
     Tensor xf = x.to(DType::Float32);
     return sum(xf * theta - softplus(theta), {1});
   }
-  Tensor loss(const Tensor& x) override {
+  Tensor loss(const models::Batch& batch, Generator& gen) override {
     if (on_loss) on_loss();
-    return GenerativeModel::loss(x);
+    return GenerativeModel::loss(batch, gen);
   }
-  Tensor sample(int64_t n, Generator& gen) override {
+  Tensor sample(int64_t n, Generator& gen, const models::SampleOptions& = {}) override {
     Tensor p = sigmoid(logits.detach()).unsqueeze(0).expand({n, side_ * side_}).contiguous();
     return bernoulli(p, &gen).to(DType::Int64);
   }
@@ -125,12 +127,13 @@ class TinyCategorical : public models::GenerativeModel {
   explicit TinyCategorical(int64_t side) : GenerativeModel("TinyCategorical"), side_(side) {
     logits = register_parameter("logits", zeros({side * side, 256}));
   }
-  Tensor log_prob(const Tensor& x) override {  // x: (B, D) in 0..255 -> (B,)
+  Tensor log_prob(const models::Batch& batch) override {  // x: (B, D) in 0..255 -> (B,)
+    const Tensor& x = batch.x;
     const int64_t B = x.size(0), D = x.size(1);
     Tensor logp = log_softmax(logits, 1).unsqueeze(0).expand({B, D, 256});
     return sum(gather(logp, 2, x.unsqueeze(2)).squeeze(2), {1});
   }
-  Tensor sample(int64_t n, Generator& gen) override {
+  Tensor sample(int64_t n, Generator& gen, const models::SampleOptions& = {}) override {
     Tensor probs = softmax(logits.detach(), 1);  // (D, 256)
     Tensor s = multinomial(probs, n, true, &gen);  // (D, n)
     return s.t().contiguous();
@@ -157,6 +160,21 @@ std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A trainer on MNIST-style images, converted to the model's kind of data.
+Trainer make_trainer(std::shared_ptr<models::GenerativeModel> model, const data::MnistData& train, const data::MnistData& test,
+                     TrainOptions options) {
+  const models::DataKind kind = model->data_kind();
+  return Trainer(std::move(model), Dataset::from_mnist(train, kind), Dataset::from_mnist(test, kind), std::move(options));
+}
+
+// log.csv without its seconds column (wall-clock time differs between runs; the rest must not).
+std::string without_seconds(const std::string& log) {
+  std::string out;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) out += line.substr(0, line.rfind(',')) + "\n";
+  return out;
 }
 
 TrainOptions tiny_options(const std::string& out_dir) {
@@ -320,7 +338,7 @@ TEST(CliArgs, HelpListsTheRegisteredModels) {
       EXPECT_NE(r.out.find(m.description), std::string::npos) << m.name;
     }
   }
-  for (Command c : {Command::Bench, Command::Lecture01, Command::Eval}) EXPECT_FALSE(usage(c).empty());
+  for (Command c : {Command::Bench, Command::Lecture, Command::Eval}) EXPECT_FALSE(usage(c).empty());
 }
 
 // ---- DataLoader -----------------------------------------------------------------------------------------
@@ -329,25 +347,25 @@ TEST(CliDataLoader, BinarizesAbove128AndKeepsBytes) {
   data::MnistData d;
   d.n = 2, d.rows = 1, d.cols = 4;
   d.pixels = {0, 128, 129, 255, 7, 200, 127, 128};
-  DataLoader binary(d, models::DataKind::Binary, {.batch_size = 2, .shuffle = false, .drop_last = false});
-  Tensor x = binary.next();
+  DataLoader binary(Dataset::from_mnist(d, models::DataKind::Binary), {.batch_size = 2, .shuffle = false, .drop_last = false});
+  Tensor x = binary.next().x;
   EXPECT_EQ(x.dtype(), DType::Int64);
   EXPECT_EQ(x.shape(), (Shape{2, 4}));
   EXPECT_EQ(x.to_vector<int64_t>(), (std::vector<int64_t>{0, 0, 1, 1, 0, 1, 0, 0}));
-  DataLoader bytes(d, models::DataKind::Byte, {.batch_size = 2, .shuffle = false, .drop_last = false});
-  EXPECT_EQ(bytes.next().to_vector<int64_t>(), (std::vector<int64_t>{0, 128, 129, 255, 7, 200, 127, 128}));
-  EXPECT_EQ(bytes.all().shape(), (Shape{2, 4}));
+  DataLoader bytes(Dataset::from_mnist(d, models::DataKind::Byte), {.batch_size = 2, .shuffle = false, .drop_last = false});
+  EXPECT_EQ(bytes.next().x.to_vector<int64_t>(), (std::vector<int64_t>{0, 128, 129, 255, 7, 200, 127, 128}));
+  EXPECT_EQ(bytes.all().x.shape(), (Shape{2, 4}));
 }
 
 TEST(CliDataLoader, DropLastAndShapes) {
   data::MnistData d = synthetic_images(10, 2, 3, 1);
-  DataLoader dropped(d, models::DataKind::Byte, {.batch_size = 3, .shuffle = true, .drop_last = true, .seed = 1});
+  DataLoader dropped(Dataset::from_mnist(d, models::DataKind::Byte), {.batch_size = 3, .shuffle = true, .drop_last = true, .seed = 1});
   EXPECT_EQ(dropped.num_batches(), 3);
-  DataLoader kept(d, models::DataKind::Byte, {.batch_size = 3, .shuffle = false, .drop_last = false});
+  DataLoader kept(Dataset::from_mnist(d, models::DataKind::Byte), {.batch_size = 3, .shuffle = false, .drop_last = false});
   EXPECT_EQ(kept.num_batches(), 4);
   std::vector<int64_t> seen;
   for (int64_t i = 0; i < kept.num_batches(); ++i) {
-    Tensor x = kept.next();
+    Tensor x = kept.next().x;
     EXPECT_EQ(x.size(0), i < 3 ? 3 : 1);
     EXPECT_EQ(x.size(1), 6);
     for (int64_t v : x.to_vector<int64_t>()) seen.push_back(v);
@@ -360,7 +378,7 @@ TEST(CliDataLoader, DropLastAndShapes) {
   // With drop_last, an epoch is 3 full batches: 9 distinct images out of 10.
   std::set<int64_t> used;
   for (int64_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(dropped.next().size(0), 3);
+    EXPECT_EQ(dropped.next().size(), 3);
     for (int64_t j = 0; j < 3; ++j) used.insert(dropped.order()[i * 3 + j]);
   }
   EXPECT_EQ(used.size(), 9u);
@@ -369,16 +387,16 @@ TEST(CliDataLoader, DropLastAndShapes) {
   EXPECT_EQ(dropped.epoch(), 1);
 
   data::MnistData tiny = synthetic_images(2, 2, 2, 1);
-  DataLoader none(tiny, models::DataKind::Binary, {.batch_size = 3, .shuffle = true, .drop_last = true});
+  DataLoader none(Dataset::from_mnist(tiny, models::DataKind::Binary), {.batch_size = 3, .shuffle = true, .drop_last = true});
   EXPECT_EQ(none.num_batches(), 0);
   EXPECT_THROW(none.next(), ValueError);
-  EXPECT_THROW(DataLoader(tiny, models::DataKind::Binary, {.batch_size = 0}), ValueError);
+  EXPECT_THROW(DataLoader(Dataset::from_mnist(tiny, models::DataKind::Binary), {.batch_size = 0}), ValueError);
 }
 
 TEST(CliDataLoader, SeededShuffleIsReproducibleAndPerEpoch) {
   data::MnistData d = synthetic_images(50, 2, 2, 3);
   auto orders = [&](uint64_t seed) {
-    DataLoader loader(d, models::DataKind::Byte, {.batch_size = 5, .shuffle = true, .drop_last = true, .seed = seed});
+    DataLoader loader(Dataset::from_mnist(d, models::DataKind::Byte), {.batch_size = 5, .shuffle = true, .drop_last = true, .seed = seed});
     std::vector<std::vector<int64_t>> epochs;
     for (int e = 0; e < 3; ++e) {
       for (int64_t i = 0; i < loader.num_batches(); ++i) loader.next();
@@ -400,13 +418,13 @@ TEST(CliDataLoader, SeededShuffleIsReproducibleAndPerEpoch) {
 TEST(CliDataLoader, StateRestoresThePositionMidEpoch) {
   data::MnistData d = synthetic_images(40, 2, 2, 5);
   DataLoaderOptions o{.batch_size = 6, .shuffle = true, .drop_last = true, .seed = 9};
-  DataLoader a(d, models::DataKind::Byte, o);
+  DataLoader a(Dataset::from_mnist(d, models::DataKind::Byte), o);
   for (int i = 0; i < 9; ++i) a.next();  // epoch 1 (6 batches per epoch), position 3
-  DataLoader b(d, models::DataKind::Byte, {.batch_size = 6, .shuffle = true, .drop_last = true, .seed = 1234});
+  DataLoader b(Dataset::from_mnist(d, models::DataKind::Byte), {.batch_size = 6, .shuffle = true, .drop_last = true, .seed = 1234});
   b.set_state(nlohmann::json::parse(a.state().dump()));
   EXPECT_EQ(b.epoch(), 1);
   EXPECT_EQ(b.position(), 3);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(a.next().to_vector<int64_t>(), b.next().to_vector<int64_t>()) << "batch " << i;
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(a.next().x.to_vector<int64_t>(), b.next().x.to_vector<int64_t>()) << "batch " << i;
   EXPECT_THROW(b.set_state({{"epoch", 0}}), FormatError);
 }
 
@@ -419,7 +437,7 @@ TEST(CliTrainer, WritesTheFourFilesAndATestNll) {
   auto model = std::make_shared<TinyBernoulli>(4);
   TrainOptions o = tiny_options(dir.path.string());
   o.epochs = 2;  // 5 steps per epoch
-  Trainer trainer(model, train, test, o);
+  Trainer trainer = make_trainer(model, train, test, o);
   EXPECT_EQ(trainer.steps_per_epoch(), 5);
   EXPECT_EQ(trainer.total_steps(), 10);
   TrainResult r = trainer.run();
@@ -429,7 +447,7 @@ TEST(CliTrainer, WritesTheFourFilesAndATestNll) {
   EXPECT_TRUE(std::isfinite(r.test_nll));
   EXPECT_GT(r.test_nll, 0);
   // The reported NLL is the model's test NLL at the end (the evaluation runs without dropout).
-  DataLoader test_loader(test, models::DataKind::Binary, {.batch_size = 5, .shuffle = false, .drop_last = false});
+  DataLoader test_loader(Dataset::from_mnist(test, models::DataKind::Binary), {.batch_size = 5, .shuffle = false, .drop_last = false});
   EXPECT_NEAR(r.test_nll, test_nll_nats(*model, test_loader), 1e-9);
 
   for (const char* f : {kCheckpointFile, kSamplesFile, kCurvesFile, kLogFile}) EXPECT_TRUE(fs::exists(dir / f)) << f;
@@ -438,10 +456,27 @@ TEST(CliTrainer, WritesTheFourFilesAndATestNll) {
   EXPECT_NE(read_text(dir / kCurvesFile).find("<svg"), std::string::npos);
   const auto log = lines_of(read_text(dir / kLogFile));
   ASSERT_EQ(log.size(), 11u);
-  EXPECT_EQ(log[0], "step,epoch,train_loss,test_nll");
+  EXPECT_EQ(log[0], "step,epoch,train_loss,test_nll,seconds");
   EXPECT_EQ(log[1].rfind("1,1,", 0), 0u);
-  EXPECT_EQ(log[5].back() == ',', false);  // step 5 ends epoch 1: it has a test NLL
-  EXPECT_EQ(log[4].back(), ',');           // step 4 has none
+  auto field = [](const std::string& row, int k) {  // the k-th comma-separated field
+    std::vector<std::string> f;
+    std::string cell;
+    std::istringstream in(row);
+    while (std::getline(in, cell, ',')) f.push_back(cell);
+    return k < static_cast<int>(f.size()) ? f[static_cast<size_t>(k)] : std::string();
+  };
+  EXPECT_NE(field(log[5], 3), "");  // step 5 ends epoch 1: it has a test NLL
+  EXPECT_EQ(field(log[4], 3), "");  // step 4 has none
+  // seconds of training: positive and non-decreasing
+  double previous = 0;
+  for (size_t i = 1; i < log.size(); ++i) {
+    const double t = std::stod(field(log[i], 4));
+    EXPECT_GE(t, previous) << log[i];
+    previous = t;
+  }
+  EXPECT_GT(previous, 0.0);
+  EXPECT_TRUE(fs::exists(dir / kTimeCurvesFile));
+  EXPECT_NE(read_text(dir / kTimeCurvesFile).find("seconds of training"), std::string::npos);
   EXPECT_EQ(log[10].rfind("10,2,", 0), 0u);
 
   // The checkpoint: the model's tensors under their own names, plus the optimiser and trainer state.
@@ -463,9 +498,9 @@ TEST(CliTrainer, EightBitDataIsReportedInBitsPerDim) {
   TrainOptions o = tiny_options(dir.path.string());
   o.steps = 3;
   o.lr = 0.1;
-  TrainResult r = Trainer(model, train, test, o).run();
+  TrainResult r = make_trainer(model, train, test, o).run();
   EXPECT_EQ(r.unit, "bits/dim");
-  DataLoader test_loader(test, models::DataKind::Byte, {.batch_size = 8, .shuffle = false, .drop_last = false});
+  DataLoader test_loader(Dataset::from_mnist(test, models::DataKind::Byte), {.batch_size = 8, .shuffle = false, .drop_last = false});
   const double nats = test_nll_nats(*model, test_loader);
   EXPECT_NEAR(r.test_nll, nats / std::log(2.0), 1e-9);
   EXPECT_LT(r.test_nll, 8.0);  // better than uniform over 256 levels after 3 steps at lr 0.1
@@ -484,7 +519,7 @@ TEST(CliTrainer, ResumeEqualsAnUninterruptedRun) {
   auto full = std::make_shared<TinyBernoulli>(4);
   TrainOptions o = tiny_options(full_dir.path.string());
   o.steps = total;
-  Trainer full_trainer(full, train, test, o);
+  Trainer full_trainer = make_trainer(full, train, test, o);
   full_trainer.run();
 
   for (int64_t stop_at : {int64_t{3}, int64_t{5}, int64_t{7}}) {
@@ -501,7 +536,7 @@ TEST(CliTrainer, ResumeEqualsAnUninterruptedRun) {
     TrainOptions o1 = tiny_options(dir.path.string());
     o1.steps = total;
     o1.stop = &stop;
-    TrainResult part = Trainer(first, train, test, o1).run();
+    TrainResult part = make_trainer(first, train, test, o1).run();
     EXPECT_TRUE(part.interrupted);
     EXPECT_EQ(part.steps, stop_at);
 
@@ -510,7 +545,7 @@ TEST(CliTrainer, ResumeEqualsAnUninterruptedRun) {
     auto second = std::make_shared<TinyBernoulli>(4);
     randn({17});
     TrainOptions o2 = tiny_options(dir.path.string());  // no steps: the checkpoint's total
-    Trainer resumed(second, train, test, o2);
+    Trainer resumed = make_trainer(second, train, test, o2);
     resumed.resume(dir.path.string());
     EXPECT_EQ(resumed.step(), stop_at);
     EXPECT_EQ(resumed.total_steps(), total);
@@ -522,7 +557,7 @@ TEST(CliTrainer, ResumeEqualsAnUninterruptedRun) {
     ASSERT_EQ(sa.size(), sb.size());
     for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(bit_identical(sa[i].second, sb[i].second)) << sa[i].first;
     // The log matches row for row (the interrupted part evaluated nothing extra).
-    EXPECT_EQ(read_text(dir / kLogFile), read_text(full_dir / kLogFile));
+    EXPECT_EQ(without_seconds(read_text(dir / kLogFile)), without_seconds(read_text(full_dir / kLogFile)));
   }
 }
 
@@ -533,18 +568,18 @@ TEST(CliTrainer, ResumeFromAShorterFinishedRunAndFromSaveEvery) {
   auto full = std::make_shared<TinyBernoulli>(4);
   TrainOptions o = tiny_options(full_dir.path.string());
   o.steps = 12;
-  Trainer(full, train, test, o).run();
+  make_trainer(full, train, test, o).run();
 
   manual_seed(7);
   auto first = std::make_shared<TinyBernoulli>(4);
   TrainOptions o1 = tiny_options(dir.path.string());
   o1.steps = 6;
-  Trainer(first, train, test, o1).run();  // a finished 6-step run (it evaluated at step 6)
+  make_trainer(first, train, test, o1).run();  // a finished 6-step run (it evaluated at step 6)
 
   auto second = std::make_shared<TinyBernoulli>(4);
   TrainOptions o2 = tiny_options(dir.path.string());
   o2.steps = 12;  // a new total
-  Trainer resumed(second, train, test, o2);
+  Trainer resumed = make_trainer(second, train, test, o2);
   resumed.resume(dir / kCheckpointFile);
   resumed.run();
   EXPECT_TRUE(bit_identical(second->logits, full->logits));
@@ -560,14 +595,14 @@ TEST(CliTrainer, ResumeFromAShorterFinishedRunAndFromSaveEvery) {
   TrainOptions o3 = tiny_options(every_dir.path.string());
   o3.steps = 6;
   o3.save_every = 3;
-  Trainer(saving, train, test, o3).run();
+  make_trainer(saving, train, test, o3).run();
   EXPECT_EQ(step_on_disk, "3");
   EXPECT_EQ(nn::load_safetensors(every_dir / kCheckpointFile).metadata.at("step"), "6");
 
   // A checkpoint of other settings is refused.
   TrainOptions other = tiny_options(dir.path.string());
   other.batch_size = 4;
-  Trainer mismatched(std::make_shared<TinyBernoulli>(4), train, test, other);
+  Trainer mismatched = make_trainer(std::make_shared<TinyBernoulli>(4), train, test, other);
   EXPECT_THROW(mismatched.resume(dir.path.string()), ValueError);
   EXPECT_THROW(mismatched.resume(dir / "missing.safetensors"), IOError);
 }
@@ -576,9 +611,9 @@ TEST(CliTrainer, RejectsImagesOfTheWrongSizeAndOversizedBatches) {
   TempDir dir("trainer_bad");
   const data::MnistData train = synthetic_images(10, 4, 4, 1), test = synthetic_images(4, 4, 4, 2);
   TrainOptions o = tiny_options(dir.path.string());
-  EXPECT_THROW(Trainer(std::make_shared<TinyBernoulli>(3), train, test, o), ValueError);
+  EXPECT_THROW(make_trainer(std::make_shared<TinyBernoulli>(3), train, test, o), ValueError);
   o.batch_size = 11;
-  EXPECT_THROW(Trainer(std::make_shared<TinyBernoulli>(4), train, test, o), ValueError);
+  EXPECT_THROW(make_trainer(std::make_shared<TinyBernoulli>(4), train, test, o), ValueError);
 }
 
 // ---- the commands end to end (registered model, embedded data) --------------------------------------------

@@ -218,7 +218,7 @@ TEST(Allocator, ModelTrainingStepsDoNotCallTheSystemAllocator) {
     nn::Adam optimizer(model->parameters(), {.lr = 1e-3});
     auto step = [&] {
       optimizer.zero_grad();
-      model->loss(c.x).backward();
+      model->loss(c.x, default_generator()).backward();
       optimizer.step();
     };
     step();
@@ -227,6 +227,94 @@ TEST(Allocator, ModelTrainingStepsDoNotCallTheSystemAllocator) {
     for (int i = 0; i < 3; ++i) step();
     EXPECT_EQ(allocator_stats().system_allocs, before) << c.name;
   }
+}
+
+// ---- one composite reference per fused op: value, gradient and second derivative -------------------
+//
+// For every fused op, in float64: the value, the first derivative (the fused backward kernel, no
+// create_graph) and the second derivative (create_graph, what a gradient penalty needs) agree with
+// the composite reference in dgm::reference. The inputs include the kinks exactly: BCE at logit 0,
+// ReLU (linear, embedding_bag) at pre-activation 0.
+void expect_same_to_second_order(const std::function<Tensor(const std::vector<Tensor>&)>& fused_fn,
+                                 const std::function<Tensor(const std::vector<Tensor>&)>& ref_fn, const std::vector<Tensor>& inputs) {
+  Tensor yf = fused_fn(inputs), yr = ref_fn(inputs);
+  ASSERT_EQ(yf.shape(), yr.shape());
+  EXPECT_LT(rel_err(yf, yr), 1e-12) << "value";
+  Tensor w = randn(yf.shape(), {.dtype = DType::Float64});
+  std::vector<Tensor> wrt;
+  for (const Tensor& t : inputs)
+    if (t.requires_grad()) wrt.push_back(t);
+  // first order, through the fused backward kernel (no graph of the gradient)
+  auto gf = autograd::grad({sum(yf * w)}, wrt), gr = autograd::grad({sum(yr * w)}, wrt);
+  for (size_t i = 0; i < wrt.size(); ++i) EXPECT_LT(rel_err(gf[i], gr[i]), 1e-12) << "gradient of input " << i;
+  // second order: d/d(inputs) of sum(v * dL/d(input 0)), with create_graph
+  auto gf2 = autograd::grad({sum(fused_fn(inputs) * w)}, {wrt[0]}, {}, std::nullopt, true)[0];
+  auto gr2 = autograd::grad({sum(ref_fn(inputs) * w)}, {wrt[0]}, {}, std::nullopt, true)[0];
+  EXPECT_LT(rel_err(gf2, gr2), 1e-12) << "gradient with create_graph";
+  if (!gf2.requires_grad() && !gr2.requires_grad()) return;  // the gradient is constant in every input: no second derivative
+  ASSERT_TRUE(gf2.requires_grad() && gr2.requires_grad()) << "one second derivative exists, the other does not";
+  Tensor v = randn(gf2.shape(), {.dtype = DType::Float64});
+  auto hf = autograd::grad({sum(gf2 * v)}, wrt, {}, false, false, true), hr = autograd::grad({sum(gr2 * v)}, wrt, {}, false, false, true);
+  for (size_t i = 0; i < wrt.size(); ++i) {
+    ASSERT_EQ(hf[i].defined(), hr[i].defined()) << "second derivative of input " << i;
+    if (hf[i].defined()) EXPECT_LT(rel_err(hf[i], hr[i]), 1e-12) << "second derivative of input " << i;
+  }
+}
+
+Tensor f64(const Tensor& t, bool grad = true) { return t.to(DType::Float64).detach().requires_grad_(grad); }
+
+TEST(FusedReference, BceAtTheKinkAndBeyond) {
+  manual_seed(21);
+  // logits exactly 0 in the first row (the kink of |x|), large of both signs in the last
+  Tensor x = f64(cat({zeros({1, 6}), randn({2, 6}) * 3.0, tensor({{-40.0, 40.0, -1e-8, 1e-8, 0.0, 0.0}})}, 0));
+  Tensor y = f64((rand({4, 6}) > 0.5).to(DType::Float64), false);
+  expect_same_to_second_order([](auto& a) { return fused::binary_cross_entropy_with_logits(a[0], a[1]); },
+                              [](auto& a) { return reference::binary_cross_entropy_with_logits(a[0], a[1]); }, {x, y});
+  // The values at the kink itself: d/dx = sigmoid(0) - y = 1/2 - y, d2/dx2 = sigmoid'(0) = 1/4.
+  Tensor x0 = f64(zeros({2})), y0 = f64(tensor({0.0, 1.0}), false);
+  for (auto fn : {+[](const Tensor& a, const Tensor& b) { return fused::binary_cross_entropy_with_logits(a, b); },
+                  +[](const Tensor& a, const Tensor& b) { return reference::binary_cross_entropy_with_logits(a, b); }}) {
+    Tensor g = autograd::grad({sum(fn(x0, y0))}, {x0}, {}, false, true)[0];
+    EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{0.5, -0.5}));
+    Tensor h = autograd::grad({sum(g)}, {x0})[0];
+    EXPECT_EQ(h.to_vector<double>(), (std::vector<double>{0.25, 0.25}));
+  }
+}
+
+TEST(FusedReference, LinearAndEmbeddingBagAtTheReluKink) {
+  manual_seed(22);
+  // Inputs whose pre-activation is exactly 0 in some entries: x = 0 rows with a zero bias entry.
+  Tensor x = f64(cat({zeros({2, 5}), randn({3, 5})}, 0));
+  Tensor w = f64(randn({4, 5}));
+  Tensor b = f64(tensor({0.0, 0.3, -0.2, 0.0}));
+  for (auto act : {cpu::LinearActivation::None, cpu::LinearActivation::ReLU, cpu::LinearActivation::GELU}) {
+    SCOPED_TRACE(static_cast<int>(act));
+    expect_same_to_second_order([act](auto& a) { return fused::linear(a[0], a[1], a[2], act); },
+                                [act](auto& a) { return reference::linear(a[0], a[1], a[2], act); }, {x, w, b});
+  }
+  // embedding_bag: two rows that cancel make a pre-activation of exactly 0
+  Tensor table = f64(tensor({{1.0, -2.0, 0.5}, {-1.0, 2.0, -0.5}, {0.25, 0.0, 1.0}}));
+  Tensor idx = tensor({{0, 1}, {2, 2}, {1, 0}}).to(DType::Int64);
+  Tensor bias = f64(tensor({0.0, 0.0, -0.5}));
+  for (auto act : {cpu::LinearActivation::ReLU, cpu::LinearActivation::GELU}) {
+    expect_same_to_second_order([act](auto& a) { return fused::embedding_bag(a[0], a[1], a[2], act); },
+                                [act](auto& a) { return reference::embedding_bag(a[0], a[1], a[2], act); }, {table, idx, bias});
+  }
+}
+
+TEST(FusedReference, CrossEntropyLayerNormAttentionToSecondOrder) {
+  manual_seed(23);
+  Tensor logits = f64(randn({5, 7}) * 2.0);
+  Tensor target = randint(0, 7, {5});
+  expect_same_to_second_order([](auto& a) { return fused::cross_entropy(a[0], a[1]); },
+                              [](auto& a) { return reference::cross_entropy(a[0], a[1]); }, {logits, target});
+  Tensor x = f64(randn({3, 6})), g = f64(randn({6})), bb = f64(randn({6}));
+  expect_same_to_second_order([](auto& a) { return fused::layer_norm(a[0], a[1], a[2]); },
+                              [](auto& a) { return reference::layer_norm(a[0], a[1], a[2]); }, {x, g, bb});
+  Tensor q = f64(randn({1, 2, 4, 3})), k = f64(randn({1, 2, 4, 3})), v = f64(randn({1, 2, 4, 3}));
+  for (bool causal : {false, true})
+    expect_same_to_second_order([causal](auto& a) { return fused::attention(a[0], a[1], a[2], causal); },
+                                [causal](auto& a) { return reference::attention(a[0], a[1], a[2], causal); }, {q, k, v});
 }
 
 }  // namespace

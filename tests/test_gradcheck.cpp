@@ -289,7 +289,7 @@ TEST(GradcheckTable, CatchesAWrongGradient) {
   // A deliberately wrong backward (d/dx x^2 reported as x instead of 2x) must be caught, with
   // a message naming the element and both values.
   auto wrong = [](const Ts& x) -> Ts {
-    return {record1(Op::Mul, {x[0]}, cpu::binary(cpu::Binary::Mul, x[0].array(), x[0].array()), {0},
+    return {record1(Op::Mul, {x[0]}, cpu::binary(cpu::Binary::Mul, x[0].array(), x[0].array()), {save::in(0)},
                     [](const Ts& g, const Ts& s) { return Ts{g[0] * s[0]}; })};
   };
   Generator g(1);

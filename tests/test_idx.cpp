@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/idx.h"
+#include "tools/files.h"
 #include "data/mnist.h"
 #include "tensor/errors.h"
 
@@ -29,7 +30,7 @@ class IdxTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   void write_raw(const std::string& name, const std::vector<uint8_t>& bytes) const {
-    write_file_atomic(path(name), bytes.data(), bytes.size());
+    tools::write_file_atomic(path(name), bytes.data(), bytes.size());
   }
   fs::path dir_;
 };
@@ -86,8 +87,8 @@ TEST_F(IdxTest, ImagesAndLabelsRoundTripRawAndGzip) {
     EXPECT_EQ(read_idx_labels(path("lab" + suffix)), labels);
   }
   // The raw file is exactly header + data; the .gz one really is gzip.
-  EXPECT_EQ(read_file_bytes(path("img")).size(), 16u + 60u);
-  std::vector<uint8_t> gz = read_file_bytes(path("img.gz"));
+  EXPECT_EQ(tools::read_file_bytes(path("img")).size(), 16u + 60u);
+  std::vector<uint8_t> gz = tools::read_file_bytes(path("img.gz"));
   ASSERT_GE(gz.size(), 2u);
   EXPECT_EQ(gz[0], 0x1f);
   EXPECT_EQ(gz[1], 0x8b);

@@ -326,7 +326,7 @@ TEST(ModelsBaselines, TestNLLMatchesThePyTorchPeer) {
       if (auto ind = std::dynamic_pointer_cast<IndependentPixels>(m)) ind->fit(train);
       if (auto mk = std::dynamic_pointer_cast<MarkovChain>(m)) mk->fit(train);
       NoGradGuard no_grad;
-      const double nll = m->loss(test).item();  // -mean log p(x) / 784, nats/dim
+      const double nll = m->loss(test, default_generator()).item();  // -mean log p(x) / 784, nats/dim
       EXPECT_NEAR(nll, c.peer, 1e-4);
       EXPECT_NEAR(nll, c.peer, 1e-8);  // in fact: the same sums in double
     }
@@ -359,14 +359,14 @@ TEST(ModelsTraining, AdamStepsReduceTheLossWhichIsMinusMeanLogProbPerDim) {
     Tensor x = structured_batch(16, D, K, gen);
     {
       NoGradGuard no_grad;
-      const double loss = m->loss(x).item(), from_log_prob = -mean(m->log_prob(x)).item() / static_cast<double>(D);
+      const double loss = m->loss(x, default_generator()).item(), from_log_prob = -mean(m->log_prob(x)).item() / static_cast<double>(D);
       EXPECT_NEAR(loss, from_log_prob, 1e-5 * std::abs(from_log_prob));
     }
     nn::Adam opt(m->parameters(), {.lr = 1e-2});
     double first = 0, last = 0;
     for (int step = 0; step < 6; ++step) {
       opt.zero_grad();
-      Tensor loss = m->loss(x);
+      Tensor loss = m->loss(x, default_generator());
       loss.backward();
       opt.step();
       (step == 0 ? first : last) = loss.item();
@@ -380,11 +380,11 @@ TEST(ModelsTemplate, TrainsOneStepAndItsLossDrops) {
   Generator gen(12);
   Tensor x = structured_batch(8, 16, 2, gen);
   nn::Adam opt(m->parameters(), {.lr = 0.1});
-  Tensor before = m->loss(x);
+  Tensor before = m->loss(x, default_generator());
   before.backward();
   opt.step();
   NoGradGuard no_grad;
-  EXPECT_LT(m->loss(x).item(), before.item());
+  EXPECT_LT(m->loss(x, default_generator()).item(), before.item());
   EXPECT_EQ(m->sample(2, gen).shape(), (Shape{2, 16}));
 }
 

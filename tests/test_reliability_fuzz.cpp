@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path kFuzzDir = fs::path(DGM_DATA_DIR).parent_path() / "tests" / "fuzz";
+const fs::path kFuzzDir = fs::path(DGM_SOURCE_DIR) / "tests" / "fuzz";
 
 // The inputs of one target: its seed corpus and its regressions.
 std::vector<fs::path> inputs_of(const std::string& name) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/idx.h"
+#include "tools/files.h"
 #include "tensor/errors.h"
 #include "tools/image.h"
 #include "tools/plot.h"
@@ -168,7 +169,7 @@ TEST(Image, BadArgumentsAreValueErrors) {
   EXPECT_THROW(make_image_grid(few, 1, 2, 5, 0, 1, 0), ValueError);
   EXPECT_THROW(read_png_gray(temp_path("missing.png")), IOError);
   const std::string bogus = temp_path("bogus.png");
-  data::write_file_atomic(bogus, std::string("not a png"));
+  tools::write_file_atomic(bogus, std::string("not a png"));
   EXPECT_THROW(read_png_gray(bogus), FormatError);
   fs::remove(bogus);
 }
@@ -226,7 +227,7 @@ TEST(Plot, TrainingCurveSvgIsWellFormedAndLabelled) {
 
   const std::string path = temp_path("curves.svg");
   fig.save(path);
-  EXPECT_EQ(data::read_file_bytes(path).size(), svg.size());
+  EXPECT_EQ(tools::read_file_bytes(path).size(), svg.size());
   fs::remove(path);
 }
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "data/idx.h"
+#include "tools/files.h"
 #include "tensor/errors.h"
 
 #pragma GCC diagnostic push
@@ -87,7 +87,7 @@ void save_png_gray(const std::string& path, const uint8_t* pixels, int width, in
   std::vector<uint8_t> png;
   if (!stbi_write_png_to_func(append_to_vector, &png, width, height, 1, pixels, width))
     throw IOError(cat(path, ": PNG encoding of a ", width, "x", height, " image failed"));
-  data::write_file_atomic(path, png.data(), png.size());
+  tools::write_file_atomic(path, png.data(), png.size());
 }
 
 void save_png_gray(const std::string& path, const GrayImage& image) {
@@ -128,7 +128,7 @@ void save_image_grid(const std::string& path, const std::vector<float>& images, 
 }
 
 GrayImage read_png_gray(const std::string& path) {
-  std::vector<uint8_t> bytes = data::read_file_bytes(path);
+  std::vector<uint8_t> bytes = tools::read_file_bytes(path);
   if (bytes.size() > static_cast<size_t>(INT32_MAX)) throw FormatError(cat(path, ": file too large for stb_image"));
   int width = 0, height = 0, channels_in_file = 0;
   uint8_t* decoded = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height,

@@ -8,7 +8,7 @@
 #include <tuple>
 #include <utility>
 
-#include "data/idx.h"
+#include "tools/files.h"
 #include "tensor/errors.h"
 
 namespace dgm::tools {
@@ -717,6 +717,6 @@ std::string Figure::svg() const {
   return out;
 }
 
-void Figure::save(const std::string& path) const { data::write_file_atomic(path, svg()); }
+void Figure::save(const std::string& path) const { tools::write_file_atomic(path, svg()); }
 
 }  // namespace dgm::tools

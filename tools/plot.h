@@ -125,7 +125,7 @@ class Figure {
   Figure& suptitle(const std::string& text);
 
   std::string svg() const;
-  void save(const std::string& path) const;  // atomic: path + ".tmp", then rename
+  void save(const std::string& path) const;  // atomic: tools::write_file_atomic
 
  private:
   int rows_, cols_;

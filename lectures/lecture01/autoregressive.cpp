@@ -16,6 +16,8 @@
 #include "models/registry.h"
 #include "nn/optim.h"
 #include "tensor/errors.h"
+#include "train/data_loader.h"
+#include "train/trainer.h"
 
 namespace dgm::lecture01 {
 
@@ -67,12 +69,11 @@ int64_t count_parameters(const nn::Module& m) {
 }
 
 // Mean NLL per dimension in nats of x under the model, in chunks without gradients.
-double nll_per_dim(models::GenerativeModel& m, const Tensor& x, int64_t chunk = 100) {
-  NoGradGuard no_grad;
-  double total = 0;
-  const int64_t N = x.size(0);
-  for (int64_t i = 0; i < N; i += chunk) total -= sum(m.log_prob(x.narrow(0, i, std::min(chunk, N - i)))).item();
-  return total / double(N * x.size(1));
+// -sum log p(x_i) / (N D) in nats, by the training library's evaluator (batches of 100).
+double nll_per_dim(models::GenerativeModel& m, const Tensor& x) {
+  train::DataLoader loader(train::Dataset::from_tensor(x, Tensor(), m.data_kind(), m.height(), m.width()),
+                           {.batch_size = 100, .shuffle = false, .drop_last = false});
+  return train::test_nll_nats(m, loader);
 }
 
 struct Spec {
@@ -185,24 +186,18 @@ MlpArRun train_mlp_ar_short(const ByteMnist& data, const std::string& head, int6
   const Tensor test = test_images > 0 ? data.test.narrow(0, 0, std::min(test_images, data.test.size(0))) : data.test;
   r.test_bits_init = nll_per_dim(m, test) / kLn2;
 
+  // The training library's loader and step (train/): shuffled epochs of the training digits, and
+  // the model's own step (zero_grad; loss(batch).backward(); Adam).
   Generator gen(seed + 1);
-  const int64_t N = data.train.size(0), D = data.train.size(1);
-  const Tensor train_rows = data.train.contiguous();
-  const int64_t* train = train_rows.data<int64_t>();
+  const int64_t D = data.train.size(1);
+  train::DataLoader loader(train::Dataset::from_tensor(data.train, Tensor(), models::DataKind::Byte, 28, 28),
+                           {.batch_size = batch, .shuffle = true, .drop_last = true, .seed = seed + 1});
   nn::Adam opt(m.parameters(), {.lr = lr});
+  const std::vector<nn::Optimizer*> optimizers{&opt};
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t step = 0; step < steps; ++step) {
-    std::vector<int64_t> v;
-    v.reserve(static_cast<size_t>(batch * D));
-    for (int64_t b = 0; b < batch; ++b) {
-      const int64_t i = gen.randint(0, N);
-      v.insert(v.end(), train + i * D, train + (i + 1) * D);
-    }
-    opt.zero_grad();
-    Tensor loss = m.loss(from_vector(v, {batch, D}));  // -mean log p(x) / D, nats/dim
-    loss.backward();
-    opt.step();
-    r.train_bits.push_back(loss.item() / kLn2);
+    const double loss = m.train_step(loader.next(), gen, optimizers);  // -mean log p(x) / D, nats/dim
+    r.train_bits.push_back(loss / kLn2);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.test_bits = nll_per_dim(m, test) / kLn2;

@@ -3,7 +3,8 @@
 #include <cmath>
 
 #include "lectures/lecture01/autoregressive.h"
-#include "lectures/lecture01/chapter.h"
+#include "lectures/common/figures.h"
+#include "lectures/lecture01/lecture01.h"
 #include "tools/image.h"
 #include "tools/plot.h"
 
@@ -128,7 +129,7 @@ void mlp_markov(Chapter& ch, uint64_t seed) {
     dashed.dashed = true, dashed.color = "black", dashed.line_width = 1;
     ax.axhline(base.markov1_bits, "Markov-1 counting baseline (test)", dashed);
     Style dotted = dashed;
-    dotted.color = "#7f7f7f";
+    dotted.color = lectures::kGrey;
     ax.axhline(base.independent_bits, "independent pixels (test)", dotted);
     ax.log_y().title("mlp_ar, d = 2: a short run").xlabel("Adam step").ylabel("train bits/dim");
   }

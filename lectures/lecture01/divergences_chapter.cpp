@@ -2,7 +2,8 @@
 #include <cmath>
 
 #include "autograd/ops.h"
-#include "lectures/lecture01/chapter.h"
+#include "lectures/common/figures.h"
+#include "lectures/lecture01/lecture01.h"
 #include "lectures/lecture01/divergences.h"
 #include "nn/distributions.h"
 #include "tools/plot.h"
@@ -14,20 +15,7 @@ namespace {
 using tools::Figure;
 using tools::Style;
 
-const char* kBlue = "#1f77b4";
-const char* kRed = "#d62728";
-
-Style colored(const char* color, bool dashed = false, double width = 1.5) {
-  Style s;
-  s.color = color, s.dashed = dashed, s.line_width = width;
-  return s;
-}
-
-std::vector<double> density_curve(const std::vector<double>& xs, const std::function<double(double)>& log_density) {
-  std::vector<double> p;
-  for (double x : xs) p.push_back(std::exp(log_density(x)));
-  return p;
-}
+using namespace lectures;  // the palette, colored(), density_curve()
 
 std::vector<double> grid(double lo, double hi, int points) {
   std::vector<double> xs;

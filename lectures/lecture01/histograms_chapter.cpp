@@ -1,7 +1,8 @@
 // Lecture 1, problem statement: the report section and the figures (numbers from histograms.cpp).
 #include <cmath>
 
-#include "lectures/lecture01/chapter.h"
+#include "lectures/common/figures.h"
+#include "lectures/lecture01/lecture01.h"
 #include "lectures/lecture01/histograms.h"
 #include "tools/image.h"
 #include "tools/plot.h"
@@ -55,7 +56,7 @@ void histogram_1d(Chapter& ch, uint64_t seed) {
     tools::Axes& ax = fig.axes(0, 0);
     ax.bar(centers, fit.mle, "train histogram (counts / n)", bars, 1.0);
     Style learned = Style::markers_only();
-    learned.color = "#d62728", learned.marker_size = 2.5;
+    learned.color = lectures::kRed, learned.marker_size = 2.5;
     ax.plot(centers, fit.learned, "softmax(theta), trained on the NLL", learned);
     Style truth;
     truth.color = "black", truth.line_width = 1, truth.dashed = true;

@@ -1,41 +1,41 @@
 // Lecture 1 of R. Isachenko's Deep Generative Models course as runnable, tested chapters.
 //
-//   tricks       log-derivative trick, Jensen, Monte-Carlo estimation, change of variables, LOTUS,
-//                the Dirac delta                                                    (tricks.h)
-//   histograms   the problem statement: a histogram as a generative model, the curse of
-//                dimensionality on binarized MNIST, conditional models               (histograms.h)
-//   divergences  forward vs reverse KL, the properties of KL, MLE = Monte-Carlo forward KL
-//                                                                                    (divergences.h)
+//   tricks          log-derivative trick, Jensen, Monte-Carlo estimation, change of variables, LOTUS,
+//                   the Dirac delta                                                 (tricks.h)
+//   histograms      the problem statement: a histogram as a generative model, the curse of
+//                   dimensionality on binarized MNIST, conditional models            (histograms.h)
+//   divergences     forward vs reverse KL, the properties of KL, MLE = Monte-Carlo forward KL
+//                                                                                   (divergences.h)
+//   autoregressive  the MLP autoregressive model, ImageGPT and PixelCNN             (autoregressive.h)
 //
-// Every claim is a function returning numbers (so tests check it without files); run() calls them,
-// prints a summary, and writes report.md plus figures under out_dir:
+// Every claim is a function returning numbers (so tests check it without files); the module
+// writers call them, print a summary, and write report.md plus figures. The lecture registers
+// itself in the lecture registry (lectures/common/lecture.h):
 //
-//   dgm::lecture01::run("tricks", {.out_dir = "runs/lecture01"});   // or `dgm lecture01 tricks`
+//   dgm::lecture01::run("tricks", {.out_dir = "runs/lecture01"});   // or `dgm lecture 1 tricks`
 #pragma once
-#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "lectures/common/chapter.h"
+#include "lectures/common/lecture.h"
+
 namespace dgm::lecture01 {
 
-struct Options {
-  std::string out_dir = "runs/lecture01";
-  uint64_t seed = 0;
-  bool quiet = false;  // print nothing on stdout (report.md and the figures are still written)
-  std::string data;    // MNIST source for load_mnist: "" = the embedded 10k digits
-};
+using lectures::Chapter;
+using lectures::ModuleInfo;
+using lectures::Options;
+using lectures::strf;
+using lectures::Table;
 
-struct ModuleInfo {
-  std::string name, title;
-};
+// The module writers (one per row of the module table in lecture01.cpp).
+void write_tricks(Chapter& ch);
+void write_histograms(Chapter& ch);
+void write_divergences(Chapter& ch);
+void write_autoregressive(Chapter& ch);
 
-// The modules in the order run("") runs them.
-const std::vector<ModuleInfo>& modules();
-
-// Runs one module by name, or all of them when name is empty: prints a readable summary to stdout,
-// writes out_dir/report.md (a companion to the slides: per section the formula, what was shown,
-// the numbers, links to figures) and the figures under out_dir/<module>/. report.md holds the
-// sections of the modules of this call. Throws dgm::ValueError for an unknown module name.
+// Lecture 1's modules in the order run("") runs them, and run() itself, through the registry.
+std::vector<ModuleInfo> modules();
 void run(const std::string& name, const Options& opt);
 
 }  // namespace dgm::lecture01

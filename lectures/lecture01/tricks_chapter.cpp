@@ -1,7 +1,8 @@
 // Lecture 1, course tricks: the report section and the figures (the numbers come from tricks.cpp).
 #include <cmath>
 
-#include "lectures/lecture01/chapter.h"
+#include "lectures/common/figures.h"
+#include "lectures/lecture01/lecture01.h"
 #include "lectures/lecture01/tricks.h"
 #include "tools/plot.h"
 
@@ -12,16 +13,7 @@ namespace {
 using tools::Figure;
 using tools::Style;
 
-const char* kBlue = "#1f77b4";
-const char* kOrange = "#ff7f0e";
-const char* kGreen = "#2ca02c";
-const char* kRed = "#d62728";
-
-Style colored(const char* color, bool dashed = false, double width = 1.5) {
-  Style s;
-  s.color = color, s.dashed = dashed, s.line_width = width;
-  return s;
-}
+using namespace lectures;  // the palette, colored(), density_curve()
 
 void log_derivative(Chapter& ch, uint64_t seed) {
   ch.section("Log-derivative trick", "\\nabla \\log f(\\mathbf{x}) = \\frac{1}{f(\\mathbf{x})} \\nabla f(\\mathbf{x})",

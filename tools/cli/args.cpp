@@ -1,7 +1,7 @@
 // The `dgm` command-line grammar; see args.h.
 #include "tools/cli/args.h"
 
-#include "lectures/lecture01/lecture01.h"
+#include "lectures/common/lecture.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -27,17 +27,17 @@ struct FlagSpec {
 const std::vector<FlagSpec>& flag_specs() {
   using C = Command;
   static const std::vector<FlagSpec> specs = {
-      {"data", true, {C::Train, C::Eval, C::Sample, C::Lecture01}},
+      {"data", true, {C::Train, C::Eval, C::Sample, C::Lecture}},
       {"steps", true, {C::Train}},
       {"epochs", true, {C::Train}},
       {"batch", true, {C::Train, C::Eval}},
       {"lr", true, {C::Train}},
-      {"seed", true, {C::Train, C::Sample, C::Lecture01}},
-      {"threads", true, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture01}},
-      {"out", true, {C::Train, C::Sample, C::Lecture01}},
+      {"seed", true, {C::Train, C::Sample, C::Lecture}},
+      {"threads", true, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture}},
+      {"out", true, {C::Train, C::Sample, C::Lecture}},
       {"resume", true, {C::Train}},
       {"save-every", true, {C::Train}},
-      {"quiet", false, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture01}},
+      {"quiet", false, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture}},
       {"detect-anomaly", false, {C::Train}},
       {"checkpoint", true, {C::Eval, C::Sample}},
       {"n", true, {C::Train, C::Sample}},
@@ -62,14 +62,22 @@ bool accepts(const FlagSpec& spec, Command c) {
   return std::find(spec.commands.begin(), spec.commands.end(), c) != spec.commands.end();
 }
 
+// "lecture01" -> 1: the old spelling of `dgm lecture 1`, kept as an alias; 0 for anything else.
+int lecture_alias(const std::string& word) {
+  if (word.size() != 9 || word.rfind("lecture", 0) != 0 || !std::isdigit(static_cast<unsigned char>(word[7])) ||
+      !std::isdigit(static_cast<unsigned char>(word[8])))
+    return 0;
+  return (word[7] - '0') * 10 + (word[8] - '0');
+}
+
 Command parse_command(const std::string& word) {
   static const std::map<std::string, Command> commands = {{"train", Command::Train},   {"eval", Command::Eval},
                                                           {"sample", Command::Sample}, {"bench", Command::Bench},
-                                                          {"lecture01", Command::Lecture01}};
+                                                          {"lecture", Command::Lecture}};
   auto it = commands.find(word);
-  if (it == commands.end())
-    throw UsageError(cat("unknown command '", word, "' (expected train, eval, sample, bench or lecture01; see dgm --help)"));
-  return it->second;
+  if (it != commands.end()) return it->second;
+  if (lecture_alias(word) > 0) return Command::Lecture;
+  throw UsageError(cat("unknown command '", word, "' (expected train, eval, sample, bench or lecture; see dgm --help)"));
 }
 
 // A model flag's value as JSON: an integer, a number, true/false, or else a string.
@@ -133,8 +141,9 @@ void validate(const CliArgs& a) {
     throw UsageError(cat("dgm ", command_name(a.command), ": missing MODEL (see dgm ", command_name(a.command), " --help)"));
   if ((a.command == Command::Eval || a.command == Command::Sample) && a.checkpoint.empty())
     throw UsageError(cat("dgm ", command_name(a.command), ": missing --checkpoint FILE"));
-  if (a.command == Command::Lecture01 && a.names.size() > 1)
-    throw UsageError(cat("dgm lecture01: expected at most one MODULE, got ", a.names.size()));
+  if (a.command == Command::Lecture && a.lecture == 0) throw UsageError(cat("dgm lecture: missing the lecture number N (", lectures::available(), ")"));
+  if (a.command == Command::Lecture && a.names.size() > 1)
+    throw UsageError(cat("dgm lecture ", a.lecture, ": expected at most one MODULE, got ", a.names.size()));
   if (a.command == Command::Train && !a.resume.empty() && !a.model_config.empty())
     throw UsageError(cat("dgm train --resume: the model's hyper-parameters come from the checkpoint; drop --",
                          a.model_config.begin().key()));
@@ -148,7 +157,7 @@ const char* command_name(Command c) {
     case Command::Eval: return "eval";
     case Command::Sample: return "sample";
     case Command::Bench: return "bench";
-    case Command::Lecture01: return "lecture01";
+    case Command::Lecture: return "lecture";
     case Command::None: break;
   }
   return "";
@@ -190,8 +199,14 @@ CliArgs help_request(const std::vector<std::string>& args) {
   if (words.empty()) return a;
   try {
     a.command = parse_command(words[0]);
+    a.lecture = lecture_alias(words[0]);
   } catch (const UsageError&) {
     return a;  // the overview
+  }
+  if (a.command == Command::Lecture && a.lecture == 0 && words.size() > 1) {
+    int number = 0;
+    auto [end, ec] = std::from_chars(words[1].data(), words[1].data() + words[1].size(), number);
+    if (ec == std::errc() && end == words[1].data() + words[1].size()) a.lecture = number;
   }
   if (words.size() > 1 && (a.command == Command::Train || a.command == Command::Eval || a.command == Command::Sample))
     a.model = words[1];
@@ -210,8 +225,12 @@ CliArgs parse_strict(const std::vector<std::string>& args) {
     }
     if (only_positional || word.size() < 2 || word[0] != '-' || (word[1] != '-' && !std::isalpha(static_cast<unsigned char>(word[1])))) {
       // A positional word: the command, then its arguments. ("-1" is a word, not a flag.)
-      if (a.command == Command::None) a.command = parse_command(word);
-      else positional.push_back(word);
+      if (a.command == Command::None) {
+        a.command = parse_command(word);
+        a.lecture = lecture_alias(word);
+      } else {
+        positional.push_back(word);
+      }
       continue;
     }
     if (word == "--") {
@@ -267,9 +286,18 @@ CliArgs parse_strict(const std::vector<std::string>& args) {
   const bool takes_model = a.command == Command::Train || a.command == Command::Eval || a.command == Command::Sample;
   if (takes_model && !positional.empty()) a.model = positional[0];
   if (!takes_model) a.names = positional;
+  if (a.command == Command::Lecture && a.lecture == 0 && !a.names.empty()) {  // dgm lecture N [MODULE]
+    const std::string n = a.names.front();
+    int64_t number = 0;
+    auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), number);
+    if (ec != std::errc() || end != n.data() + n.size() || number < 1 || number > 99)
+      throw UsageError(cat("dgm lecture: expected a lecture number N, got '", n, "' (", lectures::available(), ")"));
+    a.lecture = static_cast<int>(number);
+    a.names.erase(a.names.begin());
+  }
   if (a.help) return a;  // --help wins over everything else on the line
 
-  if (a.command == Command::None) throw UsageError("missing command (train, eval, sample, bench or lecture01; see dgm --help)");
+  if (a.command == Command::None) throw UsageError("missing command (train, eval, sample, bench or lecture; see dgm --help)");
   if (takes_model && positional.size() > 1)
     throw UsageError(cat("dgm ", command_name(a.command), ": unexpected argument '", positional[1], "' (one MODEL only)"));
   validate(a);
@@ -344,7 +372,7 @@ std::string usage(Command command) {
             "  sample MODEL --checkpoint F [--n N] [--complete K]\n"
             "                          draw samples (or complete test images) into a PNG grid\n"
             "  bench [NAME...]         speed figures, NAME VALUE UNIT per line (comparable with PyTorch's)\n"
-            "  lecture01 [MODULE]      the lecture-1 demonstrations\n\n"
+            "  lecture N [MODULE]      the demonstrations of lecture N (lecture01 = lecture 1)\n\n"
             "`dgm COMMAND --help` describes a command's flags.\n\n"
          << model_list()
          << "\nExit codes: 0 success, 1 error while running, 2 bad command line.\n";
@@ -355,7 +383,8 @@ std::string usage(Command command) {
             "(and at the end of the run) and writes into --out:\n"
             "  model.safetensors   weights + optimiser and data-order state (every epoch, every --save-every steps)\n"
             "  samples.png         a grid of --n samples     curves.svg   train loss per step, test NLL per epoch\n"
-            "  log.csv             step,epoch,train_loss,test_nll (in the unit of the final line)\n"
+            "  curves-time.svg     the same curves against seconds of training\n"
+            "  log.csv             step,epoch,train_loss,test_nll,seconds (losses in the unit of the final line)\n"
             "and ends with the line `test_nll VALUE nats/dim` (binary data) or `... bits/dim` (8-bit data).\n\n"
             "Flags:\n"
             "  --data SRC          \"\" or mnist (embedded 10k digits, default), fashion-mnist, or an MNIST folder\n"
@@ -406,7 +435,7 @@ std::string usage(Command command) {
     case Command::Bench:
       os << "Usage: dgm bench [NAME...]\n\n"
             "Prints NAME VALUE UNIT per workload: the median of at least 5 runs after warm-up, the same\n"
-            "methodology and names as /work/shared/peers/pytorch_ref.py. Without NAMEs, runs them all:\n"
+            "methodology and names as the PyTorch peer scripts (bench/README.md). Without NAMEs, runs them all:\n"
             "  gemm_256 gemm_512 gemm_1024          GFLOP/s of an n x n x n float32 product\n"
             "  mlp_ar_step_B16                      ms per Adam step of mlp_ar, batch 16, random 8-bit data\n"
             "  imagegpt_step_B32_d64_h4_l2          ms per Adam step of imagegpt (d 64, 4 heads, 2 layers), batch 32\n"
@@ -415,11 +444,14 @@ std::string usage(Command command) {
             "Flags:\n"
          << kCommonFlags;
       break;
-    case Command::Lecture01:
-      os << "Usage: dgm lecture01 [MODULE] [--out DIR] [--seed S] [--data SRC] [--quiet]\n\n"
-            "Runs the lecture-1 demonstrations (all of them, or one MODULE) and writes report.md and\n"
-            "figures under --out (default runs/lecture01). Modules:\n";
-      for (const auto& m : lecture01::modules()) os << "  " << m.name << std::string(m.name.size() < 14 ? 14 - m.name.size() : 1, ' ') << m.title << "\n";
+    case Command::Lecture:
+      os << "Usage: dgm lecture N [MODULE] [--out DIR] [--seed S] [--data SRC] [--quiet]\n\n"
+            "Runs the demonstrations of lecture N (all of them, or one MODULE) and writes report.md and\n"
+            "figures under --out (default runs/lectureNN). `dgm lecture01` is `dgm lecture 1`.\n";
+      for (const lectures::Lecture& l : lectures::all()) {
+        os << "\nLecture " << l.number << ", " << l.title << ". Modules:\n";
+        for (const auto& m : l.modules) os << "  " << m.info.name << std::string(m.info.name.size() < 14 ? 14 - m.info.name.size() : 1, ' ') << m.info.title << "\n";
+      }
       os << "\nFlags:\n" << kCommonFlags;
       break;
   }

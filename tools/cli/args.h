@@ -4,7 +4,7 @@
 //
 //   dgm train MODEL [flags]                 dgm eval MODEL --checkpoint F
 //   dgm sample MODEL --checkpoint F --n N [--complete K]
-//   dgm bench [NAME...]                     dgm lecture01 [MODULE]
+//   dgm bench [NAME...]                     dgm lecture N [MODULE]   (dgm lecture01 = dgm lecture 1)
 //
 // Flags take a value as `--flag VALUE` or `--flag=VALUE`. A mistake on the command line (an unknown
 // flag, a non-numeric or out-of-range value, a missing argument) is a UsageError: `dgm` prints it as
@@ -27,7 +27,7 @@ struct UsageError : Error {
   using Error::Error;
 };
 
-enum class Command { None, Train, Eval, Sample, Bench, Lecture01 };
+enum class Command { None, Train, Eval, Sample, Bench, Lecture };
 const char* command_name(Command c);  // "train", ...; "" for None
 
 struct CliArgs {
@@ -35,6 +35,7 @@ struct CliArgs {
   bool help = false;                  // --help / -h anywhere, or `dgm help [COMMAND]`
   std::string model;                  // train / eval / sample
   std::vector<std::string> names;     // bench workloads, or the lecture module
+  int lecture = 0;                    // dgm lecture N: N (0 = not given)
 
   // common flags (defaults as in the usage text)
   std::string data;                   // --data: "" = the embedded 10k digits

@@ -56,7 +56,7 @@ double adam_step_ms(models::GenerativeModel& model, const Tensor& x) {
   nn::Adam optimizer(model.parameters(), {.lr = 1e-3});
   auto step = [&] {
     optimizer.zero_grad();
-    model.loss(x).backward();
+    model.loss(x, default_generator()).backward();
     optimizer.step();
   };
   return median_seconds(step, 2, 5) * 1e3;

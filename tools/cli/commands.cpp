@@ -1,8 +1,6 @@
 // The `dgm` commands; see commands.h.
 #include "tools/cli/commands.h"
 
-#include "lectures/lecture01/lecture01.h"
-
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -14,13 +12,15 @@
 #include "models/registry.h"
 #include "nn/serialize.h"
 #include "tensor/kernels.h"
+#include "lectures/common/lecture.h"
 #include "tools/cli/bench.h"
-#include "tools/cli/trainer.h"
 #include "tools/image.h"
+#include "train/trainer.h"
 
 namespace dgm::cli {
 
 namespace fs = std::filesystem;
+using namespace dgm::train;
 
 namespace {
 
@@ -132,10 +132,11 @@ LoadedModel load_checkpoint_model(const CliArgs& args) {
   return loaded;
 }
 
-void print_nll(std::ostream& out, double value, const std::string& unit) {
+// "test_nll 0.10592 nats/dim" (or test_nll_bound / test_loss, as the model's objective() says).
+void print_nll(std::ostream& out, const std::string& label, double value, const std::string& unit) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.5f", value);
-  out << "test_nll " << buf << " " << unit << "\n" << std::flush;
+  out << label << " " << buf << " " << unit << "\n" << std::flush;
 }
 
 // `dgm train MODEL --help`: the model's description and default hyper-parameters.
@@ -251,7 +252,8 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
         << " at lr " << options.lr << " (the model's defaults where --steps/--epochs/--lr are not given)\n";
 
   options.stop = &g_stop;
-  Trainer trainer(model, train, test, options);
+  const models::DataKind kind = model->data_kind();
+  Trainer trainer(model, Dataset::from_mnist(train, kind), Dataset::from_mnist(test, kind), options);
   if (!resume_file.empty()) {
     trainer.resume(resume_file);
     if (!args.quiet) err << "resuming at step " << trainer.step() << " of " << trainer.total_steps() << "\n";
@@ -266,7 +268,7 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
         << " --resume " << options.out_dir << "\n";
     return 130;
   }
-  print_nll(out, result.test_nll, result.unit);
+  print_nll(out, result.label, result.test_nll, result.unit);
   return 0;
 }
 
@@ -279,9 +281,10 @@ int run_eval(const CliArgs& args, std::ostream& out, std::ostream& err) {
   if (test.rows != loaded.model->height() || test.cols != loaded.model->width())
     throw ValueError(cat("eval: the test images are ", test.rows, "x", test.cols, ", the model expects ", loaded.model->height(), "x",
                          loaded.model->width()));
-  DataLoader loader(test, loaded.model->data_kind(), {.batch_size = args.batch, .shuffle = false, .drop_last = false});
-  const double nll = to_report_unit(test_nll_nats(*loaded.model, loader, args.quiet, &err), loaded.model->data_kind());
-  print_nll(out, nll, models::nll_unit(loaded.model->data_kind()));
+  const models::DataKind kind = loaded.model->data_kind();
+  DataLoader loader(Dataset::from_mnist(test, kind), {.batch_size = args.batch, .shuffle = false, .drop_last = false});
+  const double nll = to_report_unit(test_nll_nats(*loaded.model, loader, args.quiet, &err), kind);
+  print_nll(out, models::objective_label(loaded.model->objective()), nll, models::nll_unit(kind));
   return 0;
 }
 
@@ -310,11 +313,11 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream&) {
   const std::string src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
   const data::MnistData test = data::load_mnist(src, data::Split::Test);
   if (args.n > test.n) throw UsageError(cat("--n ", args.n, ": the test split has only ", test.n, " images to complete"));
-  DataLoader loader(test, model.data_kind(), {.batch_size = test.n, .shuffle = false, .drop_last = false});
   std::vector<int64_t> picks;  // image i * test.n / n for i < n
   for (int64_t i = 0; i < args.n; ++i) picks.push_back(i * test.n / args.n);
-  Tensor x = index_select(loader.batch(0), 0, from_vector(picks, {args.n}));  // (n, D)
-  Tensor completed = model.complete(x, k, gen);  // (n, D)
+  const models::Batch given_batch = Dataset::from_mnist(test, model.data_kind()).gather(picks);  // x (n, D), labels
+  const Tensor& x = given_batch.x;
+  Tensor completed = model.complete(given_batch, k, gen);  // (n, D)
   if (completed.dim() != 2 || completed.size(0) != args.n || completed.size(1) != dim)
     throw ShapeError(cat("complete: expected (", args.n, ", ", dim, "), got ", shape_str(completed.shape())));
 
@@ -352,17 +355,18 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
       case Command::Eval: return run_eval(args, out, err);
       case Command::Sample: return run_sample(args, out, err);
       case Command::Bench: run_bench(args.names, out); return 0;
-      case Command::Lecture01: {
-        lecture01::Options opt;
-        if (!args.out.empty()) opt.out_dir = args.out;
+      case Command::Lecture: {
+        const lectures::Lecture* lecture = lectures::find_lecture(args.lecture);
+        if (lecture == nullptr) throw UsageError(cat("dgm lecture: no lecture ", args.lecture, " (", lectures::available(), ")"));
+        lectures::Options opt;
+        opt.out_dir = args.out.empty() ? lectures::default_out_dir(*lecture) : args.out;
         opt.seed = args.seed;
         opt.quiet = args.quiet;
         opt.data = args.data;
         const std::string module = args.names.empty() ? "" : args.names[0];
-        bool known = module.empty();
-        for (const auto& m : lecture01::modules()) known |= m.name == module;
-        if (!known) throw UsageError(cat("dgm lecture01: unknown module '", module, "' (see dgm lecture01 --help)"));
-        lecture01::run(module, opt);
+        if (!module.empty() && lecture->find(module) == nullptr)
+          throw UsageError(cat("dgm lecture ", args.lecture, ": unknown module '", module, "' (see dgm lecture ", args.lecture, " --help)"));
+        lectures::run(*lecture, module, opt);
         return 0;
       }
       case Command::None: break;

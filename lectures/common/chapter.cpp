@@ -1,4 +1,4 @@
-#include "lectures/lecture01/chapter.h"
+#include "lectures/common/chapter.h"
 
 #include <algorithm>
 #include <cstdarg>
@@ -8,7 +8,7 @@
 
 #include "tools/plot.h"
 
-namespace dgm::lecture01 {
+namespace dgm::lectures {
 
 std::string strf(const char* format, ...) {
   va_list args;
@@ -23,9 +23,9 @@ std::string strf(const char* format, ...) {
   return out;
 }
 
-Chapter::Chapter(const Options& options, const ModuleInfo& module) : opt_(options), module_(module) {
+Chapter::Chapter(const Options& options, int lecture, const ModuleInfo& module) : opt_(options), lecture_(lecture), module_(module) {
   std::filesystem::create_directories(std::filesystem::path(opt_.out_dir) / module_.name);
-  md_ += "## " + module_.title + " (`dgm lecture01 " + module_.name + "`)\n\n";
+  md_ += "## " + module_.title + " (`dgm lecture " + std::to_string(lecture_) + " " + module_.name + "`)\n\n";
   out("\n=== " + module_.title + " (" + module_.name + ") ===\n");
 }
 
@@ -99,4 +99,4 @@ void Chapter::image(const std::string& file, const std::string& caption) {
   out("  [figure] " + path(file) + " -- " + caption + "\n");
 }
 
-}  // namespace dgm::lecture01
+}  // namespace dgm::lectures

@@ -1,4 +1,4 @@
-// What every lecture-1 module uses to show its results: a Chapter prints a readable summary to
+// What every lecture module uses to show its results: a Chapter prints a readable summary to
 // stdout and, in parallel, writes its section of report.md (formulas in LaTeX, tables, links to the
 // figures it saved under out_dir/<module>/).
 //
@@ -8,19 +8,19 @@
 //     ch.figure(fig, "jensen.svg", "the gap E log x - log E x against the spread of x");
 //   }
 //
-// A new module (e.g. the autoregressive chapter) writes one `void write_X(Chapter&)` and adds one
-// row to the module table in lecture01.cpp.
+// A new module writes one `void write_X(Chapter&)` and adds one row to its lecture's module table
+// (lectures/lectureNN/lectureNN.cpp; see lectures/common/lecture.h).
 #pragma once
 #include <string>
 #include <vector>
 
-#include "lectures/lecture01/lecture01.h"
+#include "lectures/common/lecture.h"
 
 namespace dgm::tools {
 class Figure;
 }
 
-namespace dgm::lecture01 {
+namespace dgm::lectures {
 
 // printf into a std::string (GCC 12 has no std::format).
 std::string strf(const char* format, ...) __attribute__((format(printf, 1, 2)));
@@ -33,11 +33,13 @@ struct Table {
 
 class Chapter {
  public:
-  // Creates out_dir/<module>/ for the figures.
-  Chapter(const Options& options, const ModuleInfo& module);
+  // Creates out_dir/<module>/ for the figures. `lecture` is the lecture's number (for the report's
+  // `dgm lecture N MODULE` line).
+  Chapter(const Options& options, int lecture, const ModuleInfo& module);
 
   const Options& options() const { return opt_; }
   const ModuleInfo& module() const { return module_; }
+  int lecture() const { return lecture_; }
 
   // A section: its title, the formula it demonstrates (LaTeX for the report, plain text for the console).
   void section(const std::string& title, const std::string& latex, const std::string& plain);
@@ -59,14 +61,9 @@ class Chapter {
  private:
   void out(const std::string& s) const;
   Options opt_;
+  int lecture_ = 0;
   ModuleInfo module_;
   std::string md_;
 };
 
-// The module writers (one per row of the module table).
-void write_tricks(Chapter& ch);
-void write_histograms(Chapter& ch);
-void write_divergences(Chapter& ch);
-void write_autoregressive(Chapter& ch);
-
-}  // namespace dgm::lecture01
+}  // namespace dgm::lectures

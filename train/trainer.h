@@ -1,21 +1,26 @@
-// The generic trainer behind `dgm train`: any models::GenerativeModel, Adam, MNIST batches.
+// The generic trainer — behind `dgm train`, and usable from lecture programs and homework code
+// (find_package(dgm), target dgm::train): any models::GenerativeModel, Adam, batches of a Dataset.
 //
-//   for each step:   x = next batch (B, D);  loss = model.loss(x)  (mean NLL per dim, nats);
-//                    loss.backward();  Adam step
+//   for each step:   batch = next (x (B, D), labels y);  model.train_step(batch, gen, optimisers)
+//                    (by default: loss = model.loss(batch, gen), the mean NLL per dim in nats;
+//                    loss.backward(); an Adam step — a model with several optimisers overrides it)
 //   each epoch end:  test NLL = -sum_i log p(x_i) / (N D) over the test split, in nats/dim for
-//                    binary data and bits/dim (= nats/dim / ln 2) for 8-bit data;
-//                    samples.png, curves.svg and the checkpoint model.safetensors are rewritten
-//   every step:      a row of log.csv: step,epoch,train_loss,test_nll (losses in the report unit)
+//                    binary data and bits/dim (= nats/dim / ln 2) for 8-bit data; a bound when the
+//                    model's objective() says so, its mean loss when it has no likelihood;
+//                    samples.png, curves.svg, curves-time.svg and model.safetensors are rewritten
+//   every step:      a row of log.csv: step,epoch,train_loss,test_nll,seconds (losses in the report
+//                    unit, seconds of training since the run began, resumes included)
 //
 // A checkpoint holds everything a run needs to continue bit for bit: the model's tensors under
 // their own names (so nn::load_safetensors / Python's safetensors read them as usual), the Adam
-// state as "optimizer.<i>.exp_avg" ..., the loss history as "trainer.*" tensors, and in the
+// state as "optimizer.<i>.exp_avg" ... (with several optimisers "optimizer.<group>.<i>.exp_avg"), the loss history as "trainer.*" tensors, and in the
 // metadata the model name and config, the step, the data order (DataLoader::state) and the default
 // generator's state (dropout draws from it). See Trainer::save_checkpoint for the keys.
 //
 // Reproducibility: seed the default generator (dgm::manual_seed(seed)) before building the model;
 // then the same seed and options give the same parameters, bit for bit, whether the run is done in
-// one go or interrupted and resumed from any checkpoint.
+// one go or interrupted and resumed from any checkpoint. The model's stochastic loss (dropout,
+// dequantisation noise, sampled latents) draws from the default generator, which the checkpoint keeps.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -24,13 +29,13 @@
 #include <string>
 #include <vector>
 
-#include "data/mnist.h"
 #include "models/model.h"
 #include "nn/optim.h"
 #include "nn/serialize.h"
-#include "tools/cli/data_loader.h"
+#include "train/data_loader.h"
+#include "train/dataset.h"
 
-namespace dgm::cli {
+namespace dgm::train {
 
 struct TrainOptions {
   std::string model_name;        // as registered; recorded in the checkpoint for eval/sample/resume
@@ -40,7 +45,7 @@ struct TrainOptions {
   int64_t batch_size = 32;
   double lr = 1e-3;
   uint64_t seed = 0;             // data order and the samples in samples.png
-  std::string out_dir;           // where the four files go (created if missing)
+  std::string out_dir;           // where the run's files go (created if missing)
   int64_t save_every = 0;        // also checkpoint every N steps (0: epoch ends and the end only)
   int64_t num_samples = 64;      // images in samples.png
   bool quiet = false;            // no progress bars or epoch lines
@@ -54,6 +59,7 @@ struct TrainOptions {
 
 struct TrainResult {
   double test_nll = 0;        // in `unit`; NaN when interrupted before the final evaluation
+  std::string label;          // what test_nll is: "test_nll", "test_nll_bound" or "test_loss" (models::objective_label)
   std::string unit;           // "nats/dim" or "bits/dim"
   int64_t steps = 0;          // steps done in total (including those before a resume)
   bool interrupted = false;
@@ -61,17 +67,18 @@ struct TrainResult {
 
 // The names of the files a run writes in its folder.
 inline constexpr const char* kCheckpointFile = "model.safetensors";
-inline constexpr const char* kSamplesFile = "samples.png";
-inline constexpr const char* kCurvesFile = "curves.svg";
+inline constexpr const char* kSamplesFile = "samples.png";      // images; 2-D continuous data: samples.svg
+inline constexpr const char* kSamplesPlotFile = "samples.svg";
+inline constexpr const char* kCurvesFile = "curves.svg";         // losses against steps
+inline constexpr const char* kTimeCurvesFile = "curves-time.svg";  // the same against seconds
 inline constexpr const char* kLogFile = "log.csv";
 // The "format" metadata of a checkpoint written by Trainer::save_checkpoint.
 inline constexpr const char* kCheckpointFormat = "dgm-train-checkpoint/1";
 
 class Trainer {
  public:
-  // The data must have model.height() x model.width() pixels per image.
-  Trainer(std::shared_ptr<models::GenerativeModel> model, const data::MnistData& train, const data::MnistData& test,
-          TrainOptions options);
+  // The data must be of the model's kind, with model.dim() values per example.
+  Trainer(std::shared_ptr<models::GenerativeModel> model, Dataset train, Dataset test, TrainOptions options);
 
   // Continues from a checkpoint written by save_checkpoint (a file, or a run folder holding
   // model.safetensors): model, optimiser, data order, default generator and loss history. Call
@@ -84,7 +91,14 @@ class Trainer {
   int64_t total_steps() const { return total_steps_; }
   int64_t steps_per_epoch() const { return train_loader_.num_batches(); }
   const models::GenerativeModel& model() const { return *model_; }
-  const nn::Adam& optimizer() const { return *optimizer_; }
+  // The optimisers, one per models::GenerativeModel::optimizer_groups() entry.
+  const nn::Adam& optimizer(size_t i = 0) const { return *optimizers_.at(i); }
+  size_t num_optimizers() const { return optimizers_.size(); }
+  // The history, in the report unit (train loss per step; test figures at eval_steps).
+  const std::vector<double>& train_losses() const { return train_loss_; }
+  const std::vector<int64_t>& eval_steps() const { return eval_steps_; }
+  const std::vector<double>& test_values() const { return test_nll_; }
+  const std::vector<double>& seconds() const { return seconds_; }
 
  private:
   double evaluate();            // test NLL in the report unit; appends to the history
@@ -98,18 +112,23 @@ class Trainer {
   std::shared_ptr<models::GenerativeModel> model_;
   TrainOptions options_;
   DataLoader train_loader_, test_loader_;
-  std::unique_ptr<nn::Adam> optimizer_;
+  std::vector<models::OptimizerGroup> groups_;
+  std::vector<std::unique_ptr<nn::Adam>> optimizers_;
+  std::vector<nn::Optimizer*> optimizer_ptrs_;
   int64_t step_ = 0, total_steps_ = 0;
   // History, in the report unit: train loss of steps 1..step_, test NLL at eval_steps_.
   std::vector<double> train_loss_;
   std::vector<int64_t> eval_steps_;
   std::vector<double> test_nll_;
+  std::vector<double> seconds_;  // seconds of training at the end of steps 1..step_
 };
 
-// -sum_i log p(x_i) / (N D) over every image of `loader` (in its file order), in nats/dim.
+// -sum_i log p(x_i) / (N D) over every example of `loader` (in its file order), in nats/dim — a
+// bound for a model whose objective() is NLLBound; for a model without a likelihood
+// (Objective::None), its mean loss on the batches, with noise drawn from a generator seeded 0.
 // Runs in eval mode without a graph; restores the model's training mode.
 double test_nll_nats(models::GenerativeModel& model, const DataLoader& loader, bool quiet = true, std::ostream* log = nullptr);
-// nats/dim for binary data; bits/dim (divided by ln 2) for 8-bit data.
+// nats/dim for binary and continuous data; bits/dim (divided by ln 2) for 8-bit data.
 double to_report_unit(double nats_per_dim, models::DataKind kind);
 
 // A run folder -> its model.safetensors; a file -> itself. IOError if there is no such file.
@@ -121,4 +140,4 @@ nn::NamedTensors model_tensors(const nn::SafetensorsFile& checkpoint);
 void save_samples_png(const std::string& path, const Tensor& images, models::DataKind kind, int64_t rows, int64_t cols,
                       int grid_rows = 0);
 
-}  // namespace dgm::cli
+}  // namespace dgm::train

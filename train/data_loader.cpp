@@ -1,17 +1,14 @@
-// Shuffled int64 batches of MNIST images; see data_loader.h.
-#include "tools/cli/data_loader.h"
+// Shuffled batches of a Dataset; see data_loader.h.
+#include "train/data_loader.h"
 
 #include <algorithm>
 #include <numeric>
 
-namespace dgm::cli {
+namespace dgm::train {
 
-DataLoader::DataLoader(const data::MnistData& data, models::DataKind kind, DataLoaderOptions options)
-    : kind_(kind), options_(options), n_(data.n), dim_(data.pixels_per_image()), gen_(options.seed) {
+DataLoader::DataLoader(Dataset data, DataLoaderOptions options)
+    : data_(std::move(data)), options_(options), n_(data_.size()), gen_(options.seed) {
   if (options_.batch_size < 1) throw ValueError(cat("DataLoader: batch_size must be positive, got ", options_.batch_size));
-  if (static_cast<int64_t>(data.pixels.size()) != n_ * dim_)
-    throw ValueError(cat("DataLoader: ", data.pixels.size(), " pixels for ", n_, " images of ", data.rows, "x", data.cols));
-  pixels_ = kind == models::DataKind::Binary ? data::binarize(data.pixels) : data.pixels;
   order_.resize(static_cast<size_t>(n_));
   std::iota(order_.begin(), order_.end(), int64_t{0});  // file order until the first epoch begins
 }
@@ -31,32 +28,17 @@ void DataLoader::begin_epoch() {
   position_ = 0;
 }
 
-Tensor DataLoader::next() {
+Batch DataLoader::next() {
   if (num_batches() == 0)
     throw ValueError(cat("DataLoader: ", n_, " images make no batch of ", options_.batch_size, options_.drop_last ? " (drop_last)" : ""));
   if (epoch_ < 0 || position_ >= num_batches()) begin_epoch();
   return batch(position_++);
 }
 
-Tensor DataLoader::batch(int64_t i) const {
+Batch DataLoader::batch(int64_t i) const {
   if (i < 0 || i >= num_batches()) throw IndexError(cat("DataLoader::batch: index ", i, " outside [0, ", num_batches(), ")"));
   const int64_t start = i * options_.batch_size;
-  return gather(order_.data() + start, std::min(options_.batch_size, n_ - start));
-}
-
-Tensor DataLoader::gather(const int64_t* indices, int64_t count) const {
-  std::vector<int64_t> values(static_cast<size_t>(count * dim_));
-  for (int64_t r = 0; r < count; ++r) {
-    const uint8_t* src = pixels_.data() + indices[r] * dim_;
-    std::copy(src, src + dim_, values.begin() + r * dim_);
-  }
-  return from_vector(values, {count, dim_});
-}
-
-Tensor DataLoader::all() const {
-  std::vector<int64_t> file_order(static_cast<size_t>(n_));
-  std::iota(file_order.begin(), file_order.end(), int64_t{0});
-  return gather(file_order.data(), n_);
+  return data_.gather(order_.data() + start, std::min(options_.batch_size, n_ - start));
 }
 
 nlohmann::json DataLoader::state() const {
@@ -83,4 +65,4 @@ void DataLoader::set_state(const nlohmann::json& state) {
   }
 }
 
-}  // namespace dgm::cli
+}  // namespace dgm::train

@@ -1,5 +1,5 @@
 // The generic trainer; see trainer.h.
-#include "tools/cli/trainer.h"
+#include "train/trainer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -11,11 +11,12 @@
 #include <map>
 #include <optional>
 
+#include "tools/files.h"
 #include "tools/image.h"
 #include "tools/plot.h"
 #include "tools/progress.h"
 
-namespace dgm::cli {
+namespace dgm::train {
 
 namespace fs = std::filesystem;
 
@@ -52,11 +53,23 @@ int64_t meta_int(const nn::Metadata& m, const std::string& key, const std::strin
   throw FormatError(cat(file, ": metadata '", key, "' = '", v, "' is not an integer"));
 }
 
-const data::MnistData& checked(const data::MnistData& d, const models::GenerativeModel& model, const char* which) {
-  if (d.rows != model.height() || d.cols != model.width())
-    throw ValueError(cat("train: the ", which, " images are ", d.rows, "x", d.cols, ", the model expects ", model.height(), "x",
+Dataset checked(Dataset d, const models::GenerativeModel& model, const char* which) {
+  if (d.kind() != model.data_kind())
+    throw ValueError(cat("train: the ", which, " data is ", models::data_kind_name(d.kind()), ", the model takes ",
+                         models::data_kind_name(model.data_kind()), " data"));
+  if (d.height() > 0 && (d.height() != model.height() || d.width() != model.width()))
+    throw ValueError(cat("train: the ", which, " images are ", d.height(), "x", d.width(), ", the model expects ", model.height(), "x",
                          model.width()));
+  if (d.dim() != model.dim())
+    throw ValueError(cat("train: the ", which, " examples have ", d.dim(), " values, the model expects ", model.dim()));
+  if (model.num_classes() > 0 && !d.has_labels())
+    throw ValueError(cat("train: the model is conditional on ", model.num_classes(), " classes, but the ", which, " data has no labels"));
   return d;
+}
+
+// The checkpoint prefix of optimiser i of n: "optimizer." for a single one, else "optimizer.<group>.".
+std::string optimizer_prefix(const std::vector<models::OptimizerGroup>& groups, size_t i) {
+  return groups.size() == 1 ? std::string(kOptimizerPrefix) : cat(kOptimizerPrefix, groups[i].name, ".");
 }
 
 }  // namespace
@@ -64,7 +77,7 @@ const data::MnistData& checked(const data::MnistData& d, const models::Generativ
 // ---- helpers shared with eval and sample ----------------------------------------------------------
 
 double to_report_unit(double nats_per_dim, models::DataKind kind) {
-  return kind == models::DataKind::Binary ? nats_per_dim : nats_per_dim / std::log(2.0);
+  return kind == models::DataKind::Byte ? nats_per_dim / std::log(2.0) : nats_per_dim;
 }
 
 double test_nll_nats(models::GenerativeModel& model, const DataLoader& loader, bool quiet, std::ostream* log) {
@@ -77,21 +90,28 @@ double test_nll_nats(models::GenerativeModel& model, const DataLoader& loader, b
   bar_options.quiet = quiet;
   bar_options.out = log;
   tools::ProgressBar bar(loader.num_batches(), bar_options);
-  double total = 0;  // sum of log p(x_i), nats
+  const bool has_likelihood = model.objective() != models::Objective::None;
+  Generator gen(0);  // the noise of a stochastic loss: the same at every evaluation
+  double total = 0;  // sum of -log p(x_i) in nats (or of the loss times the batch's values)
   int64_t count = 0;
   for (int64_t i = 0; i < loader.num_batches(); ++i) {
-    Tensor x = loader.batch(i);
-    Tensor lp = model.log_prob(x);
-    if (lp.dim() != 1 || lp.size(0) != x.size(0))
-      throw ShapeError(cat("log_prob: expected shape (", x.size(0), ",) for a batch of ", x.size(0), ", got ", shape_str(lp.shape())));
-    for (double v : lp.to_vector<double>()) total += v;
-    count += x.size(0);
+    models::Batch b = loader.batch(i);
+    const int64_t B = b.size();
+    if (has_likelihood) {
+      Tensor lp = model.log_prob(b);
+      if (lp.dim() != 1 || lp.size(0) != B)
+        throw ShapeError(cat("log_prob: expected shape (", B, ",) for a batch of ", B, ", got ", shape_str(lp.shape())));
+      for (double v : lp.to_vector<double>()) total -= v;
+    } else {
+      total += model.loss(b, gen).item() * static_cast<double>(B * loader.dim());
+    }
+    count += B;
     bar.update();
   }
   bar.finish();
   model.train(was_training);
   if (count == 0) throw ValueError("test NLL: the test split is empty");
-  return -total / (static_cast<double>(count) * static_cast<double>(loader.dim()));
+  return total / (static_cast<double>(count) * static_cast<double>(loader.dim()));
 }
 
 std::string resolve_checkpoint(const std::string& dir_or_file) {
@@ -122,21 +142,29 @@ void save_samples_png(const std::string& path, const Tensor& images, models::Dat
 
 // ---- Trainer ----------------------------------------------------------------------------------------
 
-Trainer::Trainer(std::shared_ptr<models::GenerativeModel> model, const data::MnistData& train, const data::MnistData& test,
-                 TrainOptions options)
+Trainer::Trainer(std::shared_ptr<models::GenerativeModel> model, Dataset train, Dataset test, TrainOptions options)
     : model_(std::move(model)),
       options_(std::move(options)),
-      train_loader_(checked(train, *model_, "training"), model_->data_kind(),
+      train_loader_(checked(std::move(train), *model_, "training"),
                     {.batch_size = options_.batch_size, .shuffle = true, .drop_last = true, .seed = options_.seed}),
-      test_loader_(checked(test, *model_, "test"), model_->data_kind(),
-                   {.batch_size = options_.batch_size, .shuffle = false, .drop_last = false}) {
+      test_loader_(checked(std::move(test), *model_, "test"), {.batch_size = options_.batch_size, .shuffle = false, .drop_last = false}) {
   if (options_.steps < 0 || options_.epochs < 0 || (options_.steps > 0 && options_.epochs > 0))
     throw ValueError(cat("Trainer: give steps or epochs (positive), got steps ", options_.steps, ", epochs ", options_.epochs));
   if (options_.num_samples < 1) throw ValueError(cat("Trainer: num_samples must be positive, got ", options_.num_samples));
   if (options_.out_dir.empty()) throw ValueError("Trainer: out_dir is empty");
   if (train_loader_.num_batches() == 0)
-    throw ValueError(cat("train: a batch of ", options_.batch_size, " is larger than the ", train.n, " training images"));
-  optimizer_ = std::make_unique<nn::Adam>(model_->parameters(), nn::AdamOptions{.lr = options_.lr});
+    throw ValueError(cat("train: a batch of ", options_.batch_size, " is larger than the ", train_loader_.size(), " training examples"));
+  if (test_loader_.size() == 0) throw ValueError("train: the test split is empty (nothing to evaluate the model on)");
+  groups_ = model_->optimizer_groups();
+  if (groups_.empty()) throw ValueError(cat("train: ", model_->type_name(), ".optimizer_groups() returned no group"));
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    if (groups_.size() > 1 && groups_[i].name.empty())
+      throw ValueError(cat("train: ", model_->type_name(), " has several optimiser groups; each needs a name"));
+    for (size_t j = 0; j < i; ++j)
+      if (groups_[j].name == groups_[i].name) throw ValueError(cat("train: two optimiser groups are named '", groups_[i].name, "'"));
+    optimizers_.push_back(std::make_unique<nn::Adam>(groups_[i].params, nn::AdamOptions{.lr = options_.lr * groups_[i].lr_scale}));
+    optimizer_ptrs_.push_back(optimizers_.back().get());
+  }
   const int64_t epochs = options_.epochs > 0 ? options_.epochs : 1;
   total_steps_ = options_.steps > 0 ? options_.steps : epochs * train_loader_.num_batches();
 }
@@ -153,10 +181,12 @@ std::string Trainer::path(const char* file) const { return (fs::path(options_.ou
 //             steps_per_epoch, batch, lr, seed, loader (JSON), default_generator
 void Trainer::save_checkpoint(const std::string& file) const {
   nn::NamedTensors tensors = model_->state_dict();
-  for (const auto& [name, t] : optimizer_->state_dict()) tensors.emplace_back(kOptimizerPrefix + name, t);
+  for (size_t i = 0; i < optimizers_.size(); ++i)
+    for (const auto& [name, t] : optimizers_[i]->state_dict()) tensors.emplace_back(optimizer_prefix(groups_, i) + name, t);
   tensors.emplace_back("trainer.train_loss", from_vector(train_loss_, {static_cast<int64_t>(train_loss_.size())}));
   tensors.emplace_back("trainer.eval_steps", from_vector(eval_steps_, {static_cast<int64_t>(eval_steps_.size())}));
   tensors.emplace_back("trainer.test_nll", from_vector(test_nll_, {static_cast<int64_t>(test_nll_.size())}));
+  tensors.emplace_back("trainer.seconds", from_vector(seconds_, {static_cast<int64_t>(seconds_.size())}));
   const models::DataKind kind = model_->data_kind();
   nn::Metadata m = {
       {"format", kCheckpointFormat},
@@ -191,18 +221,21 @@ void Trainer::resume(const std::string& where) {
     throw ValueError(cat(file, " was trained with seed ", m.at("seed"), "; resuming with seed ", options_.seed,
                          " would not continue the same run"));
 
-  nn::NamedTensors optimizer_state;
+  std::vector<nn::NamedTensors> optimizer_state(optimizers_.size());
   std::map<std::string, Tensor> history;
   for (const auto& [name, t] : ck.tensors) {
-    if (starts_with(name, kOptimizerPrefix)) optimizer_state.emplace_back(name.substr(std::string(kOptimizerPrefix).size()), t);
-    else if (starts_with(name, kTrainerPrefix)) history[name] = t;
+    if (starts_with(name, kTrainerPrefix)) history[name] = t;
+    for (size_t i = 0; i < optimizers_.size(); ++i) {
+      const std::string prefix = optimizer_prefix(groups_, i);
+      if (starts_with(name, prefix.c_str())) optimizer_state[i].emplace_back(name.substr(prefix.size()), t);
+    }
   }
   try {
     model_->load_state_dict(model_tensors(ck));
   } catch (const Error& e) {
     throw FormatError(cat(file, ": ", e.what()));
   }
-  optimizer_->load_state_dict(optimizer_state);
+  for (size_t i = 0; i < optimizers_.size(); ++i) optimizers_[i]->load_state_dict(optimizer_state[i]);
   auto history_of = [&](const std::string& key) {
     auto it = history.find(key);
     if (it == history.end()) throw FormatError(cat(file, ": missing tensor '", key, "'"));
@@ -211,8 +244,9 @@ void Trainer::resume(const std::string& where) {
   train_loss_ = history_of("trainer.train_loss").to_vector<double>();
   eval_steps_ = history_of("trainer.eval_steps").to_vector<int64_t>();
   test_nll_ = history_of("trainer.test_nll").to_vector<double>();
+  seconds_ = history.count("trainer.seconds") ? history.at("trainer.seconds").to_vector<double>() : std::vector<double>(train_loss_.size(), 0.0);
   step_ = meta_int(m, "step", file);
-  if (static_cast<int64_t>(train_loss_.size()) != step_ || eval_steps_.size() != test_nll_.size())
+  if (static_cast<int64_t>(train_loss_.size()) != step_ || eval_steps_.size() != test_nll_.size() || seconds_.size() != train_loss_.size())
     throw FormatError(cat(file, ": the loss history does not match step ", step_));
   try {
     train_loader_.set_state(nlohmann::json::parse(meta(m, "loader", file)));
@@ -243,67 +277,81 @@ void Trainer::write_samples() const {
   model_->eval();
   NoGradGuard no_grad;
   Generator gen(options_.seed ^ kSampleStream);
-  Tensor samples = model_->sample(options_.num_samples, gen);
+  models::SampleOptions sample_options;
+  if (model_->num_classes() > 0) {  // a conditional model: one row per class
+    std::vector<int64_t> labels(static_cast<size_t>(options_.num_samples));
+    for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int64_t>(i) * model_->num_classes() / options_.num_samples;
+    sample_options.labels = from_vector(labels, {options_.num_samples});
+  }
+  Tensor samples = model_->sample(options_.num_samples, gen, sample_options);
   model_->train(was_training);
-  save_samples_png(path(kSamplesFile), samples, model_->data_kind(), model_->height(), model_->width());
+  if (model_->data_kind() != models::DataKind::Continuous) {
+    save_samples_png(path(kSamplesFile), samples, model_->data_kind(), model_->height(), model_->width());
+  } else if (samples.dim() == 2 && samples.size(1) == 2) {  // 2-D data: a scatter plot
+    const Tensor xy = samples.to(DType::Float64).contiguous();
+    tools::Figure fig;
+    fig.axes().scatter(select(xy, 1, 0).to_vector<double>(), select(xy, 1, 1).to_vector<double>(), "samples");
+    fig.axes().title(cat(options_.num_samples, " samples"));
+    fig.save(path(kSamplesPlotFile));
+  }
 }
 
 void Trainer::write_curves() const {
   // Thousands of points per line make a heavy SVG and an unreadable line: beyond 2000 steps, plot
-  // the mean of each run of `stride` steps at the run's last step.
+  // the mean of each run of `stride` steps at the run's last step. Drawn twice: against steps
+  // (curves.svg) and against seconds of training (curves-time.svg).
   const int64_t n = static_cast<int64_t>(train_loss_.size());
   const int64_t stride = std::max<int64_t>(1, (n + 1999) / 2000);
-  std::vector<double> xs, ys;
-  for (int64_t start = 0; start < n; start += stride) {
-    const int64_t end = std::min(n, start + stride);
-    double s = 0;
-    for (int64_t i = start; i < end; ++i) s += train_loss_[i];
-    xs.push_back(static_cast<double>(end));
-    ys.push_back(s / static_cast<double>(end - start));
+  for (const bool against_time : {false, true}) {
+    auto at = [&](int64_t step) { return against_time ? (step > 0 ? seconds_[static_cast<size_t>(step - 1)] : 0.0) : double(step); };
+    std::vector<double> xs, ys;
+    for (int64_t start = 0; start < n; start += stride) {
+      const int64_t end = std::min(n, start + stride);
+      double s = 0;
+      for (int64_t i = start; i < end; ++i) s += train_loss_[i];
+      xs.push_back(at(end));
+      ys.push_back(s / static_cast<double>(end - start));
+    }
+    std::vector<double> eval_x;
+    for (int64_t e : eval_steps_) eval_x.push_back(at(e));
+    const char* test_name = model_->objective() == models::Objective::ExactNLL  ? "test NLL"
+                            : model_->objective() == models::Objective::NLLBound ? "test NLL bound"
+                                                                                 : "test loss";
+    tools::Figure fig;
+    tools::Axes& ax = fig.axes();
+    ax.plot(xs, ys, stride == 1 ? "train loss" : cat("train loss (mean of ", stride, " steps)"));
+    ax.plot(eval_x, test_nll_, test_name, tools::Style::markers_only());
+    ax.title(cat(options_.model_name.empty() ? "model" : options_.model_name, " on ", models::data_kind_name(model_->data_kind()),
+                 " data, batch ", options_.batch_size, ", Adam lr ", format_double(options_.lr, "%g")))
+        .xlabel(against_time ? "seconds of training" : "step")
+        .ylabel(cat("loss (", models::nll_unit(model_->data_kind()), ")"));
+    fig.save(path(against_time ? kTimeCurvesFile : kCurvesFile));
   }
-  std::vector<double> eval_x(eval_steps_.begin(), eval_steps_.end());
-  tools::Figure fig;
-  tools::Axes& ax = fig.axes();
-  ax.plot(xs, ys, stride == 1 ? "train loss" : cat("train loss (mean of ", stride, " steps)"));
-  ax.plot(eval_x, test_nll_, "test NLL", tools::Style::markers_only());
-  ax.title(cat(options_.model_name.empty() ? "model" : options_.model_name, " on ", models::data_kind_name(model_->data_kind()),
-               " MNIST, batch ", options_.batch_size, ", Adam lr ", format_double(options_.lr, "%g")))
-      .xlabel("step")
-      .ylabel(cat("NLL (", models::nll_unit(model_->data_kind()), ")"));
-  fig.save(path(kCurvesFile));
 }
 
 namespace {
-std::string log_row(int64_t step, int64_t steps_per_epoch, double train_loss, const std::string& test_nll) {
-  return cat(step, ",", (step - 1) / steps_per_epoch + 1, ",", format_double(train_loss), ",", test_nll, "\n");
+std::string log_row(int64_t step, int64_t steps_per_epoch, double train_loss, const std::string& test_nll, double seconds) {
+  return cat(step, ",", (step - 1) / steps_per_epoch + 1, ",", format_double(train_loss), ",", test_nll, ",", format_double(seconds, "%.3f"), "\n");
 }
 }  // namespace
 
 void Trainer::rewrite_log() const {
-  const std::string file = path(kLogFile), tmp = file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) throw IOError(cat("cannot write ", tmp));
-    out << "step,epoch,train_loss,test_nll\n";
-    size_t e = 0;
-    for (int64_t s = 1; s <= static_cast<int64_t>(train_loss_.size()); ++s) {
-      while (e < eval_steps_.size() && eval_steps_[e] < s) ++e;
-      std::string nll;
-      if (e < eval_steps_.size() && eval_steps_[e] == s) nll = format_double(test_nll_[e]);
-      out << log_row(s, train_loader_.num_batches(), train_loss_[s - 1], nll);
-    }
-    if (!out.flush()) throw IOError(cat("cannot write ", tmp));
+  std::string text = "step,epoch,train_loss,test_nll,seconds\n";
+  size_t e = 0;
+  for (int64_t s = 1; s <= static_cast<int64_t>(train_loss_.size()); ++s) {
+    while (e < eval_steps_.size() && eval_steps_[e] < s) ++e;
+    std::string nll;
+    if (e < eval_steps_.size() && eval_steps_[e] == s) nll = format_double(test_nll_[e]);
+    text += log_row(s, train_loader_.num_batches(), train_loss_[s - 1], nll, seconds_[s - 1]);
   }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) throw IOError(cat("cannot rename ", tmp, " to ", file, ": ", ec.message()));
+  tools::write_file_atomic(path(kLogFile), text);
 }
 
 void Trainer::append_log_row() const {
   std::ofstream out(path(kLogFile), std::ios::app);
   if (!out) throw IOError(cat("cannot append to ", path(kLogFile)));
   const std::string nll = !eval_steps_.empty() && eval_steps_.back() == step_ ? format_double(test_nll_.back()) : "";
-  out << log_row(step_, train_loader_.num_batches(), train_loss_.back(), nll);
+  out << log_row(step_, train_loader_.num_batches(), train_loss_.back(), nll, seconds_.back());
 }
 
 TrainResult Trainer::run() {
@@ -318,12 +366,14 @@ TrainResult Trainer::run() {
   const int64_t num_epochs = (total_steps_ + per_epoch - 1) / per_epoch;
   const auto start_time = std::chrono::steady_clock::now();
   const int64_t first_step = step_;
+  const double seconds_before = seconds_.empty() ? 0.0 : seconds_.back();  // training time of the runs this one resumes
   TrainResult result;
   result.unit = models::nll_unit(kind);
+  result.label = models::objective_label(model_->objective());
 
   // Counting models have a closed-form maximum-likelihood fit: no gradient steps needed.
   if (step_ == 0 && model_->fit(train_loader_.all())) {
-    if (!options_.quiet) log() << "fitted by counting on " << train_loader_.size() << " images (the exact MLE); no gradient steps\n";
+    if (!options_.quiet) log() << "fitted by counting on " << train_loader_.size() << " examples (the exact MLE); no gradient steps\n";
     total_steps_ = 0;
   }
 
@@ -348,23 +398,21 @@ TrainResult Trainer::run() {
       epoch_loss_count = 0;
     }
 
-    Tensor x = train_loader_.next();  // (B, D) int64
-    optimizer_->zero_grad();
-    Tensor loss;
+    models::Batch batch = train_loader_.next();  // x (B, D), labels y (B,)
+    double loss = 0;
     {
       // --detect-anomaly: every op of this step's forward and backward is checked for NaN/Inf.
       std::optional<AnomalyGuard> anomaly;
       if (options_.detect_anomaly) anomaly.emplace();
       try {
-        loss = model_->loss(x);       // mean NLL per dim, nats
-        loss.backward();
+        loss = model_->train_step(batch, default_generator(), optimizer_ptrs_);  // mean NLL per dim, nats
       } catch (const AnomalyError& e) {
         throw AnomalyError(cat("train step ", step_ + 1, ": ", e.what()));
       }
     }
-    optimizer_->step();
-    const double value = loss.item() * to_unit;
+    const double value = loss * to_unit;
     ++step_;
+    seconds_.push_back(seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count());
     if (!std::isfinite(value))
       throw Error(cat("train: the loss became ", value, " at step ", step_, " (try a lower --lr)"));
     train_loss_.push_back(value);
@@ -384,7 +432,7 @@ TrainResult Trainer::run() {
       if (!options_.quiet) {
         const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
         log() << "epoch " << (step_ - 1) / per_epoch + 1 << "/" << num_epochs << "  step " << step_ << "  train_loss "
-              << format_double(epoch_loss_sum / static_cast<double>(epoch_loss_count), "%.4f") << "  test_nll "
+              << format_double(epoch_loss_sum / static_cast<double>(epoch_loss_count), "%.4f") << "  " << result.label << " "
               << format_double(nll, "%.4f") << " " << result.unit << "  (" << format_double(seconds, "%.1f") << " s)\n";
       }
     }
@@ -414,4 +462,4 @@ TrainResult Trainer::run() {
   return result;
 }
 
-}  // namespace dgm::cli
+}  // namespace dgm::train

@@ -1,10 +1,10 @@
-// Batches of MNIST images as the models want them: int64 tensors (B, rows*cols), in raster order.
+// Batches of a Dataset (train/dataset.h) as the models want them: x (B, D) — int64 pixels in raster
+// order, or floats — and the class labels y (B,) when the dataset has them.
 //
-//   DataLoader train(data, DataKind::Binary, {.batch_size = 32, .shuffle = true, .drop_last = true, .seed = 0});
-//   for (int64_t i = 0; i < train.num_batches(); ++i) { Tensor x = train.next(); ... }  // one epoch
+//   DataLoader train(Dataset::from_mnist(mnist, DataKind::Binary), {.batch_size = 32, .shuffle = true, .seed = 0});
+//   for (int64_t i = 0; i < train.num_batches(); ++i) { Batch b = train.next(); ... }  // one epoch
 //
-// Pixels become 0/1 (pixel > 128, the course's binarized MNIST) for DataKind::Binary and stay 0..255
-// for DataKind::Byte. With shuffle, every epoch draws a fresh order from the loader's own Generator
+// With shuffle, every epoch draws a fresh order from the loader's own Generator
 // (Fisher-Yates), so the order depends only on the seed and the epoch — not on the model, the thread
 // count or how many random numbers training used. state()/set_state() save and restore the position
 // inside an epoch, so a resumed run sees exactly the batches the interrupted one would have.
@@ -16,10 +16,9 @@
 #include <nlohmann/json.hpp>
 
 #include "autograd/tensor.h"
-#include "data/mnist.h"
-#include "models/model.h"
+#include "train/dataset.h"
 
-namespace dgm::cli {
+namespace dgm::train {
 
 struct DataLoaderOptions {
   int64_t batch_size = 32;
@@ -30,20 +29,21 @@ struct DataLoaderOptions {
 
 class DataLoader {
  public:
-  DataLoader(const data::MnistData& data, models::DataKind kind, DataLoaderOptions options = {});
+  DataLoader(Dataset data, DataLoaderOptions options = {});
 
-  int64_t size() const { return n_; }                 // images
-  int64_t dim() const { return dim_; }                // pixels per image
+  const Dataset& dataset() const { return data_; }
+  int64_t size() const { return n_; }                 // examples
+  int64_t dim() const { return data_.dim(); }         // values per example
   int64_t batch_size() const { return options_.batch_size; }
   int64_t num_batches() const;                        // batches per epoch
-  models::DataKind kind() const { return kind_; }
+  DataKind kind() const { return data_.kind(); }
 
-  // The next batch (B, dim) int64. Starts a new epoch (with a new order) when the current one is
+  // The next batch: x (B, dim), y (B,) if labelled. Starts a new epoch (with a new order) when the current one is
   // used up, so it can be called forever.
-  Tensor next();
+  Batch next();
   // Batch i of the current epoch's order (file order before the first epoch, and always without
   // shuffle), without moving the position (0 <= i < num_batches()).
-  Tensor batch(int64_t i) const;
+  Batch batch(int64_t i) const;
   int64_t epoch() const { return epoch_; }            // 0-based epoch of the last batch; -1 before the first
   int64_t position() const { return position_; }      // batches taken from the current epoch
   bool epoch_done() const { return epoch_ >= 0 && position_ == num_batches(); }
@@ -53,21 +53,19 @@ class DataLoader {
   nlohmann::json state() const;
   void set_state(const nlohmann::json& state);
 
-  // All images (n, dim) as one tensor, in file order (for small test sets and tests).
-  Tensor all() const;
+  // Every example as one batch, in file order (for small test sets and tests).
+  Batch all() const { return data_.all(); }
 
  private:
   void begin_epoch();  // draws the order of the next epoch
-  Tensor gather(const int64_t* indices, int64_t count) const;
 
-  models::DataKind kind_;
+  Dataset data_;
   DataLoaderOptions options_;
-  int64_t n_ = 0, dim_ = 0;
-  std::vector<uint8_t> pixels_;  // n_ * dim_ values: 0/1 (binary) or 0..255
+  int64_t n_ = 0;
   std::vector<int64_t> order_;
   Generator gen_;
   std::string epoch_start_state_;  // gen_ before drawing the current epoch's order
   int64_t epoch_ = -1, position_ = 0;
 };
 
-}  // namespace dgm::cli
+}  // namespace dgm::train
