@@ -1,6 +1,7 @@
 // Differentiable ops on Tensors. Each records a graph node when an input requires grad; every
 // backward formula is itself written with these ops, so gradients can be differentiated again.
 #pragma once
+#include <optional>
 #include <vector>
 
 #include "autograd/tensor.h"
@@ -30,6 +31,9 @@ Tensor clamp(const Tensor& x, double lo, double hi);
 Tensor clamp_min(const Tensor& x, double lo);
 Tensor clamp_max(const Tensor& x, double hi);
 Tensor square(const Tensor& x);
+// logit(x) = log(x / (1 - x)), the inverse of sigmoid: a composite, log(x) - log1p(-x).
+// eps given (as torch.logit): x is first clamped to [eps, 1 - eps] (zero gradient outside).
+Tensor logit(const Tensor& x, std::optional<double> eps = std::nullopt);
 
 // ---- binary elementwise (NumPy broadcasting, PyTorch type promotion) ------------------------------
 Tensor add(const Tensor& a, const Tensor& b);
@@ -122,6 +126,10 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);      // views
 Tensor tril(const Tensor& x, int64_t k = 0);
 Tensor triu(const Tensor& x, int64_t k = 0);
+// Space to depth (RealNVP's squeeze), a composite of reshape and permute:
+//   x: (B, C, H, W) -> (B, 4C, H/2, W/2), output channel 4c + 2i + j <- pixel (2h + i, 2w + j) of channel c.
+Tensor squeeze2d(const Tensor& x);
+Tensor unsqueeze2d(const Tensor& x);  // the inverse: (B, 4C, H, W) -> (B, C, 2H, 2W)
 // torch.nn.functional.pad order: {last_left, last_right, second_last_left, ...}; constant value.
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value = 0);
 
@@ -142,6 +150,10 @@ struct SignLogAbsDet {
 };
 SignLogAbsDet slogdet(const Tensor& a);  // d log|det A| / dA = A^{-T}
 Tensor inv(const Tensor& a);
+// X with A X = B (left) or X A = B (!left), A triangular (torch.linalg.solve_triangular).
+//   A: (..., n, n), B: (..., n, k) (left) or (..., k, n) (!left); batch dims broadcast.
+// Only A's triangle named by `upper` is read (and differentiated); unitriangular: diagonal taken as 1.
+Tensor solve_triangular(const Tensor& a, const Tensor& b, bool upper, bool left = true, bool unitriangular = false);
 }  // namespace linalg
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);

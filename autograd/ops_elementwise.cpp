@@ -206,3 +206,12 @@ Tensor operator==(const Tensor& a, double b) { return eq(a, scalar_like(a, b)); 
 Tensor operator!=(const Tensor& a, double b) { return ne(a, scalar_like(a, b)); }
 
 }  // namespace dgm
+
+namespace dgm {
+// logit(x) = log x - log(1 - x);  d logit = 1 / (x (1 - x)) comes from the two ops it is made of.
+Tensor logit(const Tensor& x, std::optional<double> eps) {
+  if (eps && !(*eps >= 0 && *eps < 0.5)) throw ValueError(cat("logit: eps must be in [0, 0.5), got ", *eps));
+  Tensor xc = eps ? clamp(x, *eps, 1 - *eps) : x;
+  return log(xc) - log1p(-xc);
+}
+}  // namespace dgm

@@ -24,7 +24,7 @@
   X(IndexAdd, "index_add") X(Embedding, "embedding")                                                      \
   /* matrix and nn */                                                                                     \
   X(Matmul, "matmul") X(Slogdet, "slogdet") X(Inverse, "inverse") X(Softmax, "softmax")                   \
-  X(LogSoftmax, "log_softmax")                                                                            \
+  X(LogSoftmax, "log_softmax") X(SolveTriangular, "solve_triangular")                                     \
   /* fused kernels (each checked against its composite reference) */                                    \
   X(CrossEntropy, "cross_entropy") X(BceWithLogits, "binary_cross_entropy_with_logits")                  \
   X(LayerNorm, "layer_norm") X(Attention, "attention") X(Linear, "linear")                             \

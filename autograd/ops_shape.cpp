@@ -181,3 +181,20 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
 }
 
 }  // namespace dgm
+
+namespace dgm {
+// (B, C, H, W) -> (B, C, H/2, 2, W/2, 2) [b, c, h, i, w, j] -> [b, c, i, j, h, w] -> (B, 4C, H/2, W/2)
+Tensor squeeze2d(const Tensor& x) {
+  if (x.dim() != 4 || x.size(2) % 2 != 0 || x.size(3) % 2 != 0)
+    throw ShapeError(cat("squeeze2d: expected (B, C, H, W) with even H and W, got ", shape_str(x.shape())));
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  return reshape(permute(reshape(x, {B, C, H / 2, 2, W / 2, 2}), {0, 1, 3, 5, 2, 4}), {B, 4 * C, H / 2, W / 2});
+}
+// (B, 4C, H, W) -> (B, C, 2, 2, H, W) [b, c, i, j, h, w] -> [b, c, h, i, w, j] -> (B, C, 2H, 2W)
+Tensor unsqueeze2d(const Tensor& x) {
+  if (x.dim() != 4 || x.size(1) % 4 != 0)
+    throw ShapeError(cat("unsqueeze2d: expected (B, 4C, H, W), got ", shape_str(x.shape())));
+  const int64_t B = x.size(0), C = x.size(1) / 4, H = x.size(2), W = x.size(3);
+  return reshape(permute(reshape(x, {B, C, 2, 2, H, W}), {0, 1, 4, 2, 5, 3}), {B, C, 2 * H, 2 * W});
+}
+}  // namespace dgm

@@ -67,6 +67,11 @@ struct LU {
 LU lu_factor(const Array& a);
 std::pair<Array, Array> slogdet(const Array& a);  // (sign, log|det|), each (...)
 Array inverse(const Array& a);                    // (..., n, n); ValueError if singular
+// Solves A X = B for X with A triangular (torch.linalg.solve_triangular, left=True).
+//   A: (..., n, n), B: (..., n, k) -> X: (..., n, k); batch dims broadcast.
+// Only the triangle named by `upper` is read; unitriangular takes the diagonal as 1 (unread).
+// O(n^2 k) per matrix: forward substitution (lower) or back substitution (upper).
+Array solve_triangular(const Array& a, const Array& b, bool upper, bool unitriangular = false);
 
 // ---- indexing and shaping ------------------------------------------------------------------------
 Array gather(const Array& x, int64_t dim, const Array& index);

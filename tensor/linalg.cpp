@@ -99,3 +99,51 @@ Array inverse(const Array& a) {
 }
 
 }  // namespace dgm::cpu
+
+namespace dgm::cpu {
+
+Array solve_triangular(const Array& a, const Array& b, bool upper, bool unitriangular) {
+  check_square(a, "solve_triangular");
+  if (b.dim() < 2 || b.size(-2) != a.size(-1))
+    throw ShapeError(cat("solve_triangular: A ", shape_str(a.shape()), " and B ", shape_str(b.shape()),
+                         ": expected B of shape (..., n, k) with n = ", a.size(-1)));
+  if (a.dtype() != b.dtype())
+    throw DTypeError(cat("solve_triangular: A and B must have one dtype, got ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype())));
+  const int64_t n = a.size(-1), k = b.size(-1);
+  Shape abatch(a.shape().begin(), a.shape().end() - 2), bbatch(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(abatch, bbatch, "solve_triangular");
+  Shape ashape = batch, xshape = batch;
+  ashape.insert(ashape.end(), {n, n});
+  xshape.insert(xshape.end(), {n, k});
+  // Broadcast views made contiguous: each matrix of the batch then sits at a fixed offset.
+  Array am = a.expand(ashape).contiguous();
+  Array x = b.expand(xshape).clone();
+  const int64_t nbatch = numel_of(batch);
+  dispatch_floating(a.dtype(), "solve_triangular", [&]<class T>() {
+    for (int64_t m = 0; m < nbatch; ++m) {
+      const T* A = am.data<T>() + m * n * n;
+      T* X = x.data<T>() + m * n * k;
+      if (!unitriangular)
+        for (int64_t i = 0; i < n; ++i)
+          if (A[i * n + i] == 0) throw ValueError(cat("solve_triangular: matrix ", m, " of the batch is singular (A[", i, ",", i, "] = 0)"));
+      // row i of X: (B_i - sum_{j before i} A_ij X_j) / A_ii, rows taken in dependency order
+      for (int64_t step = 0; step < n; ++step) {
+        const int64_t i = upper ? n - 1 - step : step;
+        const int64_t j0 = upper ? i + 1 : 0, j1 = upper ? n : i;
+        T* xi = X + i * k;
+        for (int64_t j = j0; j < j1; ++j) {
+          const T aij = A[i * n + j];
+          const T* xj = X + j * k;
+          for (int64_t c = 0; c < k; ++c) xi[c] -= aij * xj[c];
+        }
+        if (!unitriangular) {
+          const T d = A[i * n + i];
+          for (int64_t c = 0; c < k; ++c) xi[c] /= d;
+        }
+      }
+    }
+  });
+  return x;
+}
+
+}  // namespace dgm::cpu

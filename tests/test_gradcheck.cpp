@@ -200,6 +200,19 @@ std::vector<Row> table() {
   row(Op::Softmax, "softmax_dim0_noncontig", F(softmax(x[0], 0)), IN(NC(g, 3, 4, -2, 2)));
   row(Op::LogSoftmax, "log_softmax", F(log_softmax(x[0], 1)), IN(U(g, {3, 4}, -2, 2)));
   row(Op::LogSoftmax, "log_softmax_3d", F(log_softmax(x[0], 1)), IN(U(g, {2, 3, 2}, -2, 2)));
+  // triangular solves, A = random + 3 I (well conditioned); entries outside the triangle read (and
+  // the diagonal when unitriangular) get zero gradient, as the numeric one
+  row(Op::SolveTriangular, "solve_triangular_lower", F(linalg::solve_triangular(x[0] + eye(3, {.dtype = DType::Float64}) * 3.0, x[1], false)),
+      IN(U(g, {3, 3}), U(g, {3, 2})));
+  row(Op::SolveTriangular, "solve_triangular_upper_unit_broadcast", F(linalg::solve_triangular(x[0], x[1], true, true, true)),
+      IN(U(g, {2, 1, 3, 3}), U(g, {4, 3, 2})));
+  row(Op::SolveTriangular, "solve_triangular_right_noncontig",
+      F(linalg::solve_triangular(x[0] + eye(3, {.dtype = DType::Float64}) * 3.0, x[1], true, /*left=*/false)), IN(NC(g, 3, 3), NC(g, 2, 3)));
+  // composites for flows (no op of their own; each row names one op it records)
+  row(Op::Log1p, "logit_composite", F(logit(x[0])), IN(U(g, {3, 4}, 0.1, 0.9)));
+  row(Op::Clamp, "logit_eps_composite_noncontig", F(logit(x[0], 0.05)), IN(NC(g, 3, 4, 0.1, 0.9)));
+  row(Op::Permute, "squeeze2d_composite", F(squeeze2d(x[0]) * x[1]), IN(U(g, {2, 1, 4, 2}), U(g, {2, 4, 2, 1})));
+  row(Op::Permute, "unsqueeze2d_composite_noncontig", F(unsqueeze2d(x[0])), IN(Tensor(U(g, {1, 2, 4, 4}).array().transpose(1, 2), true)));
 
   // fused kernels: first order runs the fused backward kernel, second order differentiates the
   // composite reference (and test_fused.cpp checks fused == reference)
