@@ -46,7 +46,7 @@ Tensor inv(const Tensor& a) {
 Tensor solve_triangular(const Tensor& a, const Tensor& b, bool upper, bool left, bool unitriangular) {
   if (!left) return transpose(solve_triangular(transpose(a, -1, -2), transpose(b, -1, -2), !upper, true, unitriangular), -1, -2);
   Array x = cpu::solve_triangular(a.array(), b.array(), upper, unitriangular);
-  return record1(Op::SolveTriangular, {a, b}, x, {0, 2}, [upper, unitriangular](const Grads& g, const Grads& s) {
+  return record1(Op::SolveTriangular, {a, b}, x, {save::in(0), save::out()}, [upper, unitriangular](const Grads& g, const Grads& s) {
     Tensor gb = solve_triangular(transpose(s[0], -1, -2), g[0], !upper, true, unitriangular);
     Tensor ga = -matmul(gb, transpose(s[1], -1, -2));
     int64_t off = unitriangular ? 1 : 0;
