@@ -28,11 +28,13 @@ Tensor embedding_bag_reference(const Tensor& indices, const Tensor& weight, cons
 // x: (..., D), weight, bias: (D) or undefined -> (..., D)
 Tensor layer_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
 Tensor layer_norm_reference(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
-// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d) by unfolding patches and one
-// matmul: every output pixel's k*k*C input patch is gathered into a row (im2col).
+// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d): the conv2d op (packed
+// im2col + one GEMM per image, tensor/conv.h). conv2d_reference is the composite: every output
+// pixel's k*k*C input patch gathered into a row (index_select), then one matmul.
 // x: (B, C, H, W), weight: (O, C, k, k), bias: (O) or undefined -> (B, O, Ho, Wo),
 // Ho = (H + 2 padding - k) / stride + 1 (the same for W).
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1, int64_t padding = 0);
+Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1, int64_t padding = 0);
 // softmax(q k^T / sqrt(d)) v; with causal, query i attends only to keys j <= i (+ offset: the
 // queries are the last Lq positions of Lk).  q: (..., Lq, d), k, v: (..., Lk, d) -> (..., Lq, d)
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false);
