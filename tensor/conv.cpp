@@ -56,14 +56,16 @@ void valid_columns(const Geometry& g, int64_t j, int64_t& lo, int64_t& hi) {
 
 // cols[(c*T + t), ho*Wo + wo] = x[c, ho*s + i - p, wo*s + j - p] (0 outside the image), for one
 // image x (C, H, W) with strides (sc, sh, sw) and tap t = (i, j).
+// Channels [c_begin, c_end) only, when given: their rows start at cols.
 template <class T>
-void im2col(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, T* cols) {
-  for (int64_t c = 0; c < g.C; ++c)
+void im2col(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, T* cols, int64_t c_begin = 0, int64_t c_end = -1) {
+  if (c_end < 0) c_end = g.C;
+  for (int64_t c = c_begin; c < c_end; ++c)
     for (int64_t t = 0; t < g.T(); ++t) {
       const int64_t i = g.taps[t] / g.KW, j = g.taps[t] % g.KW;
       int64_t lo, hi;
       valid_columns(g, j, lo, hi);
-      T* row = cols + (c * g.T() + t) * g.P();
+      T* row = cols + ((c - c_begin) * g.T() + t) * g.P();
       for (int64_t ho = 0; ho < g.Ho; ++ho) {
         T* out = row + ho * g.Wo;
         const int64_t hi_in = ho * g.stride + i - g.padding;
@@ -188,17 +190,19 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
     }
     if (need_dweight) {
       // dWt (O, K) = sum_b dy_b (O, P) @ cols_b^T (P, K): one GEMM per image, accumulated in image
-      // order. The cols of a chunk of images are built in parallel first (one image per thread).
+      // order. Each thread owns a range of input channels (its columns of dWt) and builds only
+      // their rows of cols, so the threads share no work and no sum: the same bits for any count.
       std::vector<T> dwt(size_t(g.O * K));
-      const int64_t chunk = std::max(1, omp_in_parallel() ? 1 : omp_get_max_threads());
-      std::vector<T> cols(size_t(std::min(chunk, g.B) * K * P));
-      for (int64_t b0 = 0; b0 < g.B; b0 += chunk) {
-        const int64_t b1 = std::min(g.B, b0 + chunk);
-#pragma omp parallel for schedule(static) if (b1 - b0 > 1 && K * P >= (1 << 15))  // waking threads costs more below
-        for (int64_t b = b0; b < b1; ++b)
-          im2col(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, cols.data() + (b - b0) * K * P);
-        for (int64_t b = b0; b < b1; ++b)
-          gemm(g.O, K, P, T(1), dyp + b * g.O * P, P, 1, cols.data() + (b - b0) * K * P, 1, P, b == 0 ? T(0) : T(1), dwt.data(), K, 1);
+      const int64_t nt = omp_in_parallel() || g.O * K * P * g.B < (1 << 18) ? 1 : std::min<int64_t>(omp_get_max_threads(), g.C);
+#pragma omp parallel num_threads(int(nt))
+      {
+        const int64_t t = omp_get_thread_num(), parts = omp_get_num_threads();
+        const int64_t c0 = g.C * t / parts, c1 = g.C * (t + 1) / parts, k0 = c0 * g.T(), kn = (c1 - c0) * g.T();
+        std::vector<T> cols(size_t(kn * P));
+        for (int64_t b = 0; b < g.B && kn > 0; ++b) {
+          im2col(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, cols.data(), c0, c1);
+          gemm(g.O, kn, P, T(1), dyp + b * g.O * P, P, 1, cols.data(), 1, P, b == 0 ? T(0) : T(1), dwt.data() + k0, K, 1);
+        }
       }
       r.dweight = Array::zeros(weight.shape(), x.dtype());
       T* dw = r.dweight.data<T>();  // contiguous (O, C, KH, KW); the taps not used stay 0
