@@ -128,7 +128,9 @@ void for_each_image(int64_t B, int64_t work_per_image, size_t scratch_size, cons
 #pragma omp parallel num_threads(nt)
     {
       std::vector<T> scratch(scratch_size);
-#pragma omp for schedule(static)
+      // dynamic: a thread slowed by the machine's other load takes fewer images (an image's result
+      // does not depend on which thread computes it)
+#pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < B; ++b) fn(b, scratch.data());
     }
   } else {
@@ -190,18 +192,22 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
     }
     if (need_dweight) {
       // dWt (O, K) = sum_b dy_b (O, P) @ cols_b^T (P, K): one GEMM per image, accumulated in image
-      // order. Each thread owns a range of input channels (its columns of dWt) and builds only
-      // their rows of cols, so the threads share no work and no sum: the same bits for any count.
+      // order. The input channels are cut into groups (4 per thread, handed out dynamically); a
+      // group's thread builds only its rows of cols and owns its columns of dWt, so the threads
+      // share no sum: the same bits for any thread count.
       std::vector<T> dwt(size_t(g.O * K));
-      const int64_t nt = omp_in_parallel() || g.O * K * P * g.B < (1 << 18) ? 1 : std::min<int64_t>(omp_get_max_threads(), g.C);
+      const int64_t nt = omp_in_parallel() || g.O * K * P * g.B < (1 << 18) ? 1 : omp_get_max_threads();
+      const int64_t groups = std::min<int64_t>(g.C, 4 * nt);
 #pragma omp parallel num_threads(int(nt))
       {
-        const int64_t t = omp_get_thread_num(), parts = omp_get_num_threads();
-        const int64_t c0 = g.C * t / parts, c1 = g.C * (t + 1) / parts, k0 = c0 * g.T(), kn = (c1 - c0) * g.T();
-        std::vector<T> cols(size_t(kn * P));
-        for (int64_t b = 0; b < g.B && kn > 0; ++b) {
-          im2col(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, cols.data(), c0, c1);
-          gemm(g.O, kn, P, T(1), dyp + b * g.O * P, P, 1, cols.data(), 1, P, b == 0 ? T(0) : T(1), dwt.data() + k0, K, 1);
+        std::vector<T> cols(size_t((g.C + groups - 1) / groups * g.T() * P));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t q = 0; q < groups; ++q) {
+          const int64_t c0 = g.C * q / groups, c1 = g.C * (q + 1) / groups, k0 = c0 * g.T(), kn = (c1 - c0) * g.T();
+          for (int64_t b = 0; b < g.B && kn > 0; ++b) {
+            im2col(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, cols.data(), c0, c1);
+            gemm(g.O, kn, P, T(1), dyp + b * g.O * P, P, 1, cols.data(), 1, P, b == 0 ? T(0) : T(1), dwt.data() + k0, K, 1);
+          }
         }
       }
       r.dweight = Array::zeros(weight.shape(), x.dtype());
