@@ -157,5 +157,16 @@ Tensor solve_triangular(const Tensor& a, const Tensor& b, bool upper, bool left 
 }  // namespace linalg
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
+// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d), im2col + GEMM (tensor/conv.h).
+// x: (B, C, H, W), weight: (O, C, kh, kw), bias: (O) or undefined -> (B, O, Ho, Wo),
+// Ho = (H + 2 padding - kh) / stride + 1. taps: the kernel offsets i*kw + j used, increasing
+// (empty: all); the others count as zero and are never computed (a masked convolution's mask).
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1, int64_t padding = 0,
+              const std::vector<int64_t>& taps = {});
+namespace reference {
+// The composite conv2d (unfold by index_select, then one matmul): the fast op's reference.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1, int64_t padding = 0,
+              const std::vector<int64_t>& taps = {});
+}  // namespace reference
 
 }  // namespace dgm

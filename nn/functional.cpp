@@ -57,39 +57,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
-  if (x.dim() != 4) throw ShapeError(cat("conv2d: input must be (B, C, H, W), got ", shape_str(x.shape())));
-  if (weight.dim() != 4) throw ShapeError(cat("conv2d: weight must be (out_channels, in_channels, kh, kw), got ", shape_str(weight.shape())));
-  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  const int64_t O = weight.size(0), KH = weight.size(2), KW = weight.size(3);
-  if (weight.size(1) != C)
-    throw ShapeError(cat("conv2d: input ", shape_str(x.shape()), " has ", C, " channels but the weight ", shape_str(weight.shape()), " expects ",
-                         weight.size(1)));
-  if (stride < 1 || padding < 0) throw ValueError(cat("conv2d: stride must be >= 1 and padding >= 0, got ", stride, " and ", padding));
-  if (bias.defined() && bias.shape() != Shape{O})
-    throw ShapeError(cat("conv2d: bias ", shape_str(bias.shape()), " does not match out_channels = ", O));
-  const int64_t Hp = H + 2 * padding, Wp = W + 2 * padding;
-  if (Hp < KH || Wp < KW)
-    throw ShapeError(cat("conv2d: kernel ", KH, "x", KW, " is larger than the padded input ", Hp, "x", Wp, " (input ", shape_str(x.shape()), ")"));
-  const int64_t Ho = (Hp - KH) / stride + 1, Wo = (Wp - KW) / stride + 1;
-
-  // Channels last, one row per input pixel: x (B, C, H, W) -> (B*Hp*Wp, C)
-  Tensor xp = padding > 0 ? pad(x, {padding, padding, padding, padding}) : x;
-  Tensor pixels = reshape(permute(xp, {0, 2, 3, 1}), {B * Hp * Wp, C});
-  // im2col: the row of output pixel (b, ho, wo) is its patch, pixels (ho*s + i, wo*s + j) for
-  // i < KH, j < KW, each C wide. index_select copies whole rows; its backward adds them back.
-  std::vector<int64_t> index;
-  index.reserve(static_cast<size_t>(B * Ho * Wo * KH * KW));
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t ho = 0; ho < Ho; ++ho)
-      for (int64_t wo = 0; wo < Wo; ++wo)
-        for (int64_t i = 0; i < KH; ++i)
-          for (int64_t j = 0; j < KW; ++j) index.push_back((b * Hp + ho * stride + i) * Wp + wo * stride + j);
-  Tensor patches = reshape(index_select(pixels, 0, from_vector(index, {static_cast<int64_t>(index.size())})),
-                           {B * Ho * Wo, KH * KW * C});                      // (B*Ho*Wo, KH*KW*C)
-  Tensor wmat = reshape(permute(weight, {0, 2, 3, 1}), {O, KH * KW * C});  // (O, KH*KW*C), same patch order
-  Tensor y = matmul(patches, wmat.t());                                    // (B*Ho*Wo, O)
-  if (bias.defined()) y = y + bias;
-  return contiguous(permute(reshape(y, {B, Ho, Wo, O}), {0, 3, 1, 2}));  // (B, O, Ho, Wo)
+  return dgm::conv2d(x, weight, bias, stride, padding);
 }
 
 static void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {

@@ -126,8 +126,20 @@ MaskedConv2d::MaskedConv2d(char type, int64_t in, int64_t out, int64_t k, Conv2d
     for (int64_t j = 0; j < k; ++j) m[static_cast<size_t>(i * k + j)] = (i < c || (i == c && (j < c || (type == 'B' && j == c)))) ? 1.0f : 0.0f;
   mask = register_buffer("mask", from_vector(m, {1, 1, k, k}));
 }
-// x: (B, C, H, W) -> (B, O, Ho, Wo), with the weight masked
-Tensor MaskedConv2d::forward(const Tensor& x) { return F::conv2d(x, weight * mask, bias, stride, padding); }
+// x: (B, C, H, W) -> (B, O, Ho, Wo), with the weight masked. A 0/1 mask becomes the list of taps
+// the conv2d op computes, so the masked taps cost nothing (and the weight is never multiplied);
+// any other mask (a buffer loaded from a file) multiplies the weight.
+Tensor MaskedConv2d::forward(const Tensor& x) {
+  const Tensor m = mask.contiguous().to(DType::Float64);
+  const double* values = m.array().data<double>();
+  std::vector<int64_t> taps;
+  for (int64_t t = 0; t < m.numel(); ++t) {
+    if (values[t] != 0.0 && values[t] != 1.0) return F::conv2d(x, weight * mask, bias, stride, padding);
+    if (values[t] == 1.0) taps.push_back(t);
+  }
+  if (taps.empty()) return F::conv2d(x, weight * mask, bias, stride, padding);
+  return dgm::conv2d(x, weight, bias, stride, padding, taps);
+}
 std::string MaskedConv2d::extra_repr() const { return cat("mask_type=", mask_type, ", ", Conv2d::extra_repr()); }
 
 }  // namespace dgm::nn

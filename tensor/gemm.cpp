@@ -4,26 +4,34 @@
 //
 //   for jc in N, step NC:
 //     for pc in K, step KC:
-//       pack B[pc:pc+KC, jc:jc+NC] into NR-column panels          (the B block stays in L2 / L3)
-//       for ir in M, step MR:
-//         A micro-panel = A[ir:ir+MR, pc:pc+KC]                     (it stays in L1)
-//         for jr in NC, step NR:
-//           micro-kernel: C[ir:ir+MR, jr:jr+NR] += A micro-panel @ B panel (an MR x NR tile in registers)
+//       pack B[pc:pc+KC, jc:jc+NC] into NR-column panels          (the B block stays in L3)
+//       for ic in M, step MC:
+//         pack A[ic:ic+MC, pc:pc+KC] into MR-row panels            (the A block stays in L2)
+//         for jr in NC, step NR:                                   (one KC x NR B panel stays in L1)
+//           for ir in MC, step MR:
+//             micro-kernel: C[ir:ir+MR, jr:jr+NR] += A panel @ B panel (an MR x NR tile in registers)
 //
-// Packing copies B once per block into the exact order the micro-kernel reads it (contiguous,
-// aligned, zero-padded to whole panels), whatever its strides were; each packed B element is then
-// used by all M rows. A row-major A is read in place by the SIMD kernels: they walk along its rows,
-// so a copy would not be faster, it would only cost one more pass over memory (measured: up to
-// 1.4x faster for narrow products such as attention's probs @ v). Other layouts of A are packed MC
-// rows at a time, and a partial last row panel is packed to make a whole tile.
+// Why this order is fast: each B panel is read from L1 by all MC/MR A panels, each A panel from L2
+// by all NC/NR B panels, so no level of the memory hierarchy is asked for more bytes per FMA than
+// it can deliver. KC, MC and NC follow the cache sizes the CPU reports (see `blocking`).
+// Packing copies a block once into the exact order the micro-kernel reads it (contiguous, aligned,
+// zero-padded to whole panels), whatever its strides were.
+// Narrow products, whose whole packed B block fits in L2 (e.g. attention's probs @ v with a head
+// size of 16), keep the older order: a row- or column-major A is read in place, one MR-row panel
+// at a time (it stays in L1) against the whole B block; packing A there would cost as much as the
+// product saves (measured: up to 1.4x).
 // Multiple threads each take a rectangle of C and run this loop nest on it independently; every C
-// element sees the same summation order, so the result does not depend on the thread count.
+// element sees the same summation order (it depends on KC, which depends on K and the CPU only),
+// so the result does not depend on the thread count.
 #include "tensor/gemm.h"
 
 #include <omp.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstddef>
+#include <fstream>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -216,16 +224,13 @@ struct SimdKernel {
 
 #endif
 
-// A micro-kernel together with the cache blocking that suits it:
-//   KC: depth of one rank-KC update; an MR x KC A micro-panel must sit in L1 (32 KiB).
-//   NC: width of the packed B block; KC x NC is re-read once per A micro-panel, from L2 / L3
-//       (each B element fetched feeds MR FMAs, so L3 bandwidth is plenty).
-//   MC: rows of A packed at a time when A is not row-major (the packed block stays in L2).
-template <class Kernel_, int64_t KC_, int64_t NC_, int64_t MC_ = 240>
+// A micro-kernel (its MR x NR tile) and, chosen at run time from the cache sizes (see
+// `blocking`), the depth KC of one rank-KC update, the rows MC of A packed at a time and the
+// width NC of the packed B block.
+template <class Kernel_>
 struct Config {
   using Kernel = Kernel_;
   static constexpr int MR = Kernel::MR, NR = Kernel::NR;
-  static constexpr int64_t KC = KC_, NC = NC_, MC = MC_;
 };
 
 // The configurations per type and instruction set. `Narrow` is for products with N <= its NR,
@@ -236,43 +241,100 @@ struct Configs;
 #if defined(__AVX512F__)
 // 8 x 32 tile = 16 zmm accumulators + 2 for B + 1 broadcast. On Zen 4 it measured a few % faster
 // than 12 x 32, 6 x 64 and 8 x 48 (fewer broadcasts per FMA), and 8 divides the sizes our models
-// use (64, 192, 256, 784), so edge tiles are rare. KC = 512 beat 256 and 384 (fewer passes over C).
+// use (64, 192, 256, 784), so edge tiles are rare.
 template <>
 struct Configs<float> {
-  using Wide = Config<SimdKernel<FloatVec, 8, 2>, 512, 1024>;
-  using Narrow = Config<SimdKernel<FloatVec, 8, 1>, 512, 1024>;
+  using Wide = Config<SimdKernel<FloatVec, 8, 2>>;
+  using Narrow = Config<SimdKernel<FloatVec, 8, 1>>;
 };
 template <>
 struct Configs<double> {
-  using Wide = Config<SimdKernel<DoubleVec, 8, 2>, 256, 1024>;
-  using Narrow = Config<SimdKernel<DoubleVec, 8, 1>, 256, 1024>;
+  using Wide = Config<SimdKernel<DoubleVec, 8, 2>>;
+  using Narrow = Config<SimdKernel<DoubleVec, 8, 1>>;
 };
 #elif defined(__AVX2__) && defined(__FMA__)
-// 4 x 3-vector tile = 12 ymm accumulators + 3 for B + 1 broadcast, of 16 registers; it measured
-// 1.5x faster than the classic 6 x 2-vector tile on Zen 4, whose broadcasts are the bottleneck.
+// 6 x 2-vector tile = 12 ymm accumulators + 2 for B + 1 broadcast, of 16 registers: per k, 2 loads
+// and 6 broadcasts (loads from L1 on Zen 3) feed 12 FMAs.
 template <>
 struct Configs<float> {
-  using Wide = Config<SimdKernel<FloatVec, 4, 3>, 256, 2048>;
-  using Narrow = Wide;  // a 6 x 16 tile for N <= 16 measured slower than this one, padding included
+  using Wide = Config<SimdKernel<FloatVec, 6, 2>>;
+  using Narrow = Wide;
 };
 template <>
 struct Configs<double> {
-  using Wide = Config<SimdKernel<DoubleVec, 4, 3>, 256, 1024>;
+  using Wide = Config<SimdKernel<DoubleVec, 6, 2>>;
   using Narrow = Wide;
 };
 #else
 // 4 x 8 floats = 8 SSE accumulators of 16 registers (4 x 16 spilled and ran at half the speed).
 template <>
 struct Configs<float> {
-  using Wide = Config<PortableKernel<float, 4, 8>, 256, 2048>;
+  using Wide = Config<PortableKernel<float, 4, 8>>;
   using Narrow = Wide;
 };
 template <>
 struct Configs<double> {
-  using Wide = Config<PortableKernel<double, 4, 4>, 256, 1024>;
+  using Wide = Config<PortableKernel<double, 4, 4>>;
   using Narrow = Wide;
 };
 #endif
+
+// ---- cache blocking ----------------------------------------------------------------------------
+
+// Data cache sizes in bytes (per core for L1 and L2, the whole L3), as the CPU reports them:
+// sysconf first, then Linux's /sys, then typical sizes of a current x86 core.
+struct CacheSizes {
+  int64_t l1 = 32 << 10, l2 = 512 << 10, l3 = 8 << 20;
+};
+
+int64_t sysfs_cache_size(int index) {
+  std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
+  int64_t value = 0;
+  char unit = 0;
+  if (!(in >> value) || value <= 0) return 0;
+  if (in >> unit) value *= unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : 1;
+  return value;
+}
+
+CacheSizes detect_cache_sizes() {
+  CacheSizes sizes;
+  // sysfs index0 = L1d, index1 = L1i, index2 = L2, index3 = L3 (sysconf's L3 can be the whole
+  // host's under a hypervisor, so sysfs comes first)
+  int64_t reported[3] = {sysfs_cache_size(0), sysfs_cache_size(2), sysfs_cache_size(3)};
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
+  if (reported[0] <= 0) reported[0] = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+  if (reported[1] <= 0) reported[1] = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  if (reported[2] <= 0) reported[2] = sysconf(_SC_LEVEL3_CACHE_SIZE);
+#endif
+  // Ignore absurd reports (some hypervisors say 0 or a few bytes).
+  if (reported[0] >= (8 << 10)) sizes.l1 = std::min<int64_t>(reported[0], 256 << 10);
+  if (reported[1] >= (128 << 10)) sizes.l2 = std::min<int64_t>(reported[1], 16 << 20);
+  if (reported[2] >= (1 << 20)) sizes.l3 = reported[2];
+  return sizes;
+}
+
+const CacheSizes& cache_sizes() {
+  static const CacheSizes sizes = detect_cache_sizes();
+  return sizes;
+}
+
+struct Blocking {
+  int64_t kc, mc, nc;
+};
+
+// KC: a KC x NR B panel fills half of L1 (the rest holds the A panel streaming through and C).
+// MC: an MC x KC A block fills half of L2. NC: a KC x NC B block takes a core's share of half of
+// L3. KC is the only one that affects the summation order, and it depends on the CPU only.
+template <class Cfg, class T>
+Blocking blocking() {
+  const CacheSizes& caches = cache_sizes();
+  constexpr int64_t MR = Cfg::MR, NR = Cfg::NR, size = sizeof(T);
+  const int64_t kc = std::clamp<int64_t>(caches.l1 / 2 / (NR * size) / 16 * 16, 64, 1024);
+  const int64_t mc = std::clamp<int64_t>(caches.l2 / 2 / (kc * size) / MR * MR, MR, 1024 / MR * MR);
+  const int64_t cores = std::max<int64_t>(1, omp_get_num_procs());
+  const int64_t nc = std::clamp<int64_t>(caches.l3 / 2 / cores / (kc * size) / NR * NR, 4 * NR, 8192 / NR * NR);
+  return {kc, mc, nc};
+}
 
 // ---- packing -----------------------------------------------------------------------------------
 
@@ -364,11 +426,6 @@ void pack_block(const T* src, int64_t step, int64_t kstride, int64_t n, int64_t 
 
 // ---- one thread's blocked GEMM -----------------------------------------------------------------
 
-// Runs the micro-kernel over an mc x nc block of C, against a packed B block of depth kc. The A
-// block is either read in place (row-major A: `A` != nullptr, row stride lda) or already packed in
-// `packed_A`; in place, a partial last row panel is packed into `packed_A` first, to make a whole
-// tile. Whole tiles of a row-major C are written in place; edge tiles and other layouts go through
-// a local tile.
 // C[i, j] = act(C[i, j] + bias[j]) over `rows` rows of `n` columns (row-major or not)
 template <class T>
 void apply_epilogue(int64_t rows, int64_t n, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>& ep) {
@@ -389,46 +446,81 @@ void apply_epilogue(int64_t rows, int64_t n, T* C, int64_t rsC, int64_t csC, con
   }
 }
 
-// `ep` (or null): the epilogue, given on the last K block only, with its bias starting at C's
-// first column; it runs on each row panel once all its tiles are done.
+// One m x n tile (m <= MR, n <= NR) of C at `c`: `run(tile_beta, out, ldc)` computes a whole MR x
+// NR tile into `out`. Whole tiles of a row-major C are written in place; edge tiles and other
+// layouts go through a local tile. `ep` (or null, on all but the last K block): the epilogue with
+// its bias starting at the tile's first column, applied while the tile is still in L1.
+template <int MR, int NR, class T, class Run>
+void store_tile(int64_t m, int64_t n, T beta, T* c, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep, const Run& run) {
+  if (m == MR && n == NR && csC == 1) {
+    run(beta, c, rsC);
+  } else {
+    alignas(64) T tile[MR * NR];
+    run(T(0), tile, int64_t(NR));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        T& out = c[i * rsC + j * csC];
+        out = beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * out;
+      }
+  }
+  if (ep) apply_epilogue(m, n, c, rsC, csC, *ep);
+}
+
+// The bias from column j on (the epilogue of the tiles that start at column j), or null.
+template <class T>
+const GemmEpilogue<T>* epilogue_from(const GemmEpilogue<T>* ep, int64_t j, GemmEpilogue<T>& storage) {
+  if (!ep) return nullptr;
+  storage = {ep->bias ? ep->bias + j : nullptr, ep->relu};
+  return &storage;
+}
+
+// An mc x nc block of C against a packed A block (MR-row panels) and a packed B block (NR-column
+// panels) of depth kc: B panel outside (it stays in L1), A panels inside (they stream from L2).
 template <class Cfg, class T>
-void macro_kernel(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* A, int64_t rsA, int64_t csA, T* packed_A,
-                  const T* packed_B, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep) {
+void macro_kernel_packed(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* packed_A, const T* packed_B, T* C,
+                         int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep) {
   using Kernel = typename Cfg::Kernel;
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
-  alignas(64) T tile[MR * NR];
+  GemmEpilogue<T> ep_tile;
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const T* b = packed_B + jr * kc;
+    const int64_t n = std::min<int64_t>(NR, nc - jr);
+    const GemmEpilogue<T>* ep_here = epilogue_from(ep, jr, ep_tile);
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const T* a = packed_A + ir * kc;
+      store_tile<MR, NR>(std::min<int64_t>(MR, mc - ir), n, beta, C + ir * rsC + jr * csC, rsC, csC, ep_here,
+                         [&](T tile_beta, T* out, int64_t ldc) {
+                           Kernel::template run<false>(kc, a, MR, b, alpha, tile_beta, out, ldc);
+                         });
+    }
+  }
+}
+
+// An mc x nc block of C with A read in place (row-major A when csA == 1, column-major otherwise),
+// for narrow products: A panel outside (it stays in L1), the whole packed B block inside (it
+// stays in L2). A partial last row panel is packed into `packed_A` to make a whole tile.
+template <class Cfg, class T>
+void macro_kernel_streamed(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* A, int64_t rsA, int64_t csA,
+                           T* packed_A, const T* packed_B, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep) {
+  using Kernel = typename Cfg::Kernel;
+  constexpr int MR = Cfg::MR, NR = Cfg::NR;
+  GemmEpilogue<T> ep_tile;
   for (int64_t ir = 0; ir < mc; ir += MR) {
     const int64_t m = std::min<int64_t>(MR, mc - ir);
-    const bool in_place = A != nullptr && m == MR;
-    const T* a_panel = packed_A + ir * kc;
-    if (A != nullptr && !in_place) {
-      pack_block<MR>(A + ir * rsA, rsA, csA, m, kc, packed_A);
-      a_panel = packed_A;
-    }
-    auto run = [&](const T* b, T tile_beta, T* c, int64_t ldc) {
-      if (in_place && csA == 1)  // row-major A
-        Kernel::template run<true>(kc, A + ir * rsA, rsA, b, alpha, tile_beta, c, ldc);
-      else if (in_place)  // column-major A: a column of the panel is MR adjacent values, like a packed panel
-        Kernel::template run<false>(kc, A + ir, csA, b, alpha, tile_beta, c, ldc);
-      else
-        Kernel::template run<false>(kc, a_panel, MR, b, alpha, tile_beta, c, ldc);
+    if (m < MR) pack_block<MR>(A + ir * rsA, rsA, csA, m, kc, packed_A);
+    auto run = [&](const T* b, T tile_beta, T* out, int64_t ldc) {
+      if (m < MR)
+        Kernel::template run<false>(kc, packed_A, MR, b, alpha, tile_beta, out, ldc);
+      else if (csA == 1)  // row-major A
+        Kernel::template run<true>(kc, A + ir * rsA, rsA, b, alpha, tile_beta, out, ldc);
+      else  // column-major A: a column of the panel is MR adjacent values, like a packed panel
+        Kernel::template run<false>(kc, A + ir, csA, b, alpha, tile_beta, out, ldc);
     };
     for (int64_t jr = 0; jr < nc; jr += NR) {
       const T* b = packed_B + jr * kc;
-      const int64_t n = std::min<int64_t>(NR, nc - jr);
-      T* c = C + ir * rsC + jr * csC;
-      if (m == MR && n == NR && csC == 1) {
-        run(b, beta, c, rsC);
-      } else {
-        run(b, T(0), tile, NR);
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t j = 0; j < n; ++j) {
-            T& out = c[i * rsC + j * csC];
-            out = beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * out;
-          }
-      }
+      store_tile<MR, NR>(m, std::min<int64_t>(NR, nc - jr), beta, C + ir * rsC + jr * csC, rsC, csC,
+                         epilogue_from(ep, jr, ep_tile), [&](T tile_beta, T* out, int64_t ldc) { run(b, tile_beta, out, ldc); });
     }
-    if (ep) apply_epilogue(m, nc, C + ir * rsC, rsC, csC, *ep);  // the panel's m x nc block is still in L1
   }
 }
 
@@ -445,31 +537,34 @@ template <class Cfg, class T>
 void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
                   int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep = nullptr) {
   constexpr int MR = Cfg::MR, NR = Cfg::NR;
-  const bool A_in_place = (csA == 1 || rsA == 1) && Cfg::Kernel::kReadsAInPlace;  // row- or column-major A
-  const int64_t kc_max = even_block(K, Cfg::KC, 1);
-  const int64_t nc_max = even_block(N, Cfg::NC, NR);
-  const int64_t mc_max = A_in_place ? M : even_block(M, Cfg::MC, MR);  // rows of A packed at a time
+  static const Blocking block = blocking<Cfg, T>();
+  const int64_t kc_max = even_block(K, block.kc, 1);
+  const int64_t nc_max = even_block(N, block.nc, NR);
+  // A narrow B block stays in L2 whole: read A in place against it (see the header comment).
+  const bool stream_A = (csA == 1 || rsA == 1) && Cfg::Kernel::kReadsAInPlace &&
+                        kc_max * nc_max * int64_t(sizeof(T)) <= cache_sizes().l2 / 2;
+  const int64_t mc_max = stream_A ? M : even_block(M, block.mc, MR);
   T* packed_B = scratch<T>(kPackedB, size_t(nc_max * kc_max));
-  T* packed_A = scratch<T>(kPackedA, size_t((A_in_place ? MR : mc_max) * kc_max));
+  T* packed_A = scratch<T>(kPackedA, size_t((stream_A ? MR : mc_max) * kc_max));
+  GemmEpilogue<T> ep_block;
   for (int64_t jc = 0; jc < N; jc += nc_max) {
     const int64_t nc = std::min(nc_max, N - jc);
     for (int64_t pc = 0; pc < K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, K - pc);
       const T beta_block = pc == 0 ? beta : T(1);  // later K blocks accumulate onto the first
-      GemmEpilogue<T> ep_block;                    // on the last K block: the bias from column jc on
-      if (ep) ep_block = {ep->bias ? ep->bias + jc : nullptr, ep->relu};
-      const GemmEpilogue<T>* ep_here = ep && pc + kc >= K ? &ep_block : nullptr;
+      // the epilogue runs on the last K block only, with the bias from column jc on
+      const GemmEpilogue<T>* ep_here = pc + kc >= K ? epilogue_from(ep, jc, ep_block) : nullptr;
       pack_block<NR>(B + pc * rsB + jc * csB, csB, rsB, nc, kc, packed_B);  // kc x NR panels
       for (int64_t ic = 0; ic < M; ic += mc_max) {
         const int64_t mc = std::min(mc_max, M - ic);
         const T* A_block = A + ic * rsA + pc * csA;
         T* C_block = C + ic * rsC + jc * csC;
-        if (A_in_place) {
-          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, A_block, rsA, csA, packed_A, packed_B, C_block, rsC, csC, ep_here);
+        if (stream_A) {
+          macro_kernel_streamed<Cfg>(mc, nc, kc, alpha, beta_block, A_block, rsA, csA, packed_A, packed_B, C_block, rsC, csC,
+                                     ep_here);
         } else {
           pack_block<MR>(A_block, rsA, csA, mc, kc, packed_A);  // MR x kc panels
-          macro_kernel<Cfg>(mc, nc, kc, alpha, beta_block, static_cast<const T*>(nullptr), 0, 0, packed_A, packed_B, C_block,
-                            rsC, csC, ep_here);
+          macro_kernel_packed<Cfg>(mc, nc, kc, alpha, beta_block, packed_A, packed_B, C_block, rsC, csC, ep_here);
         }
       }
     }

@@ -663,12 +663,14 @@ TEST(CliCommand, TrainEvalSampleAndResume) {
 TEST(CliBench, PrintsNameValueUnitAndRejectsUnknownNames) {
   std::ostringstream out;
   run_bench({"gemm_256"}, out);
-  EXPECT_TRUE(std::regex_match(out.str(), std::regex(R"(gemm_256 [0-9]+\.[0-9] GFLOP/s\n)"))) << out.str();
+  EXPECT_TRUE(std::regex_match(out.str(), std::regex(R"(peak_f32_fma [0-9]+\.[0-9] GFLOP/s # [0-9]+ threads\n)"
+                                                     R"(gemm_256 [0-9]+\.[0-9] GFLOP/s # [0-9]+% of peak\n)")))
+      << out.str();
   EXPECT_THROW(run_bench({"gemm_256", "gemm_7"}, out), UsageError);
   CliRun r = run({"bench", "gemm_7"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("gemm_1024"), std::string::npos);  // the message lists the known names
-  EXPECT_EQ(bench_names().size(), 6u);
+  EXPECT_EQ(bench_names().size(), 8u);
 
   int calls = 0;
   EXPECT_GE(median_seconds([&] { ++calls; }, 2, 5), 0.0);

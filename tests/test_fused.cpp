@@ -302,6 +302,18 @@ TEST(FusedReference, LinearAndEmbeddingBagAtTheReluKink) {
   }
 }
 
+TEST(FusedReference, Conv2dWithAndWithoutMaskedTapsToSecondOrder) {
+  manual_seed(24);
+  Tensor x = f64(randn({2, 3, 5, 5})), w = f64(randn({4, 3, 3, 3})), b = f64(randn({4}));
+  for (const std::vector<int64_t>& taps : {std::vector<int64_t>{}, std::vector<int64_t>{0, 1, 2, 3, 4}}) {  // all taps; mask B's
+    for (int64_t stride : {1, 2}) {
+      SCOPED_TRACE(cat("taps ", taps.size(), ", stride ", stride));
+      expect_same_to_second_order([&](auto& a) { return conv2d(a[0], a[1], a[2], stride, 1, taps); },
+                                  [&](auto& a) { return reference::conv2d(a[0], a[1], a[2], stride, 1, taps); }, {x, w, b});
+    }
+  }
+}
+
 TEST(FusedReference, CrossEntropyLayerNormAttentionToSecondOrder) {
   manual_seed(23);
   Tensor logits = f64(randn({5, 7}) * 2.0);

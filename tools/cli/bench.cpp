@@ -6,6 +6,11 @@
 #include <cstdio>
 #include <memory>
 
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#include <omp.h>
+
 #include "models/registry.h"
 #include "nn/optim.h"
 #include "tensor/gemm.h"
@@ -21,6 +26,54 @@ std::string format(const char* fmt, double v) {
   return buf;
 }
 
+// The machine's limit for float32 matrix work, as ../shared/peers/peak_flops.c measures it:
+// GFLOP/s of 12 independent FMA chains in registers on every thread (best of 3 runs of ~0.1 s).
+double peak_fma_gflops() {
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const int64_t iters = 4'000'000;
+    float sink = 0;
+    const auto start = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : sink)
+    {
+#if defined(__AVX512F__)
+      __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+      for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(float(k));
+      for (int64_t i = 0; i < iters; ++i)
+        for (int k = 0; k < 12; ++k) a[k] = _mm512_fmadd_ps(a[k], b, c);
+      for (int k = 0; k < 12; ++k) sink += _mm512_reduce_add_ps(a[k]);
+#elif defined(__AVX2__) && defined(__FMA__)
+      __m256 a[12], b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
+      for (int k = 0; k < 12; ++k) a[k] = _mm256_set1_ps(float(k));
+      for (int64_t i = 0; i < iters; ++i)
+        for (int k = 0; k < 12; ++k) a[k] = _mm256_fmadd_ps(a[k], b, c);
+      float t[8];
+      for (int k = 0; k < 12; ++k) _mm256_storeu_ps(t, a[k]), sink += t[0];
+#else
+      float a[12][8];
+      for (int k = 0; k < 12; ++k)
+        for (int l = 0; l < 8; ++l) a[k][l] = float(k);
+      for (int64_t i = 0; i < iters; ++i)
+        for (int k = 0; k < 12; ++k)
+          for (int l = 0; l < 8; ++l) a[k][l] = a[k][l] * 1.0000001f + 1e-7f;
+      for (int k = 0; k < 12; ++k) sink += a[k][0];
+#endif
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+#if defined(__AVX512F__)
+    const double lanes = 16;
+#else
+    const double lanes = 8;
+#endif
+    best = std::max(best, double(iters) * 12 * lanes * 2 * omp_get_max_threads() / seconds / 1e9);
+    if (sink == 12345.0f) std::printf(" ");  // keeps the chains alive
+  }
+  return best;
+}
+
+// " # S% of peak" for a rate of `gflops` against the measured peak.
+std::string share_of_peak(double gflops, double peak) { return format(" # %.0f%% of peak", 100 * gflops / peak); }
+
 // GFLOP/s of an n x n x n float32 product, row-major operands filled with U(-1, 1).
 double gemm_gflops(int64_t n) {
   Generator gen(1);
@@ -31,6 +84,29 @@ double gemm_gflops(int64_t n) {
   const double flops = 2.0 * double(n) * double(n) * double(n);
   const int reps = std::max(5, static_cast<int>(2e9 / flops));  // about 2 GFLOP of timed work in total
   return flops / median_seconds(product, 3, reps) / 1e9;
+}
+
+// Useful GFLOP of one training step (forward + backward = 3 x the forward's 2 x multiply-adds),
+// from the model's shapes: the products of its linear maps and convolutions (a lookup, a
+// normalisation or an activation counts nothing), attention's causal half only, the taps a mask
+// zeroes not at all.
+double step_gflop(const std::string& model, const nlohmann::json& config, int64_t batch) {
+  const int64_t pixels = 784;
+  double macs_per_pixel = 0;
+  if (model == "mlp_ar") {
+    const int64_t H = config.value("hidden", 256);
+    macs_per_pixel = double(H * H + H * 256);  // l2, l3 (the first layer is a lookup)
+  } else if (model == "imagegpt") {
+    const int64_t d = config.value("embed_dim", 64), layers = config.value("layers", 2);
+    // qkv 3d^2 + projection d^2 + MLP 2 x 2d^2, and q.k plus p.v over the ~L/2 earlier positions
+    macs_per_pixel = double(layers * (8 * d * d + pixels * d)) + double(d * 2);
+  } else if (model == "pixelcnn") {
+    const int64_t C = config.value("channels", 64), layers = config.value("layers", 5);
+    const int64_t ka = config.value("kernel_a", 7), kb = config.value("kernel_b", 3);
+    const int64_t taps_a = ka * ka / 2, taps_b = kb * kb / 2 + 1;  // above the centre and left of it (+ the centre for B)
+    macs_per_pixel = double(taps_a * C + layers * taps_b * C * C + 2 * C);
+  }
+  return 6.0 * macs_per_pixel * double(batch * pixels) / 1e9;
 }
 
 // The registered model `name` built from `config`, or nullptr after printing why it is skipped.
@@ -62,18 +138,29 @@ double adam_step_ms(models::GenerativeModel& model, const Tensor& x) {
   return median_seconds(step, 2, 5) * 1e3;
 }
 
-void run_one(const std::string& name, std::ostream& out) {
-  if (name.rfind("gemm_", 0) == 0) {
+// "NAME MS ms # G GFLOP/step, R GFLOP/s = S% of peak" for one model step.
+void print_step(std::ostream& out, const std::string& name, double ms, double gflop, double peak) {
+  out << name << " " << format("%.1f", ms) << " ms" << format(" # %.1f GFLOP/step, ", gflop)
+      << format("%.0f GFLOP/s,", gflop / ms * 1e3) << share_of_peak(gflop / ms * 1e3, peak).substr(2) << "\n" << std::flush;
+}
+
+void run_one(const std::string& name, std::ostream& out, double peak) {
+  if (name == "peak_f32_fma") {
+    out << name << " " << format("%.1f", peak) << " GFLOP/s # " << omp_get_max_threads() << " threads\n" << std::flush;
+  } else if (name.rfind("gemm_", 0) == 0) {
     const int64_t n = std::stoll(name.substr(5));
-    out << name << " " << format("%.1f", gemm_gflops(n)) << " GFLOP/s\n" << std::flush;
+    const double g = gemm_gflops(n);
+    out << name << " " << format("%.1f", g) << " GFLOP/s" << share_of_peak(g, peak) << "\n" << std::flush;
   } else if (name == "mlp_ar_step_B16") {
-    auto model = bench_model(name, "mlp_ar", {{"context", 2}, {"hidden", 256}}, out);
+    const nlohmann::json config = {{"context", 2}, {"hidden", 256}};
+    auto model = bench_model(name, "mlp_ar", config, out);
     if (!model) return;
     Generator gen(0);
     Tensor x = randint(0, 256, {16, 784}, &gen);  // random 8-bit images
-    out << name << " " << format("%.1f", adam_step_ms(*model, x)) << " ms\n" << std::flush;
+    print_step(out, name, adam_step_ms(*model, x), step_gflop("mlp_ar", config, 16), peak);
   } else if (name == "imagegpt_step_B32_d64_h4_l2" || name == "imagegpt_sample16") {
-    auto model = bench_model(name, "imagegpt", {{"embed_dim", 64}, {"heads", 4}, {"layers", 2}}, out);
+    const nlohmann::json config = {{"embed_dim", 64}, {"heads", 4}, {"layers", 2}};
+    auto model = bench_model(name, "imagegpt", config, out);
     if (!model) return;
     if (name == "imagegpt_sample16") {
       model->eval();
@@ -84,16 +171,25 @@ void run_one(const std::string& name, std::ostream& out) {
     } else {
       Generator gen(0);
       Tensor x = (rand({32, 784}, {}, &gen) > 0.8).to(DType::Int64);  // random binary images, 20% ones
-      out << name << " " << format("%.1f", adam_step_ms(*model, x)) << " ms\n" << std::flush;
+      print_step(out, name, adam_step_ms(*model, x), step_gflop("imagegpt", config, 32), peak);
     }
+  } else if (name == "pixelcnn_step_B32_c64_l5") {
+    const nlohmann::json config = {{"channels", 64}, {"layers", 5}, {"kernel_a", 7}, {"kernel_b", 3}};
+    auto model = bench_model(name, "pixelcnn", config, out);
+    if (!model) return;
+    Generator gen(0);
+    Tensor x = (rand({32, 784}, {}, &gen) > 0.8).to(DType::Int64);  // random binary images, as pixelcnn_ref.py
+    print_step(out, name, adam_step_ms(*model, x), step_gflop("pixelcnn", config, 32), peak);
   }
 }
 
 }  // namespace
 
 const std::vector<std::string>& bench_names() {
-  static const std::vector<std::string> names = {"gemm_256",        "gemm_512", "gemm_1024", "mlp_ar_step_B16",
-                                                 "imagegpt_step_B32_d64_h4_l2", "imagegpt_sample16"};
+  static const std::vector<std::string> names = {"peak_f32_fma",    "gemm_256",
+                                                 "gemm_512",        "gemm_1024",
+                                                 "mlp_ar_step_B16", "imagegpt_step_B32_d64_h4_l2",
+                                                 "pixelcnn_step_B32_c64_l5", "imagegpt_sample16"};
   return names;
 }
 
@@ -117,7 +213,12 @@ void run_bench(const std::vector<std::string>& names, std::ostream& out) {
       for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
       throw UsageError(cat("dgm bench: unknown workload '", name, "' (known: ", list, ")"));
     }
-  for (const std::string& name : names.empty() ? known : names) run_one(name, out);
+  // The peak is measured once, first, and every GEMM and model step reports its share of it.
+  const std::vector<std::string>& todo = names.empty() ? known : names;
+  const bool needs_peak = std::any_of(todo.begin(), todo.end(), [](const std::string& n) { return n != "imagegpt_sample16"; });
+  const double peak = needs_peak ? peak_fma_gflops() : 0;
+  if (needs_peak && std::find(todo.begin(), todo.end(), "peak_f32_fma") == todo.end()) run_one("peak_f32_fma", out, peak);
+  for (const std::string& name : todo) run_one(name, out, peak);
 }
 
 }  // namespace dgm::cli

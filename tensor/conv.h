@@ -1,0 +1,36 @@
+// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d) on the blocked GEMM:
+//
+//   y[b, o, ho, wo] = bias[o] + sum_{c, (i, j) in taps} w[o, c, i, j] * x[b, c, ho*s + i - p, wo*s + j - p]
+//
+// x: (B, C, H, W), weight: (O, C, KH, KW), bias: (O) or undefined -> y: (B, O, Ho, Wo),
+// Ho = (H + 2p - KH) / s + 1 (the same for W); x outside the image reads as 0.
+// `taps` lists the kernel offsets i*KW + j that take part (empty: all of them); the weights at the
+// other offsets count as zero and get a zero gradient. A masked convolution passes the taps its
+// mask keeps, so the taps the mask zeroes are never computed (PixelCNN's 3x3 mask B: 5 of 9).
+//
+// Per image, packed im2col: cols (C*T, Ho*Wo) holds the T taps of every input channel, one row
+// per (channel, tap), then y_b (O, Ho*Wo) = Wt (O, C*T) @ cols, one GEMM. Backward reuses the
+// layout: dW = sum_b dy_b @ cols_b^T (one GEMM per image, accumulated in image order), and
+// dx_b = col2im(Wt^T @ dy_b). The composite reference (unfold + matmul) is reference::conv2d in
+// autograd/ops_conv.cpp; tests check both agree in value and gradient.
+// Results do not depend on the thread count: each image is computed by the same code whichever
+// thread runs it, and the weight gradient sums the images in order.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "tensor/array.h"
+
+namespace dgm::cpu {
+
+Array conv2d_forward(const Array& x, const Array& weight, const Array& bias, int64_t stride, int64_t padding,
+                     const std::vector<int64_t>& taps = {});
+
+struct Conv2dGrads {
+  Array dx, dweight, dbias;
+};
+// Gradients not asked for (need_*) are left undefined.
+Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy, int64_t stride, int64_t padding,
+                            const std::vector<int64_t>& taps, bool need_dx, bool need_dweight, bool need_dbias);
+
+}  // namespace dgm::cpu

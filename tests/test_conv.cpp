@@ -1,0 +1,108 @@
+// The conv2d op (im2col + GEMM, tensor/conv.h) against its composite reference (index_select +
+// matmul) in value and gradient, at training-like sizes in float32; taps skipped by a mask; the
+// result independent of the thread count.
+#include <gtest/gtest.h>
+
+#include <omp.h>
+
+#include "autograd/engine.h"
+#include "autograd/ops.h"
+#include "nn/layers.h"
+
+namespace dgm {
+namespace {
+
+double rel_err(const Tensor& a, const Tensor& b) {
+  return amax(abs(a.to(DType::Float64) - b.to(DType::Float64))).item() / std::max(1e-30, amax(abs(b.to(DType::Float64))).item());
+}
+
+struct ConvCase {
+  const char* name;
+  Shape x, w;
+  bool bias, noncontig;
+  int64_t stride, padding;
+  std::vector<int64_t> taps;
+};
+
+TEST(Conv2d, MatchesTheCompositeReferenceInValueAndGradient) {
+  const ConvCase cases[] = {
+      {"3x3 pad 1", {3, 5, 9, 8}, {6, 5, 3, 3}, true, false, 1, 1, {}},
+      {"3x3 stride 2 pad 1, no bias", {2, 4, 11, 10}, {5, 4, 3, 3}, false, false, 2, 1, {}},
+      {"5x3 stride 3, no padding", {2, 3, 13, 9}, {4, 3, 5, 3}, true, false, 3, 0, {}},
+      {"non-contiguous input", {2, 4, 7, 9}, {3, 4, 3, 3}, true, true, 1, 1, {}},
+      {"mask B taps (batch parallel)", {4, 16, 12, 12}, {16, 16, 3, 3}, true, false, 1, 1, {0, 1, 2, 3, 4}},
+      {"7x7 mask A taps, 1 channel", {3, 1, 10, 10}, {8, 1, 7, 7}, true, false, 1, 3,
+       {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23}},
+  };
+  Generator g(3);
+  for (const ConvCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    Tensor x = c.noncontig ? Tensor(randn({c.x[0], c.x[1], c.x[3], c.x[2]}, {}, &g).array().transpose(2, 3), true)
+                           : randn(c.x, {}, &g).requires_grad_();
+    ASSERT_EQ(x.is_contiguous(), !c.noncontig);
+    Tensor w = randn(c.w, {}, &g).requires_grad_(), b = c.bias ? randn({c.w[0]}, {}, &g).requires_grad_() : Tensor();
+    Tensor y = conv2d(x, w, b, c.stride, c.padding, c.taps), y_ref = reference::conv2d(x, w, b, c.stride, c.padding, c.taps);
+    ASSERT_EQ(y.shape(), y_ref.shape());
+    EXPECT_LT(rel_err(y, y_ref), 2e-6);
+    Tensor r = randn(y.shape(), {}, &g);
+    std::vector<Tensor> wrt{x, w};
+    if (c.bias) wrt.push_back(b);
+    auto grads = autograd::grad({sum(y * r)}, wrt), grads_ref = autograd::grad({sum(y_ref * r)}, wrt);
+    for (size_t i = 0; i < wrt.size(); ++i) EXPECT_LT(rel_err(grads[i], grads_ref[i]), 2e-6) << "gradient of input " << i;
+    if (!c.taps.empty()) {  // the weights at skipped taps get exactly zero gradient
+      Tensor dw = grads[1].reshape({c.w[0] * c.w[1], c.w[2] * c.w[3]});
+      std::vector<bool> used(size_t(c.w[2] * c.w[3]), false);
+      for (int64_t t : c.taps) used[size_t(t)] = true;
+      for (int64_t t = 0; t < c.w[2] * c.w[3]; ++t)
+        if (!used[size_t(t)]) EXPECT_EQ(amax(abs(select(dw, 1, t))).item(), 0.0) << "tap " << t;
+    }
+  }
+}
+
+TEST(Conv2d, SameBitsForAnyThreadCount) {
+  Generator g(5);
+  Tensor x = randn({6, 16, 14, 14}, {}, &g).requires_grad_(), w = randn({16, 16, 3, 3}, {}, &g).requires_grad_();
+  Tensor b = randn({16}, {}, &g).requires_grad_();
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Tensor y = conv2d(x, w, b, 1, 1, {0, 1, 2, 3, 4});
+    auto grads = autograd::grad({sum(y * y)}, {x, w, b});
+    omp_set_num_threads(before);
+    return std::vector<Tensor>{y, grads[0], grads[1], grads[2]};
+  };
+  auto one = run(1), two = run(2), three = run(3);
+  for (size_t i = 0; i < one.size(); ++i) {
+    EXPECT_GT(amax(abs(one[i])).item(), 0.0);
+    EXPECT_EQ(one[i].to_vector<float>(), two[i].to_vector<float>()) << "output " << i << " differs between 1 and 2 threads";
+    EXPECT_EQ(one[i].to_vector<float>(), three[i].to_vector<float>()) << "output " << i << " differs between 1 and 3 threads";
+  }
+}
+
+TEST(Conv2d, MaskedLayerSkipsTapsAndMatchesTheMaskedWeight) {
+  Generator g(9);
+  nn::MaskedConv2d conv('B', 3, 4, 3, {.padding = 1, .gen = &g});
+  Tensor x = randn({2, 3, 6, 6}, {}, &g);
+  Tensor y = conv.forward(x), y_ref = reference::conv2d(x, conv.weight * conv.mask, conv.bias, 1, 1);
+  EXPECT_LT(rel_err(y, y_ref), 2e-6);
+  sum(y * y).backward();
+  // the weights the mask hides (the centre row right of the centre, the rows below) get no gradient
+  Tensor dw = conv.weight.grad().reshape({12, 9});
+  for (int64_t t : {5, 6, 7, 8}) EXPECT_EQ(amax(abs(select(dw, 1, t))).item(), 0.0) << "tap " << t;
+  EXPECT_GT(amax(abs(select(dw, 1, 4))).item(), 0.0);
+}
+
+TEST(Conv2d, ErrorsNameTheShapes) {
+  Tensor x = randn({1, 2, 5, 5}), w = randn({3, 4, 3, 3});
+  try {
+    conv2d(x, w);
+    FAIL() << "expected a ShapeError";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("2 channels"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(conv2d(x, randn({3, 2, 3, 3}), Tensor(), 1, 0, {4, 2}), ValueError);  // taps not increasing
+  EXPECT_THROW(conv2d(x, randn({3, 2, 7, 7})), ShapeError);                          // kernel larger than the input
+}
+
+}  // namespace
+}  // namespace dgm
