@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --target dgm_cli
-"${DGM_BUILD_DIR:-build}/dgm" lecture01 "$@"
+"${DGM_BUILD_DIR:-build}/dgm" lecture 1 "$@"

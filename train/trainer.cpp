@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "tools/files.h"
+#include "train/run_folder.h"
 #include "tools/image.h"
 #include "tools/plot.h"
 #include "tools/progress.h"
@@ -201,6 +202,8 @@ void Trainer::save_checkpoint(const std::string& file) const {
       {"batch", std::to_string(options_.batch_size)},
       {"lr", format_double(options_.lr, "%.17g")},
       {"seed", std::to_string(options_.seed)},
+      {"save_every", std::to_string(options_.save_every)},
+      {"num_samples", std::to_string(options_.num_samples)},
       {"loader", train_loader_.state().dump()},
       {"default_generator", default_generator().state()},
   };
@@ -255,6 +258,10 @@ void Trainer::resume(const std::string& where) {
   }
   default_generator().set_state(meta(m, "default_generator", file));
   if (options_.steps == 0 && options_.epochs == 0) total_steps_ = meta_int(m, "total_steps", file);
+  if (total_steps_ < step_)
+    throw ValueError(cat(file, " has done ", step_, " steps; a run of ", total_steps_, " steps would end before it began (give --steps ", step_,
+                         " or more to continue it)"));
+  resumed_ = true;
   // A run that ended mid-epoch evaluated the test NLL for its final line. Continued, it is the same
   // run as one done in one go, which evaluates at epoch ends only: drop that evaluation, so the
   // history, log.csv and the next checkpoint are bit for bit those of the uninterrupted run.
@@ -355,9 +362,14 @@ void Trainer::append_log_row() const {
 }
 
 TrainResult Trainer::run() {
-  std::error_code ec;
-  fs::create_directories(options_.out_dir, ec);
-  if (ec || !fs::is_directory(options_.out_dir)) throw IOError(cat("cannot create the run folder ", options_.out_dir, ": ", ec.message()));
+  // One writer per run folder (the lock is held until run() returns); a folder holding another run
+  // is not overwritten unless asked; temporaries left by killed processes are cleared.
+  RunLock lock(options_.out_dir);
+  if (!resumed_ && !options_.overwrite && holds_run(options_.out_dir))
+    throw IOError(cat("the run folder ", options_.out_dir, " already holds a run (", kCheckpointFile, " or ", kLogFile,
+                      "); continue it with --resume, replace it with --overwrite, or choose another --out"));
+  for (const std::string& name : tools::remove_stale_temporaries(options_.out_dir))
+    if (!options_.quiet) log() << "removed " << name << ", left by a process that no longer runs\n";
   rewrite_log();  // the header, or the history up to the resumed step (dropping rows after it)
 
   const models::DataKind kind = model_->data_kind();
@@ -427,6 +439,9 @@ TrainResult Trainer::run() {
       bar->finish();
       bar.reset();
       const double nll = evaluate();
+      // The checkpoint first: if it cannot be written (a full disk), the run stops here, before the
+      // samples, curves or log move ahead of the last good checkpoint.
+      save_checkpoint(path(kCheckpointFile));
       write_samples();
       write_curves();
       if (!options_.quiet) {
@@ -436,8 +451,8 @@ TrainResult Trainer::run() {
               << format_double(nll, "%.4f") << " " << result.unit << "  (" << format_double(seconds, "%.1f") << " s)\n";
       }
     }
+    if (!(epoch_end || last) && options_.save_every > 0 && step_ % options_.save_every == 0) save_checkpoint(path(kCheckpointFile));
     append_log_row();
-    if (epoch_end || last || (options_.save_every > 0 && step_ % options_.save_every == 0)) save_checkpoint(path(kCheckpointFile));
   }
   bar.reset();
 

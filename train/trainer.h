@@ -47,6 +47,7 @@ struct TrainOptions {
   uint64_t seed = 0;             // data order and the samples in samples.png
   std::string out_dir;           // where the run's files go (created if missing)
   int64_t save_every = 0;        // also checkpoint every N steps (0: epoch ends and the end only)
+  bool overwrite = false;        // a new run may replace the run already in out_dir (else: IOError)
   int64_t num_samples = 64;      // images in samples.png
   bool quiet = false;            // no progress bars or epoch lines
   // dgm::AnomalyGuard during run(): the first NaN/Inf produced by an op in forward or backward
@@ -82,7 +83,8 @@ class Trainer {
 
   // Continues from a checkpoint written by save_checkpoint (a file, or a run folder holding
   // model.safetensors): model, optimiser, data order, default generator and loss history. Call
-  // before run(). Without --steps/--epochs in the options, the checkpoint's total is kept.
+  // before run(). Without --steps/--epochs in the options, the checkpoint's total is kept; a total
+  // below the steps already done is a ValueError.
   void resume(const std::string& path);
   TrainResult run();
 
@@ -116,6 +118,7 @@ class Trainer {
   std::vector<std::unique_ptr<nn::Adam>> optimizers_;
   std::vector<nn::Optimizer*> optimizer_ptrs_;
   int64_t step_ = 0, total_steps_ = 0;
+  bool resumed_ = false;  // resume() succeeded: out_dir's run is this one's
   // History, in the report unit: train loss of steps 1..step_, test NLL at eval_steps_.
   std::vector<double> train_loss_;
   std::vector<int64_t> eval_steps_;

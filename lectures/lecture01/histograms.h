@@ -85,7 +85,7 @@ BinaryMnist load_binary_mnist(const std::string& data = "");
 // many test images it has seen (all others get probability 0, an infinite NLL).
 int64_t test_images_in_train(const BinaryMnist& data);
 
-// Models fitted by counting with Laplace (add-one) smoothing, as the peers' PyTorch baselines.
+// Models fitted by counting with Laplace (add-one) smoothing, as the PyTorch reference run's baselines.
 //   independent:     p(x) = prod_j Bernoulli(x_j | p_j),  p_j = (n_j1 + 1) / (n + 2)
 //   markov1:         p(x) = prod_j p(x_j | x_{j-1}), x_0 = 0 (a virtual pixel before the first), with
 //                    a table per position (1 + 2 * 783 parameters) or one table shared by all (2)

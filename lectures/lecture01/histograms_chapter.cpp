@@ -102,7 +102,7 @@ void curse_of_dimensionality(Chapter& ch, const BinaryMnist& mnist, uint64_t see
 
   std::vector<PixelModel> models = {fit_independent(mnist.train), fit_markov1(mnist.train, false), fit_markov1(mnist.train, true)};
   const char* params[] = {"784", "1 + 2 * 783 = 1567", "2"};
-  ch.text("Models with few parameters fitted by counting, with add-one (Laplace) smoothing as the peers' PyTorch "
+  ch.text("Models with few parameters fitted by counting, with add-one (Laplace) smoothing as the PyTorch reference run "
           "`baselines`: $p_j = (n_{j1} + 1)/(n + 2)$ and $p(x_j = 1 | x_{j-1} = a) = (n_{a1} + 1)/(n_a + 2)$, with a virtual "
           "$x_0 = 0$. NLL on the test split in nats/dim (per image: $\\times 784$). The PyTorch reference "
           "(`pytorch_train.py baselines`) gives 0.2620 (independent) and 0.2154 (Markov-1 shared). These are the baselines the "

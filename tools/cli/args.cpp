@@ -39,6 +39,7 @@ const std::vector<FlagSpec>& flag_specs() {
       {"save-every", true, {C::Train}},
       {"quiet", false, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture}},
       {"detect-anomaly", false, {C::Train}},
+      {"overwrite", false, {C::Train}},
       {"checkpoint", true, {C::Eval, C::Sample}},
       {"n", true, {C::Train, C::Sample}},
       {"complete", true, {C::Sample}},
@@ -263,6 +264,7 @@ CliArgs parse_strict(const std::vector<std::string>& args) {
         if (inline_value) throw UsageError(cat("--", name, " takes no value, got '", value, "'"));
         if (name == "quiet") a.quiet = true;
         if (name == "detect-anomaly") a.detect_anomaly = true;
+        if (name == "overwrite") a.overwrite = true;
         continue;
       }
       set_flag(a, name, take_value());
@@ -398,6 +400,7 @@ std::string usage(Command command) {
             "                      (the model, data, batch and seed come from the checkpoint; --steps/--epochs\n"
             "                      set a new total, --lr a new learning rate; --out defaults to the run folder)\n"
             "  --save-every N      also save the checkpoint every N steps (default: at epoch ends only)\n"
+            "  --overwrite         replace the run already in --out (without it, dgm train refuses to)\n"
             "  --n N               samples in samples.png (default 64)\n"
             "  --detect-anomaly    stop at the first NaN/Inf in forward or backward, naming the op (slower)\n"
          << kCommonFlags

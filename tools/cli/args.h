@@ -49,6 +49,7 @@ struct CliArgs {
   int64_t save_every = 0;             // 0 = only at epoch ends and at the end
   bool quiet = false;
   bool detect_anomaly = false;        // train: stop at the first NaN/Inf in forward or backward
+  bool overwrite = false;             // train: replace the run already in --out
   std::string checkpoint;             // eval / sample
   int64_t n = 64;                     // sample: images drawn; train: images in samples.png
   std::optional<int64_t> complete;    // sample: keep the first K pixels of test images

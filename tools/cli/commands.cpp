@@ -1,6 +1,7 @@
 // The `dgm` commands; see commands.h.
 #include "tools/cli/commands.h"
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "lectures/common/lecture.h"
 #include "tools/cli/bench.h"
 #include "tools/image.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 
 namespace dgm::cli {
@@ -24,25 +26,33 @@ using namespace dgm::train;
 
 namespace {
 
-// ---- Ctrl-C: the first one stops training after the current step (a checkpoint is saved), a second
-// one quits at once.
+// ---- Ctrl-C (SIGINT), kill (SIGTERM) or a closed terminal (SIGHUP): the first one stops training
+// after the current step, a checkpoint is saved, and dgm exits with 128 + the signal's number; a
+// second one quits at once.
 std::atomic<bool> g_stop{false};
-extern "C" void on_interrupt(int) {
-  if (g_stop.exchange(true)) std::_Exit(130);
+std::atomic<int> g_signal{0};
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.exchange(true)) std::_Exit(128 + sig);
+  g_signal = sig;
 }
-struct InterruptHandler {
-  struct sigaction previous {};
-  InterruptHandler() {
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+struct StopSignalHandler {
+  struct sigaction previous[3] {};
+  StopSignalHandler() {
     g_stop = false;
+    g_signal = 0;
     struct sigaction action {};
-    action.sa_handler = on_interrupt;
+    action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &previous);
+    for (int i = 0; i < 3; ++i) sigaction(kStopSignals[i], &action, &previous[i]);
   }
-  ~InterruptHandler() { sigaction(SIGINT, &previous, nullptr); }
-  InterruptHandler(const InterruptHandler&) = delete;
-  InterruptHandler& operator=(const InterruptHandler&) = delete;
+  ~StopSignalHandler() {
+    for (int i = 0; i < 3; ++i) sigaction(kStopSignals[i], &previous[i], nullptr);
+  }
+  StopSignalHandler(const StopSignalHandler&) = delete;
+  StopSignalHandler& operator=(const StopSignalHandler&) = delete;
 };
+const char* signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGINT (Ctrl-C)"; }
 
 // The error message on one line, whatever the thrower put in it.
 std::string one_line(std::string text) {
@@ -133,6 +143,22 @@ LoadedModel load_checkpoint_model(const CliArgs& args) {
 }
 
 // "test_nll 0.10592 nats/dim" (or test_nll_bound / test_loss, as the model's objective() says).
+// Why a model's NLL is not finite: its first non-finite parameter, or else the first op that makes
+// NaN/Inf on the first test batch (anomaly mode names it).
+std::string first_nonfinite(models::GenerativeModel& model, const DataLoader& loader) {
+  for (const auto& [name, p] : model.named_parameters())
+    if (cpu::has_nonfinite(p.array())) return cat("parameter '", name, "' holds NaN/Inf values");
+  try {
+    NoGradGuard no_grad;
+    AnomalyGuard anomaly;
+    model.eval();
+    for (int64_t i = 0; i < loader.num_batches(); ++i) model.log_prob(loader.batch(i));
+  } catch (const AnomalyError& e) {
+    return cat("the first non-finite activation: ", e.what());
+  }
+  return "every parameter is finite and no op made NaN/Inf (the sum overflowed?)";
+}
+
 void print_nll(std::ostream& out, const std::string& label, double value, const std::string& unit) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.5f", value);
@@ -226,6 +252,9 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
     options.batch_size = parse_int("batch", keep("batch", std::to_string(args.batch), "batch"));
     options.seed = static_cast<uint64_t>(parse_int("seed", keep("seed", std::to_string(args.seed), "seed")));
     if (!args.has("lr")) options.lr = parse_double("lr", metadata_or(metadata, "lr", "0.001"));
+    // the run's own settings come back unless given again
+    if (!args.has("save-every")) options.save_every = parse_int("save_every", metadata_or(metadata, "save_every", "0"));
+    if (!args.has("n")) options.num_samples = parse_int("num_samples", metadata_or(metadata, "num_samples", std::to_string(args.n)));
     options.out_dir = args.has("out") ? args.out : fs::path(resume_file).parent_path().string();
     if (options.out_dir.empty()) options.out_dir = ".";
     model = create_from_checkpoint(args.model, metadata, resume_file);  // the weights follow in Trainer::resume
@@ -252,6 +281,10 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
         << " at lr " << options.lr << " (the model's defaults where --steps/--epochs/--lr are not given)\n";
 
   options.stop = &g_stop;
+  options.overwrite = args.overwrite;
+  if (!options.data_source.empty() && train::inside(options.out_dir, data::resolve_mnist_dir(options.data_source)))
+    throw UsageError(cat("--out ", options.out_dir, " is inside the data folder ", data::resolve_mnist_dir(options.data_source),
+                         "; a run must not write among its inputs"));
   const models::DataKind kind = model->data_kind();
   Trainer trainer(model, Dataset::from_mnist(train, kind), Dataset::from_mnist(test, kind), options);
   if (!resume_file.empty()) {
@@ -260,13 +293,14 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
   }
   TrainResult result;
   {
-    InterruptHandler on_ctrl_c;
+    StopSignalHandler on_stop;
     result = trainer.run();
   }
   if (result.interrupted) {
-    err << "dgm: interrupted at step " << result.steps << "; checkpoint saved. Continue with: dgm train " << args.model
-        << " --resume " << options.out_dir << "\n";
-    return 130;
+    const int sig = g_signal.load() ? g_signal.load() : SIGINT;
+    err << "dgm: stopped by " << signal_name(sig) << " at step " << result.steps << "; checkpoint saved. Continue with: dgm train "
+        << args.model << " --resume " << options.out_dir << "\n";
+    return 128 + sig;
   }
   print_nll(out, result.label, result.test_nll, result.unit);
   return 0;
@@ -284,6 +318,7 @@ int run_eval(const CliArgs& args, std::ostream& out, std::ostream& err) {
   const models::DataKind kind = loaded.model->data_kind();
   DataLoader loader(Dataset::from_mnist(test, kind), {.batch_size = args.batch, .shuffle = false, .drop_last = false});
   const double nll = to_report_unit(test_nll_nats(*loaded.model, loader, args.quiet, &err), kind);
+  if (!std::isfinite(nll)) throw Error(cat(loaded.file, ": the test NLL is ", nll, "; ", first_nonfinite(*loaded.model, loader)));
   print_nll(out, models::objective_label(loaded.model->objective()), nll, models::nll_unit(kind));
   return 0;
 }
@@ -296,6 +331,12 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream&) {
   const int64_t rows = model.height(), cols = model.width(), dim = rows * cols;
   const std::string folder = fs::path(loaded.file).parent_path().string();
   const std::string png = args.has("out") ? args.out : (fs::path(folder) / (args.complete ? "complete.png" : "sample.png")).string();
+  // The picture never replaces an input: the checkpoint, or anything in the data folder.
+  if (train::same_path(png, loaded.file))
+    throw UsageError(cat("--out ", png, " is the checkpoint itself; writing the samples there would destroy it"));
+  const std::string data_src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
+  if (!data_src.empty() && train::inside(png, data::resolve_mnist_dir(data_src)))
+    throw UsageError(cat("--out ", png, " is inside the data folder ", data::resolve_mnist_dir(data_src)));
   Generator gen(args.seed);
   NoGradGuard no_grad;
 

@@ -5,7 +5,7 @@
 // Results go to `out` (the `test_nll VALUE UNIT` line, bench figures, the path of a sample grid);
 // progress bars and messages to `err`. Exit codes: 0 success, 1 an error while running (a dgm::Error
 // or any other exception, printed as one line `dgm: error: ...`), 2 a bad command line (UsageError),
-// 130 interrupted by Ctrl-C (after saving a checkpoint).
+// 128 + N stopped by signal N — 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP — after saving a checkpoint.
 #pragma once
 #include <ostream>
 #include <string>
