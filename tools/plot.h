@@ -125,7 +125,7 @@ class Figure {
   Figure& suptitle(const std::string& text);
 
   std::string svg() const;
-  void save(const std::string& path) const;  // atomic: path + ".tmp", then rename
+  void save(const std::string& path) const;  // atomic: path + ".tmp.<pid>", then rename
 
  private:
   int rows_, cols_;
