@@ -136,7 +136,8 @@ class ByteStream {
 
  private:
   void start() {
-    in_.resize(size_t{1} << 18);
+    // 256 KiB of input at a time; less for a small file or buffer (no need to clear more)
+    in_.resize(input_size_ > 0 ? static_cast<size_t>(std::min<uint64_t>(input_size_ + 1, size_t{1} << 18)) : size_t{1} << 18);
     in_len_ = fill(in_.data(), in_.size());
     gzip_ = in_len_ >= 2 && in_[0] == kGzipMagic0 && in_[1] == kGzipMagic1;
     if (gzip_) {
@@ -319,7 +320,7 @@ IdxArray read_idx_stream(ByteStream& in, const std::string& name) {
   size_t len = 0;
   while (len < claimed) {
     if (len == array.data.size())
-      array.data.resize(std::min<uint64_t>(claimed, std::max<uint64_t>(size_t{1} << 20, 2 * array.data.size())));
+      array.data.resize(std::min<uint64_t>(claimed, std::max<uint64_t>(size_t{1} << 16, 2 * array.data.size())));
     got = in.read(array.data.data() + len, array.data.size() - len);
     len += got;
     if (len < array.data.size()) break;  // the end of the data
