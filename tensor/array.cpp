@@ -89,6 +89,7 @@ static int64_t wrap_indexed_dim(int64_t d, int64_t ndim, const char* op) {
 int64_t Array::size(int64_t d) const { return shape_[wrap_indexed_dim(d, dim(), "size")]; }
 int64_t Array::stride(int64_t d) const { return strides_[wrap_indexed_dim(d, dim(), "stride")]; }
 bool Array::is_contiguous() const {
+  if (numel() == 0) return true;  // no element to misplace (as in PyTorch)
   int64_t expected = 1;
   for (size_t i = shape_.size(); i-- > 0;) {
     if (shape_[i] == 1) continue;

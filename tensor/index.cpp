@@ -251,6 +251,7 @@ Array pad(const Array& x, const std::vector<int64_t>& pads, double value) {
     src = src.slice(d, crop_lo, x.shape()[d] - crop_hi);
     left[d] = lo > 0 ? lo : 0;
   }
+  checked_numel(s, "pad");
   Array out = Array::full(s, value, x.dtype());
   Array dst = out;
   for (int64_t d = 0; d < x.dim(); ++d) dst = dst.narrow(d, left[d], src.shape()[d]);
