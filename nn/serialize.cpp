@@ -205,11 +205,6 @@ SafetensorsFile load_safetensors(const std::string& path) {
       if (!d.is_number_unsigned()) throw bad_entry(cat("shape ", info["shape"].dump(), " must hold non-negative integers"));
       e.shape.push_back(static_cast<int64_t>(std::min<uint64_t>(d.get<uint64_t>(), INT64_MAX)));
     }
-    try {
-      checked_numel(e.shape, "shape");  // what Array::empty will ask of it
-    } catch (const Error&) {
-      throw bad_entry(cat("shape ", shape_str(e.shape), " is too large to hold (its sizes multiply past 2^62)"));
-    }
     // numel, refusing early (and without overflow) a shape larger than the whole data
     uint64_t numel = std::count(e.shape.begin(), e.shape.end(), 0) ? 0 : 1;
     for (int64_t n : e.shape) {
@@ -217,6 +212,11 @@ SafetensorsFile load_safetensors(const std::string& path) {
       if (numel > data_len / static_cast<uint64_t>(n))
         throw bad_entry(cat("shape ", info["shape"].dump(), " needs more bytes than the ", data_len, " bytes of data"));
       numel *= static_cast<uint64_t>(n);
+    }
+    try {
+      checked_numel(e.shape, "shape");  // with 0 elements, its strides must still fit
+    } catch (const Error&) {
+      throw bad_entry(cat("shape ", shape_str(e.shape), " is too large to hold (its sizes multiply past 2^62)"));
     }
     const auto& offsets = info.contains("data_offsets") ? info["data_offsets"] : Json();
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
