@@ -267,8 +267,7 @@ std::unique_ptr<std::FILE, int (*)(std::FILE*)> open_for_reading(const std::stri
 }
 
 // A name ending in ".gz" whose content is not gzip is almost always a broken download.
-void refuse_fake_gzip(const std::string& path, ByteStream& in, const uint8_t* first, size_t n) {
-  (void)in;
+[[noreturn]] void refuse_fake_gzip(const std::string& path, const uint8_t* first, size_t n) {
   if (n == 0) throw FormatError(cat(path, ": file is empty, expected gzip data"));
   throw FormatError(cat(path, ": name ends in .gz but the content is not gzip (it starts with ", hex8(first[0]),
                         n > 1 ? " " + hex8(first[1]) : std::string(),
@@ -388,7 +387,7 @@ std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, size_t max_by
   ByteStream in(file.get(), path);
   if (!in.is_gzip() && ends_with(path, ".gz")) {
     uint8_t first[2];
-    refuse_fake_gzip(path, in, first, in.read(first, 2));
+    refuse_fake_gzip(path, first, in.read(first, 2));
   }
   return read_all(in, max_bytes, path);
 }
@@ -478,7 +477,7 @@ IdxArray read_idx(const std::string& path) {
   ByteStream in(file.get(), path);
   if (!in.is_gzip() && ends_with(path, ".gz")) {
     uint8_t first[2];
-    refuse_fake_gzip(path, in, first, in.read(first, 2));
+    refuse_fake_gzip(path, first, in.read(first, 2));
   }
   return read_idx_stream(in, path);
 }
