@@ -122,6 +122,12 @@ MnistData load_mnist(const std::string& src, Split split) {
   if (static_cast<int64_t>(labels.size()) != images.n)
     throw FormatError(cat(images_path.string(), " has ", images.n, " images but ", labels_path.string(), " has ",
                           labels.size(), " labels; they must match one to one"));
+  if (images.rows > kMaxImageSide || images.cols > kMaxImageSide)
+    throw FormatError(cat(images_path.string(), ": images of ", images.rows, "x", images.cols, " pixels; an MNIST-style dataset has at most ",
+                          kMaxImageSide, "x", kMaxImageSide));
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] >= kNumClasses)
+      throw FormatError(cat(labels_path.string(), ": label ", int(labels[i]), " of image ", i, " is outside 0..", kNumClasses - 1));
 
   MnistData data;
   data.source = dir.string();
@@ -135,6 +141,14 @@ MnistData load_mnist(const std::string& src, Split split) {
 }
 
 MnistData load_mnist(const std::string& src, const std::string& split) { return load_mnist(src, parse_split(split)); }
+
+void check_splits(const MnistData& train, const MnistData& test) {
+  for (const MnistData* d : {&train, &test})
+    if (d->n == 0) throw FormatError(cat(d->source, ": the ", split_name(d->split), " split has no images"));
+  if (train.rows != test.rows || train.cols != test.cols)
+    throw FormatError(cat(train.source, ": the train images are ", train.rows, "x", train.cols, " but the test images ", test.rows, "x",
+                          test.cols, "; both splits must have one size"));
+}
 
 std::vector<uint8_t> binarize(const std::vector<uint8_t>& pixels) {
   std::vector<uint8_t> out(pixels.size());

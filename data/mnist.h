@@ -15,6 +15,9 @@ namespace dgm::data {
 
 enum class Split { Train, Test };
 
+constexpr int kNumClasses = 10;         // labels are 0..9
+constexpr int64_t kMaxImageSide = 1024;  // rows and cols of an MNIST-style image, at most
+
 struct MnistData {
   std::string source;  // the folder the files came from
   Split split = Split::Train;
@@ -34,9 +37,14 @@ struct MnistData {
 //                      t10k-... or test-... for the test split (also the "images.idx3-ubyte" spelling)
 // Throws dgm::IOError if files are missing (the message lists what was looked for), dgm::FormatError
 // if a file is corrupt or images and labels disagree in count.
+// Also refused (FormatError): a label outside 0..9, images larger than kMaxImageSide on a side.
 MnistData load_mnist(const std::string& src = "", Split split = Split::Train);
 // Same, with split given as "train" or "test" (dgm::ValueError otherwise).
 MnistData load_mnist(const std::string& src, const std::string& split);
+
+// Both splits of a dataset, checked together before a run uses either (so that a bad test split
+// fails at the start, not after training): neither empty, one image size. FormatError otherwise.
+void check_splits(const MnistData& train, const MnistData& test);
 
 Split parse_split(const std::string& split);  // "train" / "test"; dgm::ValueError otherwise
 const char* split_name(Split split);           // "train" / "test"

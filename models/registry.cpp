@@ -1,5 +1,10 @@
 #include "models/registry.h"
 
+#include <algorithm>
+
+#include "models/config.h"
+#include "tensor/allocator.h"
+
 #include "models/baselines.h"
 #include "models/imagegpt.h"
 #include "models/mlp_ar.h"
@@ -33,6 +38,28 @@ const ModelInfo& find_model(const std::string& name) {
   throw ValueError(cat("unknown model '", name, "' (known models: ", known, ")"));
 }
 
-std::shared_ptr<GenerativeModel> create_model(const std::string& name, const nlohmann::json& config) { return find_model(name).create(config); }
+// The config's integer keys, largest first: the sizes to lower when a model does not fit.
+static std::string size_keys(const nlohmann::json& config) {
+  std::vector<std::pair<int64_t, std::string>> sizes;
+  if (config.is_object())
+    for (const auto& [key, value] : config.items())
+      if (value.is_number_integer()) sizes.emplace_back(value.get<int64_t>(), key);
+  std::sort(sizes.rbegin(), sizes.rend());
+  std::string s;
+  for (const auto& [value, key] : sizes) s += cat(s.empty() ? "" : ", ", "'", key, "' = ", value);
+  return s.empty() ? "none given" : s;
+}
+
+std::shared_ptr<GenerativeModel> create_model(const std::string& name, const nlohmann::json& config, size_t max_memory) {
+  const ModelInfo& info = find_model(name);
+  const size_t limit = max_memory > 0 ? max_memory : max_model_memory();
+  try {
+    AllocationLimit budget(limit, cat(name, ": building the model"));  // counts every tensor the constructor makes
+    return info.create(config);
+  } catch (const MemoryError& e) {
+    throw ValueError(cat(name, ": the model's config asks for more than ", format_bytes(limit), " of parameters and buffers",
+                         " (the limit for building a model; DGM_MAX_MEMORY raises it); its size keys: ", size_keys(config)));
+  }
+}
 
 }  // namespace dgm::models

@@ -29,6 +29,11 @@ struct ModelInfo {
 const std::vector<ModelInfo>& registry();
 // ValueError listing the known names if `name` is not registered.
 const ModelInfo& find_model(const std::string& name);
-std::shared_ptr<GenerativeModel> create_model(const std::string& name, const nlohmann::json& config = nlohmann::json::object());
+// Builds a model from an untrusted config: each integer key is range-checked (models/config.h), and
+// the tensors made while building may total at most `max_memory` bytes (0: max_model_memory(),
+// 8 GiB unless DGM_MAX_MEMORY says otherwise), so a hostile config is refused with a ValueError
+// naming the model and its size keys before the allocation that would cross the limit.
+std::shared_ptr<GenerativeModel> create_model(const std::string& name, const nlohmann::json& config = nlohmann::json::object(),
+                                              size_t max_memory = 0);
 
 }  // namespace dgm::models

@@ -1,13 +1,18 @@
 #include "nn/serialize.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace dgm::nn {
 
@@ -18,6 +23,36 @@ using Json = nlohmann::ordered_json;  // keeps the tensors in file order
 namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // a header beyond 100 MB is corrupt, not large
+constexpr size_t kMaxDims = 64;                     // a tensor with more dims is corrupt, not large
+
+// zlib's CRC-32, fed in pieces of at most 1 GiB (its length argument is an unsigned int).
+uint32_t crc32_update(uint32_t crc, const void* data, size_t n) {
+  const Bytef* p = static_cast<const Bytef*>(data);
+  while (n > 0) {
+    const uInt k = static_cast<uInt>(std::min<size_t>(n, size_t{1} << 30));
+    crc = static_cast<uint32_t>(::crc32(crc, p, k));
+    p += k;
+    n -= k;
+  }
+  return crc;
+}
+
+std::string hex_crc(uint32_t crc) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", crc);
+  return buf;
+}
+
+// Makes a rename durable: fsync the folder that holds `path`. Best effort: some file systems
+// cannot fsync a folder, and the file itself is already safely in place.
+void fsync_parent(const std::string& path) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
+}
 
 const char* safetensors_dtype(DType t) {
   switch (t) {
@@ -48,23 +83,28 @@ struct File {
 
 // ---- writing ---------------------------------------------------------------------------------------------
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
-  Json header = Json::object();
-  if (!metadata.empty()) {
-    Json meta = Json::object();
-    for (const auto& [k, v] : metadata) meta[k] = v;
-    header["__metadata__"] = meta;
-  }
   std::vector<Array> data;
-  uint64_t offset = 0;
+  std::set<std::string> names;
+  uint32_t crc = 0;  // of the data section: every tensor's bytes, in file order
   for (const auto& [name, t] : tensors) {
     if (name.empty() || name == "__metadata__") throw ValueError(cat("save_safetensors(", path, "): invalid tensor name '", name, "'"));
-    if (header.contains(name)) throw ValueError(cat("save_safetensors(", path, "): tensor name '", name, "' appears twice"));
+    if (!names.insert(name).second) throw ValueError(cat("save_safetensors(", path, "): tensor name '", name, "' appears twice"));
     if (!t.defined()) throw ValueError(cat("save_safetensors(", path, "): tensor '", name, "' is undefined"));
-    Array a = t.array().contiguous();
+    data.push_back(t.array().contiguous());
+    crc = crc32_update(crc, data.back().raw_data(), static_cast<size_t>(data.back().numel()) * itemsize(data.back().dtype()));
+  }
+  Json header = Json::object();
+  Json meta = Json::object();
+  for (const auto& [k, v] : metadata)
+    if (k != kChecksumKey) meta[k] = v;
+  meta[kChecksumKey] = hex_crc(crc);
+  header["__metadata__"] = meta;
+  uint64_t offset = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    const Array& a = data[i];
     uint64_t nbytes = static_cast<uint64_t>(a.numel()) * itemsize(a.dtype());
-    header[name] = {{"dtype", safetensors_dtype(a.dtype())}, {"shape", a.shape()}, {"data_offsets", {offset, offset + nbytes}}};
+    header[tensors[i].first] = {{"dtype", safetensors_dtype(a.dtype())}, {"shape", a.shape()}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
-    data.push_back(a);
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // as the reference: data starts 8-byte aligned
@@ -91,6 +131,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
     if (std::fclose(f) != 0) fail("close failed");
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(cat("cannot rename ", tmp, " to ", path));
+  fsync_parent(path);
 }
 
 // ---- reading ---------------------------------------------------------------------------------------------
@@ -118,8 +159,20 @@ SafetensorsFile load_safetensors(const std::string& path) {
   // 2. the JSON header
   std::string text(header_len, '\0');
   if (header_len > 0 && std::fread(text.data(), 1, header_len, file.f) != header_len) throw IOError(cat("load_safetensors(", path, "): read failed"));
-  Json header = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // JSON lets a key appear twice in an object (the parser keeps one); a header that does is refused
+  std::vector<std::set<std::string>> open_objects;
+  std::string duplicate;
+  const Json::parser_callback_t find_duplicates = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == Json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+    if (event == Json::parse_event_t::key && !open_objects.empty() && parsed.is_string() &&
+        !open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  Json header = Json::parse(text, find_duplicates, /*allow_exceptions=*/false);
   if (header.is_discarded()) throw bad("the header is not valid JSON");
+  if (!duplicate.empty()) throw bad(cat("the header names '", duplicate, "' twice in one object"));
   if (!header.is_object()) throw bad(cat("the header must be a JSON object, got a JSON ", header.type_name()));
 
   // 3. every entry, checked before any tensor is allocated
@@ -147,6 +200,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
     std::string dtype = info["dtype"].get<std::string>();
     if (!parse_dtype(dtype, e.dtype)) throw bad_entry(cat("unsupported dtype '", dtype, "' (expected F32, F64, I64 or BOOL)"));
     if (!info.contains("shape") || !info["shape"].is_array()) throw bad_entry("missing 'shape' (expected an array of non-negative integers)");
+    if (info["shape"].size() > kMaxDims) throw bad_entry(cat("shape has ", info["shape"].size(), " dims, more than the limit of ", kMaxDims));
     for (const auto& d : info["shape"]) {
       if (!d.is_number_unsigned()) throw bad_entry(cat("shape ", info["shape"].dump(), " must hold non-negative integers"));
       e.shape.push_back(static_cast<int64_t>(std::min<uint64_t>(d.get<uint64_t>(), INT64_MAX)));
@@ -158,6 +212,11 @@ SafetensorsFile load_safetensors(const std::string& path) {
       if (numel > data_len / static_cast<uint64_t>(n))
         throw bad_entry(cat("shape ", info["shape"].dump(), " needs more bytes than the ", data_len, " bytes of data"));
       numel *= static_cast<uint64_t>(n);
+    }
+    try {
+      checked_numel(e.shape, "shape");  // with 0 elements, its strides must still fit
+    } catch (const Error&) {
+      throw bad_entry(cat("shape ", shape_str(e.shape), " is too large to hold (its sizes multiply past 2^62)"));
     }
     const auto& offsets = info.contains("data_offsets") ? info["data_offsets"] : Json();
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
@@ -200,14 +259,35 @@ SafetensorsFile load_safetensors(const std::string& path) {
     }
     out.tensors.emplace_back(e.name, Tensor(a));
   }
+
+  // 5. integrity: the CRC-32 of the data section (the tensors in offset order tile it exactly)
+  if (auto it = out.metadata.find(kChecksumKey); it != out.metadata.end()) {
+    const std::string& stored = it->second;
+    const bool hex8 = stored.size() == 8 && std::all_of(stored.begin(), stored.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+    if (!hex8) throw bad(cat("metadata '", kChecksumKey, "' = '", stored, "' is not a CRC-32 (8 hex digits)"));
+    std::vector<size_t> order(entries.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return entries[a].begin < entries[b].begin; });
+    uint32_t crc = 0;
+    for (size_t i : order) {
+      const Array& a = out.tensors[i].second.array();
+      crc = crc32_update(crc, a.raw_data(), static_cast<size_t>(entries[i].end - entries[i].begin));
+    }
+    if (crc != static_cast<uint32_t>(std::stoul(stored, nullptr, 16)))
+      throw bad(cat("the tensor data does not match its checksum (CRC-32 ", hex_crc(crc), ", metadata '", kChecksumKey, "' says ", stored,
+                    "): the file is corrupt (a changed byte or a damaged copy)"));
+    out.metadata.erase(it);
+    out.checksum = Checksum::Verified;
+  }
   return out;
 }
 
 // ---- modules ----------------------------------------------------------------------------------------------
 void save(const Module& module, const std::string& path, const Metadata& metadata) { save_safetensors(path, module.state_dict(), metadata); }
 
-Metadata load(Module& module, const std::string& path) {
+Metadata load(Module& module, const std::string& path, Checksum* checksum) {
   SafetensorsFile f = load_safetensors(path);
+  if (checksum) *checksum = f.checksum;
   try {
     module.load_state_dict(f.tensors);
   } catch (const ShapeError& e) {

@@ -7,8 +7,10 @@
 #   FUZZ_SECONDS=600 bash scripts/fuzz.sh                  # longer runs
 #   FUZZ_SECONDS=3600 bash scripts/fuzz.sh fuzz_safetensors # one target
 #   build-fuzz/fuzz_idx build-fuzz/crash-...               # replay one input
-# Targets: fuzz_idx (data::parse_idx, gunzip), fuzz_safetensors (nn::load_safetensors),
-#          fuzz_args (cli::parse_args; input split into argv words on NUL/newline/space).
+# Targets: fuzz_idx (data::decode_idx, gunzip, parse_idx), fuzz_safetensors (nn::load_safetensors),
+#          fuzz_args (cli::parse_args; input split into argv words on NUL/newline/space),
+#          fuzz_checkpoint (safetensors -> metadata -> models::create_model -> one log_prob; seeds:
+#          a small checkpoint of every registered model, tests/fuzz/checkpoint_harness.h).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
@@ -36,18 +38,28 @@ flags=(-std=c++20 -O1 -g -march=native -fsanitize=fuzzer-no-link,address,undefin
 # The library sources each target links, compiled once into $out/obj (recompiled when the source
 # or one of the headers it includes changes).
 engine_sources="$(ls tensor/*.cpp autograd/*.cpp | tr '\n' ' ') nn/module.cpp nn/serialize.cpp"
+model_sources="$(ls tensor/*.cpp autograd/*.cpp nn/*.cpp data/*.cpp tools/*.cpp models/*.cpp | grep -v -E '_(main|demo)\.cpp$' | tr '\n' ' ')"
 declare -A sources=(
   [fuzz_idx]="data/idx.cpp"
   [fuzz_safetensors]="$engine_sources"
   [fuzz_args]="tools/cli/args.cpp"
+  [fuzz_checkpoint]="$model_sources"
 )
 declare -A libs=(
   [fuzz_idx]="-lz"
-  [fuzz_safetensors]=""
+  [fuzz_safetensors]="-lz"
   [fuzz_args]=""
+  [fuzz_checkpoint]="-lz"
+)
+# Inputs up to this many bytes (the checkpoint seeds are real checkpoints of a few KB).
+declare -A max_len=(
+  [fuzz_idx]=4096
+  [fuzz_safetensors]=4096
+  [fuzz_args]=4096
+  [fuzz_checkpoint]=65536
 )
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_idx fuzz_safetensors fuzz_args)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_idx fuzz_safetensors fuzz_args fuzz_checkpoint)
 
 object_of() { local s=$1; echo "$out/obj/${s//\//_}.o"; }
 stale() {  # stale SOURCE: its object is missing or older than the source or an included header
@@ -83,7 +95,7 @@ for t in "${targets[@]}"; do
   work="$out/corpus-$t"
   mkdir -p "$work"
   echo "== $t: fuzzing for ${seconds}s (seed corpus ${corpus#"$PWD"/})"
-  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./$t" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -timeout=10 \
+  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./$t" -max_total_time="$seconds" -max_len="${max_len[$t]}" -rss_limit_mb=2048 -timeout=10 \
       -print_final_stats=1 "corpus-$t" "$corpus" 2>"$t.log") || { tail -n 40 "$out/$t.log"; echo "== $t: FAILED (see $out/$t.log)"; exit 1; }
   grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$out/$t.log" | sed "s/^/   /"
 done

@@ -1,5 +1,6 @@
 #include "tensor/allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -45,10 +46,24 @@ Cache& cache() {
   return *c;
 }
 
+thread_local AllocationLimit* t_limit = nullptr;  // the innermost scope of this thread
+
 }  // namespace
 
+AllocationLimit::AllocationLimit(size_t max_bytes, std::string what) : max_bytes_(max_bytes), what_(std::move(what)), outer_(t_limit) {
+  t_limit = this;
+}
+AllocationLimit::~AllocationLimit() { t_limit = outer_; }
+
 void* allocate_bytes(size_t nbytes) {
+  if (nbytes > kMaxAllocationBytes)
+    throw MemoryError(cat("allocate: ", nbytes, " bytes requested, above the limit of ", kMaxAllocationBytes, " bytes for one block"));
   size_t sz = size_class(nbytes);
+  for (AllocationLimit* l = t_limit; l; l = l->outer_)
+    if (sz > l->max_bytes_ - std::min(l->bytes_, l->max_bytes_))
+      throw MemoryError(cat(l->what_, ": needs more than the limit of ", l->max_bytes_, " bytes (", l->bytes_,
+                            " bytes allocated so far, the next block is ", nbytes, ")"));
+  for (AllocationLimit* l = t_limit; l; l = l->outer_) l->bytes_ += sz;
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mu);
@@ -66,9 +81,10 @@ void* allocate_bytes(size_t nbytes) {
   }
   void* p = std::aligned_alloc(64, sz);
   if (!p) {
+    for (AllocationLimit* l = t_limit; l; l = l->outer_) l->bytes_ -= sz;
     std::lock_guard<std::mutex> lock(c.mu);
     c.stats.bytes_in_use -= sz;
-    throw Error(cat("out of memory allocating ", nbytes, " bytes"));
+    throw MemoryError(cat("out of memory allocating ", nbytes, " bytes"));
   }
   return p;
 }
@@ -76,6 +92,7 @@ void* allocate_bytes(size_t nbytes) {
 void free_bytes(void* p, size_t nbytes) {
   if (!p) return;
   size_t sz = size_class(nbytes);
+  for (AllocationLimit* l = t_limit; l; l = l->outer_) l->bytes_ -= std::min(l->bytes_, sz);  // blocks from before the scope count 0
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mu);

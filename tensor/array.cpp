@@ -14,14 +14,10 @@ namespace dgm {
 Array::Array(std::shared_ptr<Storage> storage, Shape shape, Strides strides, int64_t offset, DType dtype)
     : storage_(std::move(storage)), shape_(std::move(shape)), strides_(std::move(strides)), offset_(offset), dtype_(dtype) {}
 
-static void check_shape(const Shape& shape, const char* op) {
-  for (int64_t d : shape)
-    if (d < 0) throw ValueError(cat(op, ": negative size in shape ", shape_str(shape)));
-}
-
+// Every creation goes through here: the shape is checked (sizes >= 0, element and byte counts
+// without overflow) before a byte is allocated.
 Array Array::empty(const Shape& shape, DType dtype) {
-  check_shape(shape, "empty");
-  auto st = std::make_shared<Storage>(numel_of(shape) * itemsize(dtype));
+  auto st = std::make_shared<Storage>(checked_nbytes(shape, itemsize(dtype), "empty"));
   return Array(std::move(st), shape, contiguous_strides(shape), 0, dtype);
 }
 Array Array::zeros(const Shape& shape, DType dtype) {
@@ -41,7 +37,10 @@ Array Array::scalar(double value, DType dtype) { return full({}, value, dtype); 
 Array Array::arange(double start, double end, double step, DType dtype) {
   if (step == 0) throw ValueError("arange: step must be nonzero");
   if ((end - start) / step < 0) throw ValueError(cat("arange: empty range from ", start, " to ", end, " with step ", step));
-  int64_t n = static_cast<int64_t>(std::ceil((end - start) / step));
+  const double count = std::ceil((end - start) / step);
+  if (!(count < 0x1p62))  // also NaN (an infinite or NaN bound)
+    throw ShapeError(cat("arange: ", start, " to ", end, " with step ", step, " gives ", count, " elements, more than 2^62"));
+  int64_t n = static_cast<int64_t>(count);
   Array a = empty({n}, dtype);
   dispatch(dtype, [&]<class T>() {
     T* p = a.data<T>();
@@ -90,6 +89,7 @@ static int64_t wrap_indexed_dim(int64_t d, int64_t ndim, const char* op) {
 int64_t Array::size(int64_t d) const { return shape_[wrap_indexed_dim(d, dim(), "size")]; }
 int64_t Array::stride(int64_t d) const { return strides_[wrap_indexed_dim(d, dim(), "stride")]; }
 bool Array::is_contiguous() const {
+  if (numel() == 0) return true;  // no element to misplace (as in PyTorch)
   int64_t expected = 1;
   for (size_t i = shape_.size(); i-- > 0;) {
     if (shape_[i] == 1) continue;
@@ -128,7 +128,7 @@ static Shape infer_shape(const Shape& shape, int64_t numel, const char* op, cons
     } else if (s[i] < 0) {
       throw ShapeError(cat(op, ": invalid size ", s[i], " in ", shape_str(shape)));
     } else {
-      known *= s[i];
+      known = checked_mul(known, s[i], op);
     }
   }
   if (infer >= 0) {
@@ -136,7 +136,7 @@ static Shape infer_shape(const Shape& shape, int64_t numel, const char* op, cons
       throw ShapeError(cat(op, ": shape ", shape_str(shape), " is invalid for input of shape ", shape_str(from)));
     s[infer] = numel / known;
   }
-  if (numel_of(s) != numel)
+  if (checked_numel(s, op) != numel)
     throw ShapeError(cat(op, ": shape ", shape_str(shape), " is invalid for input of shape ", shape_str(from), " (",
                          numel, " elements)"));
   return s;
@@ -250,6 +250,7 @@ Array Array::expand(const Shape& shape) const {
     if (d < 0)
       throw ShapeError(cat("expand: invalid target ", shape_str(shape), " for an input of shape ", shape_str(shape_),
                            " (-1 is only allowed for existing dims)"));
+  checked_numel(s, "expand");  // a broadcast view holds no memory, but its numel must still fit
   return Array(storage_, s, broadcast_strides(*this, s), offset_, dtype_);
 }
 Array Array::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
@@ -262,14 +263,14 @@ Array Array::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
   end = std::clamp<int64_t>(end, start, n);
   Shape s = shape_;
   Strides st = strides_;
-  s[d] = (end - start + step - 1) / step;
-  st[d] = strides_[d] * step;
+  s[d] = end > start ? (end - start - 1) / step + 1 : 0;  // ceil((end - start) / step) without overflow
+  st[d] = s[d] > 1 ? checked_mul(strides_[d], step, "slice", "stride") : strides_[d];
   return Array(storage_, s, st, offset_ + start * strides_[d], dtype_);
 }
 Array Array::narrow(int64_t d, int64_t start, int64_t length) const {
   int64_t dd = wrap_indexed_dim(d, dim(), "narrow");
   if (start < 0) start += shape_[dd];
-  if (start < 0 || length < 0 || start + length > shape_[dd])
+  if (start < 0 || length < 0 || start > shape_[dd] || length > shape_[dd] - start)
     throw IndexError(cat("narrow: start ", start, " length ", length, " out of range for dim ", dd, " of size ", shape_[dd]));
   return slice(dd, start, start + length);
 }
@@ -285,7 +286,22 @@ Array Array::select(int64_t d, int64_t index) const {
   st.erase(st.begin() + d);
   return Array(storage_, s, st, offset_ + index * strides_[d], dtype_);
 }
+// Untrusted geometry: every element the view can reach must lie inside the storage.
 Array Array::as_strided(const Shape& shape, const Strides& strides, int64_t offset) const {
+  if (strides.size() != shape.size())
+    throw ShapeError(cat("as_strided: ", strides.size(), " strides for shape ", shape_str(shape)));
+  int64_t n = checked_numel(shape, "as_strided");
+  if (n > 0) {
+    int64_t lo = offset, hi = offset;  // the lowest and highest element offsets reached
+    for (size_t i = 0; i < shape.size(); ++i) {
+      int64_t reach = checked_mul(shape[i] - 1, strides[i], "as_strided", "offset");
+      (reach < 0 ? lo : hi) = checked_add(reach < 0 ? lo : hi, reach, "as_strided", "offset");
+    }
+    const int64_t capacity = static_cast<int64_t>(storage_->nbytes / itemsize(dtype_));
+    if (lo < 0 || hi >= capacity)
+      throw IndexError(cat("as_strided: shape ", shape_str(shape), " with strides ", shape_str(strides), " and offset ", offset,
+                           " reaches elements ", lo, "..", hi, ", outside the storage of ", capacity, " elements"));
+  }
   return Array(storage_, shape, strides, offset, dtype_);
 }
 

@@ -137,7 +137,7 @@ Strides broadcast_strides(const Array& a, const Shape& shape);
 
 template <class T>
 Array Array::from_vector(const std::vector<T>& values, const Shape& shape) {
-  if (numel_of(shape) != static_cast<int64_t>(values.size()))
+  if (checked_numel(shape, "from_vector") != static_cast<int64_t>(values.size()))
     throw ShapeError(cat("from_vector: ", values.size(), " values do not fill shape ", shape_str(shape)));
   Array a = empty(shape, dtype_of<T>());
   if constexpr (std::is_same_v<T, bool>) {

@@ -18,6 +18,7 @@ struct AutogradError : Error { using Error::Error; };  // backward misuse, in-pl
 struct AnomalyError : Error { using Error::Error; };   // NaN/Inf found in anomaly mode
 struct IOError : Error { using Error::Error; };        // a file cannot be opened / written
 struct FormatError : Error { using Error::Error; };    // a file is corrupt or not in the expected format
+struct MemoryError : Error { using Error::Error; };    // an allocation above a limit, or the system is out of memory
 
 // Builds a message from pieces: throw ShapeError(cat("matmul: ", a, " vs ", b)).
 template <class... Args>

@@ -196,7 +196,7 @@ Array concat(const std::vector<Array>& xs, int64_t dim) {
     if (!ok)
       throw ShapeError(cat("cat: tensor ", i, " has shape ", shape_str(x.shape()), " but tensor 0 has ", shape_str(xs[0].shape()),
                            "; sizes must match except in dim ", d));
-    s[d] += x.shape()[d];
+    s[d] = checked_add(s[d], x.shape()[d], "cat");
   }
   Array out = Array::empty(s, t);
   int64_t at = 0;
@@ -244,13 +244,14 @@ Array pad(const Array& x, const std::vector<int64_t>& pads, double value) {
   for (size_t p = 0; p < pads.size() / 2; ++p) {
     int64_t d = x.dim() - 1 - static_cast<int64_t>(p);
     int64_t lo = pads[2 * p], hi = pads[2 * p + 1];
-    s[d] += lo + hi;
+    s[d] = checked_add(s[d], checked_add(lo, hi, "pad", "padding"), "pad");
     if (s[d] < 0) throw ShapeError(cat("pad: padding ", lo, ", ", hi, " makes dim ", d, " of size ", x.shape()[d], " negative"));
     // negative padding crops the source
     int64_t crop_lo = lo < 0 ? -lo : 0, crop_hi = hi < 0 ? -hi : 0;
     src = src.slice(d, crop_lo, x.shape()[d] - crop_hi);
     left[d] = lo > 0 ? lo : 0;
   }
+  checked_numel(s, "pad");
   Array out = Array::full(s, value, x.dtype());
   Array dst = out;
   for (int64_t d = 0; d < x.dim(); ++d) dst = dst.narrow(d, left[d], src.shape()[d]);

@@ -92,7 +92,7 @@ TEST_F(IdxTest, ImagesAndLabelsRoundTripRawAndGzip) {
   ASSERT_GE(gz.size(), 2u);
   EXPECT_EQ(gz[0], 0x1f);
   EXPECT_EQ(gz[1], 0x8b);
-  EXPECT_FALSE(fs::exists(path("img.gz.tmp"))) << "atomic write left its temporary file";
+  EXPECT_FALSE(fs::exists(path("img.gz.tmp." + std::to_string(getpid())))) << "atomic write left its temporary file";
 }
 
 TEST_F(IdxTest, GzipIsDeterministicAndConcatenatedMembersRead) {

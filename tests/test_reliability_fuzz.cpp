@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include "data/idx.h"
 #include "nn/serialize.h"
 #include "tensor/errors.h"
+#include "tests/fuzz/checkpoint_harness.h"
 #include "tools/cli/args.h"
 
 using namespace dgm;
@@ -65,11 +67,14 @@ TEST(FuzzRegressions, IdxInputs) {
     const std::string b = bytes_of(f);
     std::vector<uint8_t> bytes(b.begin(), b.end());
     EXPECT_EQ(outcome([&] {
-                if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) bytes = data::gunzip(bytes, "fuzz.gz");
-                const data::IdxArray a = data::parse_idx(bytes, "fuzz");
+                // as fuzz_idx: the bounded reader, then the in-memory gunzip + parse, which must agree
+                const data::IdxArray a = data::decode_idx(bytes, "fuzz");
                 size_t n = 1;
                 for (auto d : a.dims) n *= static_cast<size_t>(d);
                 if (n != a.data.size()) throw std::logic_error("inconsistent array");
+                if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) bytes = data::gunzip(bytes, "fuzz.gz");
+                const data::IdxArray b = data::parse_idx(bytes, "fuzz");
+                if (b.dims != a.dims || b.data != a.data) throw std::logic_error("decode_idx and parse_idx disagree");
               }),
               "")
         << f;
@@ -117,5 +122,23 @@ TEST(FuzzRegressions, ArgsInputs) {
               }),
               "")
         << f;
+  }
+}
+
+TEST(FuzzRegressions, CheckpointInputs) {
+  // DGM_WRITE_FUZZ_SEEDS=tests/fuzz/corpus/checkpoint build/dgm_tests --gtest_filter=*CheckpointInputs
+  // (re)writes the seeds: a small checkpoint of every registered model.
+  if (const char* dir = std::getenv("DGM_WRITE_FUZZ_SEEDS"); dir && *dir) {
+    fs::create_directories(dir);
+    for (const std::string& p : fuzz::write_checkpoint_seeds(dir)) EXPECT_LT(fs::file_size(p), 200u * 1024) << p;
+  }
+  const auto files = inputs_of("checkpoint");
+  ASSERT_FALSE(files.empty()) << kFuzzDir;
+  for (const auto& f : files) EXPECT_EQ(outcome([&] { fuzz::run_checkpoint(f.string()); }), "") << f;
+  // Every registered model has a seed, and the seeds load and run (they are real checkpoints).
+  for (const models::ModelInfo& m : models::registry()) {
+    const fs::path seed = kFuzzDir / "corpus/checkpoint" / (m.name + ".safetensors");
+    ASSERT_TRUE(fs::exists(seed)) << "no fuzz seed for model " << m.name << "; write the seeds as said above";
+    EXPECT_NO_THROW(fuzz::run_checkpoint(seed.string())) << seed;
   }
 }

@@ -152,7 +152,7 @@ TEST(Image, GridPngRoundTripsThroughStbImage) {
   EXPECT_EQ(back.pixels[(2 * 3) * back.width + (2 + 5) * 3], 0);
   EXPECT_EQ(back.pixels[(2 * 3) * back.width + (2 + 6) * 3], 255);
   EXPECT_EQ(back.pixels[(2 * 3) * back.width + (2 + 7) * 3], 0);
-  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  EXPECT_FALSE(fs::exists(path + ".tmp." + std::to_string(getpid())));
   fs::remove(path);
 }
 

@@ -4,7 +4,7 @@
 //   save_image_grid("samples.png", samples, 64, 28, 28);          // 8x8 grid of 64 samples
 //   save_image_grid("samples.png", binary, 64, 28, 28, 0, 2, 3, /*max_level=*/1);  // 0/1 pixels, 3x upscaled
 //
-// Every file is written atomically (tools::write_file_atomic), so an interrupted run never
+// Every file is written atomically (tools::write_file_atomic: "<path>.tmp.<pid>", fsync, rename), so an interrupted run never
 // leaves a half-written PNG behind. Errors: dgm::ValueError for bad arguments, dgm::IOError for files.
 #pragma once
 #include <cstdint>

@@ -2,14 +2,15 @@
 // NUL, newline and space; parse_args must return a CliArgs or throw a dgm::Error (UsageError) —
 // never crash, hang or throw anything else. The usage text of the parsed command is built too.
 //
-// Only tools/cli/args.cpp is linked: the model registry and the lecture's module list (used by the
-// usage text alone) are replaced by the empty stand-ins below, so the target builds in seconds.
+// Only tools/cli/args.cpp is linked: the model registry and the lecture registry (used by the
+// usage text and its messages alone) are replaced by the empty stand-ins below, so the target builds
+// in seconds.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "lectures/lecture01/lecture01.h"
+#include "lectures/common/lecture.h"
 #include "models/registry.h"
 #include "tensor/errors.h"
 #include "tools/cli/args.h"
@@ -20,12 +21,13 @@ const std::vector<ModelInfo>& registry() {
   return none;
 }
 }  // namespace dgm::models
-namespace dgm::lecture01 {
-const std::vector<ModuleInfo>& modules() {
-  static const std::vector<ModuleInfo> none;
+namespace dgm::lectures {
+const std::vector<Lecture>& all() {
+  static const std::vector<Lecture> none;
   return none;
 }
-}  // namespace dgm::lecture01
+std::string available() { return "no lectures are registered"; }
+}  // namespace dgm::lectures
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> words(1);
