@@ -13,6 +13,27 @@
 
 namespace dgm::models {
 
+// config[key] if it is an integer, else the model's default (the range checks come later, in create).
+static double size_of(const nlohmann::json& config, const char* key, double fallback) {
+  if (!config.is_object()) return fallback;
+  auto it = config.find(key);
+  return it != config.end() && it->is_number_integer() ? static_cast<double>(it->get<int64_t>()) : fallback;
+}
+
+// Parameter counts from the configs (the layers' weights; biases and norms left out: a lower bound).
+static double mlp_ar_parameters(const nlohmann::json& c) {
+  const double h = size_of(c, "hidden", 256), d = size_of(c, "context", 2), k = size_of(c, "mixtures", 5);
+  return h * (d * 256 + h + std::max(256.0, 3 * k));
+}
+static double imagegpt_parameters(const nlohmann::json& c) {
+  const double d = size_of(c, "embed_dim", 64), layers = size_of(c, "layers", 2), side = size_of(c, "image_size", 28);
+  return layers * 8 * d * d + side * side * d;  // per block: qkv 3d^2, proj d^2, MLP 2 x 2d^2; positions
+}
+static double pixelcnn_parameters(const nlohmann::json& c) {
+  const double ch = size_of(c, "channels", 64), layers = size_of(c, "layers", 5), ka = size_of(c, "kernel_a", 7), kb = size_of(c, "kernel_b", 3);
+  return ch * ka * ka + layers * ch * ch * kb * kb;
+}
+
 const std::vector<ModelInfo>& registry() {
   // One line per model: name, one-line description, the function that builds it from a config, and
   // optionally the training defaults of `dgm train NAME` (1 epoch, lr 1e-3 when left out).
@@ -20,10 +41,10 @@ const std::vector<ModelInfo>& registry() {
       {"independent", "independent pixels, exact MLE by counting (lecture 1 histogram baseline); fit() or train", IndependentPixels::create},
       {"markov1", "first-order Markov chain over raster pixels, shared over positions, exact MLE by counting", MarkovChain::create},
       {"mlp_ar", "MLP autoregressive model on 8-bit pixels with a Markov context (lecture 1), categorical or logistic-mixture head",
-       MLPAR::create},
+       MLPAR::create, {}, mlp_ar_parameters},
       {"imagegpt", "ImageGPT: causal transformer over binarized raster pixels, KV-cache sampling (homework 1)", ImageGPT::create,
-       {.epochs = 6, .lr = 3e-3}},
-      {"pixelcnn", "PixelCNN: masked convolutions (A then B) over binarized pixels (homework 1)", PixelCNN::create},
+       {.epochs = 6, .lr = 3e-3}, imagegpt_parameters},
+      {"pixelcnn", "PixelCNN: masked convolutions (A then B) over binarized pixels (homework 1)", PixelCNN::create, {}, pixelcnn_parameters},
       {"template", "independent Bernoulli logits: the template for adding a model (models/template_model.h)", TemplateModel::create},
   };
   return models;
@@ -53,12 +74,25 @@ static std::string size_keys(const nlohmann::json& config) {
 std::shared_ptr<GenerativeModel> create_model(const std::string& name, const nlohmann::json& config, size_t max_memory) {
   const ModelInfo& info = find_model(name);
   const size_t limit = max_memory > 0 ? max_memory : max_model_memory();
+  // Refused at once, before any allocation, when the sizes alone are too much. (A key out of its
+  // range is left to create(), whose message names the range.)
+  bool in_range = config.is_object();
+  if (in_range)
+    for (const auto& [key, value] : config.items())
+      if (value.is_number_integer() && (value.get<int64_t>() < 0 || value.get<int64_t>() > config_max(key))) in_range = false;
+  if (info.parameters && in_range) {
+    const double bytes = info.parameters(config) * 4;
+    if (!(bytes <= static_cast<double>(limit)))
+      throw ValueError(cat(name, ": the model's config asks for more than ", format_bytes(limit), " of parameters (about ",
+                           format_bytes(static_cast<size_t>(std::min(bytes, 1e18))),
+                           "; DGM_MAX_MEMORY or --max-memory raise the limit); its size keys: ", size_keys(config)));
+  }
   try {
     AllocationLimit budget(limit, cat(name, ": building the model"));  // counts every tensor the constructor makes
     return info.create(config);
   } catch (const MemoryError& e) {
     throw ValueError(cat(name, ": the model's config asks for more than ", format_bytes(limit), " of parameters and buffers",
-                         " (the limit for building a model; DGM_MAX_MEMORY raises it); its size keys: ", size_keys(config)));
+                         " (the limit for building a model; DGM_MAX_MEMORY or --max-memory raise it); its size keys: ", size_keys(config)));
   }
 }
 

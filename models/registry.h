@@ -24,6 +24,10 @@ struct ModelInfo {
   // Builds the model from a config; missing keys take the model's defaults. Unknown keys are errors.
   std::function<std::shared_ptr<GenerativeModel>(const nlohmann::json& config)> create;
   TrainDefaults train_defaults = {};
+  // The number of parameters a config asks for, estimated from its size keys alone (a lower bound
+  // is enough): create_model refuses a config past its memory limit before building anything.
+  // Models whose size cannot grow large need none.
+  std::function<double(const nlohmann::json& config)> parameters = nullptr;
 };
 
 const std::vector<ModelInfo>& registry();

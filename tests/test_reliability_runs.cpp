@@ -207,7 +207,7 @@ TEST(ReliabilityRuns, StaleTemporariesOfDeadProcessesAreRemoved) {
   ASSERT_GE(child, 0);
   if (child == 0) _exit(0);
   waitpid(child, nullptr, 0);
-  const std::string stale = dir / cat("model.safetensors.tmp.", child), live = dir / cat("log.csv.tmp.", getpid());
+  const std::string stale = dir / cat("model.safetensors.tmp.", child), live = dir / cat("log.csv.tmp.", getppid());  // the parent: alive
   std::ofstream(stale) << "half a checkpoint";
   std::ofstream(live) << "being written by a live process";
   CliRun r = run({"train", "template", "--resume", dir.path.string(), "--steps", "4", "--quiet"});
@@ -236,6 +236,28 @@ TEST(ReliabilityRuns, PathHelpers) {
   EXPECT_FALSE(train::same_path(dir / "a", dir / "b"));
   EXPECT_TRUE(train::inside(dir / "sub/file.png", dir.path.string()));
   EXPECT_FALSE(train::inside((dir.path.parent_path() / "other").string(), dir.path.string()));
+}
+
+}  // namespace
+
+namespace {
+
+// A config whose keys are each in range but whose product is a huge model is refused at once, from
+// the sizes alone, before anything is allocated; --max-memory moves the limit.
+TEST(ReliabilityRuns, AHugeModelIsRefusedBeforeAnythingIsAllocated) {
+  const auto start = std::chrono::steady_clock::now();
+  CliRun r = run({"train", "mlp_ar", "--hidden", "65536", "--context", "784", "--quiet"});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.code, 2);
+  expect_one_line_naming(r, "asks for more than 8 GiB");
+  EXPECT_NE(r.err.find("'context' = 784"), std::string::npos) << r.err;
+  EXPECT_LT(seconds, 5.0);
+  CliRun small = run({"train", "imagegpt", "--max-memory", "100K", "--quiet"});
+  EXPECT_EQ(small.code, 2);
+  expect_one_line_naming(small, "more than 100 KiB");
+  CliRun bad = run({"train", "imagegpt", "--max-memory", "lots"});
+  EXPECT_EQ(bad.code, 2);
+  expect_one_line_naming(bad, "--max-memory: expected a size");
 }
 
 }  // namespace

@@ -40,6 +40,7 @@ const std::vector<FlagSpec>& flag_specs() {
       {"quiet", false, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture}},
       {"detect-anomaly", false, {C::Train}},
       {"overwrite", false, {C::Train}},
+      {"max-memory", true, {C::Train, C::Eval, C::Sample}},
       {"checkpoint", true, {C::Eval, C::Sample}},
       {"n", true, {C::Train, C::Sample}},
       {"complete", true, {C::Sample}},
@@ -97,6 +98,8 @@ nlohmann::json config_value(const std::string& value) {
   return value;
 }
 
+size_t parse_bytes(const std::string& flag, const std::string& value);
+
 void set_flag(CliArgs& a, const std::string& name, const std::string& value) {
   if (name == "data") a.data = value;
   else if (name == "steps") a.steps = parse_int("--steps", value);
@@ -117,6 +120,23 @@ void set_flag(CliArgs& a, const std::string& name, const std::string& value) {
   else if (name == "checkpoint") a.checkpoint = value;
   else if (name == "n") a.n = parse_int("--n", value);
   else if (name == "complete") a.complete = parse_int("--complete", value);
+  else if (name == "max-memory") a.max_memory = parse_bytes("--max-memory", value);
+}
+
+// "512M", "16G", "1T" or a plain number of bytes -> bytes; UsageError otherwise.
+size_t parse_bytes(const std::string& flag, const std::string& value) {
+  std::string digits = value;
+  double scale = 1;
+  if (!digits.empty() && std::isalpha(static_cast<unsigned char>(digits.back()))) {
+    const char unit = static_cast<char>(std::toupper(static_cast<unsigned char>(digits.back())));
+    scale = unit == 'K' ? 1024.0 : unit == 'M' ? 1024.0 * 1024 : unit == 'G' ? 1024.0 * 1024 * 1024 : unit == 'T' ? 1024.0 * 1024 * 1024 * 1024 : 0;
+    digits.pop_back();
+  }
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (scale == 0 || digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || n < 1 || n * scale > 1e15)
+    throw UsageError(cat(flag, ": expected a size such as 512M, 16G or 1T (at most 1e15 bytes), got '", value, "'"));
+  return static_cast<size_t>(n * scale);
 }
 
 void require_positive(const std::string& flag, int64_t v) {
@@ -401,6 +421,7 @@ std::string usage(Command command) {
             "                      set a new total, --lr a new learning rate; --out defaults to the run folder)\n"
             "  --save-every N      also save the checkpoint every N steps (default: at epoch ends only)\n"
             "  --overwrite         replace the run already in --out (without it, dgm train refuses to)\n"
+            "  --max-memory SIZE   memory a model may take while built, e.g. 16G (default 8G, or DGM_MAX_MEMORY)\n"
             "  --n N               samples in samples.png (default 64)\n"
             "  --detect-anomaly    stop at the first NaN/Inf in forward or backward, naming the op (slower)\n"
          << kCommonFlags

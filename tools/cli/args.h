@@ -50,6 +50,7 @@ struct CliArgs {
   bool quiet = false;
   bool detect_anomaly = false;        // train: stop at the first NaN/Inf in forward or backward
   bool overwrite = false;             // train: replace the run already in --out
+  size_t max_memory = 0;              // --max-memory: bytes a model may take while built (0: DGM_MAX_MEMORY, else 8 GiB)
   std::string checkpoint;             // eval / sample
   int64_t n = 64;                     // sample: images drawn; train: images in samples.png
   std::optional<int64_t> complete;    // sample: keep the first K pixels of test images

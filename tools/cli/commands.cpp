@@ -70,10 +70,10 @@ const models::ModelInfo& find_model_or_usage(const std::string& name) {
 }
 
 // A model built from command-line flags: its own complaints about them are usage errors.
-std::shared_ptr<models::GenerativeModel> create_from_flags(const std::string& name, const nlohmann::json& config) {
+std::shared_ptr<models::GenerativeModel> create_from_flags(const std::string& name, const nlohmann::json& config, size_t max_memory) {
   find_model_or_usage(name);
   try {
-    return models::create_model(name, config);
+    return models::create_model(name, config, max_memory);
   } catch (const ValueError& e) {
     throw UsageError(e.what());
   } catch (const nlohmann::json::exception& e) {
@@ -83,12 +83,12 @@ std::shared_ptr<models::GenerativeModel> create_from_flags(const std::string& na
 
 // A model rebuilt from a checkpoint's config: a failure means a broken or foreign file.
 std::shared_ptr<models::GenerativeModel> create_from_checkpoint(const std::string& name, const nn::Metadata& metadata,
-                                                                const std::string& file) {
+                                                                const std::string& file, size_t max_memory) {
   find_model_or_usage(name);
   nlohmann::json config = nlohmann::json::object();
   try {
     if (auto it = metadata.find("config"); it != metadata.end()) config = nlohmann::json::parse(it->second);
-    return models::create_model(name, config);
+    return models::create_model(name, config, max_memory);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(cat(file, ": bad model config '", config.dump(), "': ", e.what()));
   } catch (const ValueError& e) {
@@ -123,7 +123,7 @@ struct LoadedModel {
 };
 
 // eval / sample: the model named on the command line, with the checkpoint's config and weights.
-LoadedModel load_checkpoint_model(const CliArgs& args) {
+LoadedModel load_checkpoint_model(const CliArgs& args, std::ostream& err) {
   LoadedModel loaded;
   loaded.file = checkpoint_or_usage("--checkpoint", args.checkpoint);
   find_model_or_usage(args.model);
@@ -132,7 +132,9 @@ LoadedModel load_checkpoint_model(const CliArgs& args) {
   const std::string saved_model = metadata_or(ck.metadata, "model", "");
   if (!saved_model.empty() && saved_model != args.model)
     throw UsageError(cat("--checkpoint ", loaded.file, " holds a '", saved_model, "' model, not '", args.model, "'"));
-  loaded.model = create_from_checkpoint(args.model, ck.metadata, loaded.file);
+  if (ck.checksum == nn::Checksum::Absent)
+    err << "dgm: note: " << loaded.file << " carries no checksum (written by an older dgm): loaded without an integrity check\n";
+  loaded.model = create_from_checkpoint(args.model, ck.metadata, loaded.file, args.max_memory);
   try {
     loaded.model->load_state_dict(model_tensors(ck));
   } catch (const Error& e) {
@@ -257,18 +259,20 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
     if (!args.has("n")) options.num_samples = parse_int("num_samples", metadata_or(metadata, "num_samples", std::to_string(args.n)));
     options.out_dir = args.has("out") ? args.out : fs::path(resume_file).parent_path().string();
     if (options.out_dir.empty()) options.out_dir = ".";
-    model = create_from_checkpoint(args.model, metadata, resume_file);  // the weights follow in Trainer::resume
+    model = create_from_checkpoint(args.model, metadata, resume_file, args.max_memory);  // the weights follow in Trainer::resume
   } else {
     check_data_source(args.data);
     options.epochs = train_epochs(args);  // neither --steps nor --epochs: the model's default budget
     options.lr = train_lr(args);
     options.out_dir = args.has("out") ? args.out : default_run_dir(args.model);
     manual_seed(args.seed);  // the initial weights
-    model = create_from_flags(args.model, args.model_config);
+    model = create_from_flags(args.model, args.model_config, args.max_memory);
   }
 
+  // Both splits are read and checked before the first step.
   const data::MnistData train = data::load_mnist(options.data_source, data::Split::Train);
   const data::MnistData test = data::load_mnist(options.data_source, data::Split::Test);
+  data::check_splits(train, test);
   if (options.batch_size > train.n)
     throw UsageError(cat("--batch ", options.batch_size, " is larger than the ", train.n, " training images"));
   if (!args.quiet)
@@ -309,7 +313,7 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
 // ---- eval -------------------------------------------------------------------------------------------
 int run_eval(const CliArgs& args, std::ostream& out, std::ostream& err) {
   if (args.has("data")) check_data_source(args.data);
-  LoadedModel loaded = load_checkpoint_model(args);
+  LoadedModel loaded = load_checkpoint_model(args, err);
   const std::string src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
   const data::MnistData test = data::load_mnist(src, data::Split::Test);
   if (test.rows != loaded.model->height() || test.cols != loaded.model->width())
@@ -324,9 +328,9 @@ int run_eval(const CliArgs& args, std::ostream& out, std::ostream& err) {
 }
 
 // ---- sample -----------------------------------------------------------------------------------------
-int run_sample(const CliArgs& args, std::ostream& out, std::ostream&) {
+int run_sample(const CliArgs& args, std::ostream& out, std::ostream& err) {
   if (args.has("data")) check_data_source(args.data);
-  LoadedModel loaded = load_checkpoint_model(args);
+  LoadedModel loaded = load_checkpoint_model(args, err);
   models::GenerativeModel& model = *loaded.model;
   const int64_t rows = model.height(), cols = model.width(), dim = rows * cols;
   const std::string folder = fs::path(loaded.file).parent_path().string();
