@@ -3,6 +3,9 @@
 // defines what the fused op computes; tests check both agree in value and gradient.
 // With create_graph (higher derivatives), backward differentiates the composite reference.
 #pragma once
+#include <functional>
+#include <vector>
+
 #include "autograd/tensor.h"
 #include "tensor/fused.h"
 
@@ -25,6 +28,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearA
 // act(sum_k weight[indices[n, k]] + b) for weight (V, H), indices int64 (N, K), bias (H) or undefined
 // -> (N, H): a linear layer on K concatenated one-hot inputs, without the one-hots (each picks a row).
 Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& bias, LinearActivation act = LinearActivation::None);
+
+// Backward with create_graph, for every fused op: the gradient of its composite reference, recorded,
+// so it can be differentiated again. `ref` recomputes the op from its (saved) inputs; the result has
+// one gradient per input (undefined where an input needs none).
+std::vector<Tensor> reference_backward(const std::function<Tensor(const std::vector<Tensor>&)>& ref, const std::vector<Tensor>& inputs,
+                                       const Tensor& grad);
 
 }  // namespace dgm::fused
 

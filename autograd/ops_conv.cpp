@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "autograd/engine.h"
+#include "autograd/fused.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "tensor/conv.h"
@@ -67,18 +68,6 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 
 }  // namespace reference
 
-// The gradient of the composite reference, recorded, so it can be differentiated again (as the
-// fused ops of autograd/ops_fused.cpp do).
-static Grads reference_backward(const std::function<Tensor(const Grads&)>& ref, const Grads& inputs, const Tensor& grad) {
-  Grads wrt;
-  for (const Tensor& t : inputs)
-    if (t.defined() && t.requires_grad()) wrt.push_back(t);
-  Grads g = wrt.empty() ? Grads{} : autograd::grad({ref(inputs)}, wrt, {grad}, true, true, true);
-  Grads out;
-  size_t k = 0;
-  for (const Tensor& t : inputs) out.push_back(t.defined() && t.requires_grad() ? g[k++] : Tensor());
-  return out;
-}
 
 static Tensor wrap(const Array& a) { return a.defined() ? Tensor(a) : Tensor(); }
 
@@ -86,7 +75,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   Array y = cpu::conv2d_forward(x.array(), weight.array(), bias.defined() ? bias.array() : Array(), stride, padding, taps);
   return record1(Op::Conv2d, {x, weight, bias}, y, {save::in(0), save::in(1), save::in(2)}, [stride, padding, taps](const Grads& g, const Grads& s) {
     if (is_grad_enabled())
-      return reference_backward([=](const Grads& in) { return reference::conv2d(in[0], in[1], in[2], stride, padding, taps); }, s, g[0]);
+      return fused::reference_backward([=](const Grads& in) { return reference::conv2d(in[0], in[1], in[2], stride, padding, taps); }, s, g[0]);
     auto d = cpu::conv2d_backward(s[0].array(), s[1].array(), g[0].array(), stride, padding, taps, s[0].requires_grad(),
                                   s[1].requires_grad(), s[2].defined() && s[2].requires_grad());
     return Grads{wrap(d.dx), wrap(d.dweight), wrap(d.dbias)};

@@ -11,9 +11,8 @@ namespace dgm {
 
 using Grads = std::vector<Tensor>;
 
-// Backward with create_graph: the gradient of the composite reference, recorded, so it can be
-// differentiated again. `ref` recomputes the op from its (saved) inputs.
-static Grads reference_backward(const std::function<Tensor(const Grads&)>& ref, const Grads& inputs, const Tensor& grad) {
+namespace fused {
+Grads reference_backward(const std::function<Tensor(const Grads&)>& ref, const Grads& inputs, const Tensor& grad) {
   Grads wrt;
   for (const Tensor& t : inputs)
     if (t.defined() && t.requires_grad()) wrt.push_back(t);
@@ -23,6 +22,7 @@ static Grads reference_backward(const std::function<Tensor(const Grads&)>& ref, 
   for (const Tensor& t : inputs) out.push_back(t.defined() && t.requires_grad() ? g[k++] : Tensor());
   return out;
 }
+}  // namespace fused
 
 namespace reference {
 

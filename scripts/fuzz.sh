@@ -40,7 +40,7 @@ flags=(-std=c++20 -O1 -g -march=native -fsanitize=fuzzer-no-link,address,undefin
 engine_sources="$(ls tensor/*.cpp autograd/*.cpp | tr '\n' ' ') nn/module.cpp nn/serialize.cpp"
 model_sources="$(ls tensor/*.cpp autograd/*.cpp nn/*.cpp data/*.cpp tools/*.cpp models/*.cpp | grep -v -E '_(main|demo)\.cpp$' | tr '\n' ' ')"
 declare -A sources=(
-  [fuzz_idx]="data/idx.cpp"
+  [fuzz_idx]="data/idx.cpp tools/files.cpp"
   [fuzz_safetensors]="$engine_sources"
   [fuzz_args]="tools/cli/args.cpp"
   [fuzz_checkpoint]="$model_sources"

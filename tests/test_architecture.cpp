@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing.h"
 #include "lectures/common/chapter.h"
 #include "lectures/common/lecture.h"
 #include "models/model.h"
@@ -29,19 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("dgm_test_arch_" + std::to_string(getpid()) + "_" + name);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
+using dgm::testing::TempDir;
 
 // ---- layering by include -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing.h"
 #include "models/registry.h"
 #include "nn/functional.h"
 #include "nn/serialize.h"
@@ -32,30 +33,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh, empty folder under the system temp dir, removed when the test ends.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("dgm_test_cli_" + std::to_string(getpid()) + "_" + name);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
+using dgm::testing::TempDir;
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-CliRun run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  int code = run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using dgm::testing::CliRun;
+using dgm::testing::run;
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/testing.h"
 #include "models/registry.h"
 #include "nn/serialize.h"
 #include "tools/cli/commands.h"
@@ -28,29 +29,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("dgm_test_reliability_" + std::to_string(getpid()) + "_" + name);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
+using dgm::testing::TempDir;
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-CliRun run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = cli::run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using dgm::testing::CliRun;
+using dgm::testing::run;
 
 bool has_model(const std::string& name) {
   for (const auto& m : models::registry())

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/testing.h"
 #include "models/registry.h"
 #include "nn/serialize.h"
 #include "tools/cli/commands.h"
@@ -27,29 +28,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("dgm_test_runs_" + std::to_string(getpid()) + "_" + name);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
+using dgm::testing::TempDir;
 
-struct CliRun {
-  int code;
-  std::string out, err;
-};
-CliRun run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = cli::run_cli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using dgm::testing::CliRun;
+using dgm::testing::run;
 
 std::string bytes_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -258,6 +240,32 @@ TEST(ReliabilityRuns, AHugeModelIsRefusedBeforeAnythingIsAllocated) {
   CliRun bad = run({"train", "imagegpt", "--max-memory", "lots"});
   EXPECT_EQ(bad.code, 2);
   expect_one_line_naming(bad, "--max-memory: expected a size");
+}
+
+}  // namespace
+
+namespace {
+
+// A checkpoint whose metadata config asks for a huge model (valid JSON, valid tensors): eval,
+// sample and train --resume refuse it with one line, without building anything.
+TEST(ReliabilityRuns, AHostileConfigInACheckpointIsRefusedByEveryCommand) {
+  TempDir dir("hostile_config");
+  CliRun first = run({"train", "mlp_ar", "--steps", "1", "--batch", "16", "--hidden", "8", "--n", "2", "--out", dir.path.string(), "--quiet"});
+  ASSERT_EQ(first.code, 0) << first.err;
+  nn::SafetensorsFile ck = nn::load_safetensors(dir / "model.safetensors");
+  nlohmann::json config = nlohmann::json::parse(ck.metadata.at("config"));
+  config["hidden"] = int64_t{4611686018427387904};
+  ck.metadata["config"] = config.dump();
+  nn::save_safetensors(dir / "model.safetensors", ck.tensors, ck.metadata);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"eval", "mlp_ar", "--checkpoint", dir.path.string(), "--quiet"},
+        std::vector<std::string>{"sample", "mlp_ar", "--checkpoint", dir.path.string(), "--n", "2", "--out", dir / "s.png"},
+        std::vector<std::string>{"train", "mlp_ar", "--resume", dir.path.string(), "--steps", "2", "--quiet"}}) {
+    SCOPED_TRACE(args[0]);
+    CliRun r = run(args);
+    EXPECT_EQ(r.code, 1);
+    expect_one_line_naming(r, "'hidden' must be in 1..65536");
+  }
 }
 
 }  // namespace

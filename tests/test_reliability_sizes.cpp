@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing.h"
 #include "data/idx.h"
 #include "tools/files.h"
 #include "data/mnist.h"
@@ -32,19 +33,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("dgm_test_sizes_" + std::to_string(getpid()) + "_" + name);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
+using dgm::testing::TempDir;
 
 template <class E, class F>
 std::string message_of(F&& f) {
