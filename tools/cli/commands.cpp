@@ -309,6 +309,8 @@ int run_classify(models::GenerativeModel& model, const std::string& src, const D
 int run_eval(const CliArgs& args, std::ostream& out, std::ostream& err) {
   if (args.has("data")) check_data_source(args.data);
   LoadedModel loaded = load_checkpoint_model(args);
+  if (args.classify && loaded.model->num_classes() == 0)
+    throw UsageError(cat("--classify: the checkpoint's ", args.model, " is not conditional (train it with --conditional true)"));
   const std::string src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
   const data::MnistData test = data::load_mnist(src, data::Split::Test);
   if (test.rows != loaded.model->height() || test.cols != loaded.model->width())
