@@ -75,6 +75,14 @@ int64_t ConfigReader::integer(const std::string& key, int64_t fallback, int64_t 
   return value;
 }
 
+bool ConfigReader::boolean(const std::string& key, bool fallback) {
+  known_.push_back(key);
+  if (!config_.contains(key)) return fallback;
+  const nlohmann::json& v = config_[key];
+  if (!v.is_boolean()) throw ValueError(cat(model_, ": config key '", key, "' must be true or false, got ", v.dump()));
+  return v.get<bool>();
+}
+
 std::string ConfigReader::choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices) {
   known_.push_back(key);
   if (!config_.contains(key)) return fallback;

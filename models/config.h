@@ -2,6 +2,7 @@
 //
 //   ConfigReader r("imagegpt", config);          // config: a JSON object, e.g. {"layers": 4}
 //   int64_t layers = r.integer("layers", 2);     // 4; a missing key takes the default
+//   bool conditional = r.boolean("conditional", false);
 //   std::string head = r.choice("head", "categorical", {"categorical", "logistic_mixture"});
 //   r.finish();                                  // ValueError if the object holds a key nobody read
 //
@@ -47,6 +48,8 @@ class ConfigReader {
   // An integer in min_value..max_value (ValueError otherwise, naming the model, the key and the
   // range); max_value -1 takes the key's limit (config_max).
   int64_t integer(const std::string& key, int64_t fallback, int64_t min_value = 1, int64_t max_value = -1);
+  // true or false (ValueError otherwise; `--conditional true` on the command line is JSON true).
+  bool boolean(const std::string& key, bool fallback);
   // One of `choices` (ValueError listing them otherwise).
   std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
   // ValueError naming every key of the config that was not read, and listing the known keys.

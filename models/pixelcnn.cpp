@@ -15,6 +15,7 @@ PixelCNNConfig PixelCNNConfig::from_json(const nlohmann::json& config) {
   c.kernel_a = r.integer("kernel_a", c.kernel_a);
   c.kernel_b = r.integer("kernel_b", c.kernel_b);
   c.image_size = r.integer("image_size", c.image_size, 2);
+  c.conditional = r.boolean("conditional", c.conditional);
   r.finish();
   if (c.kernel_a % 2 == 0 || c.kernel_b % 2 == 0)
     throw ValueError(cat("pixelcnn: kernel sizes must be odd (a centre pixel), got kernel_a = ", c.kernel_a, ", kernel_b = ", c.kernel_b));
@@ -22,7 +23,9 @@ PixelCNNConfig PixelCNNConfig::from_json(const nlohmann::json& config) {
 }
 
 nlohmann::json PixelCNNConfig::to_json() const {
-  return {{"channels", channels}, {"layers", layers}, {"kernel_a", kernel_a}, {"kernel_b", kernel_b}, {"image_size", image_size}};
+  nlohmann::json j = {{"channels", channels}, {"layers", layers}, {"kernel_a", kernel_a}, {"kernel_b", kernel_b}, {"image_size", image_size}};
+  if (conditional) j["conditional"] = true;  // unconditional configs stay as they were
+  return j;
 }
 
 PixelCNN::PixelCNN(PixelCNNConfig config) : AutoregressiveModel("PixelCNN"), config_(config) {
@@ -35,6 +38,19 @@ PixelCNN::PixelCNN(PixelCNNConfig config) : AutoregressiveModel("PixelCNN"), con
     conv_b.push_back(conv_list->register_module(
         std::to_string(i), std::make_shared<nn::MaskedConv2d>('B', C, C, config.kernel_b, nn::Conv2dOptions{.padding = config.kernel_b / 2})));
   out = register_module("out", std::make_shared<nn::Conv2d>(C, 2, 1));
+  if (config.conditional) {
+    auto bias_list = register_module("label_bias", std::make_shared<nn::Module>("ModuleList"));
+    for (int64_t i = 0; i <= config.layers; ++i)
+      label_bias.push_back(bias_list->register_module(std::to_string(i), std::make_shared<nn::Embedding>(num_classes(), C)));
+      label_bias.back()->weight.set_data(zeros({num_classes(), C}).array());  // starts as the unconditional model
+  }
+}
+
+// h: (B, C, h, w), labels: (B,) -> (B, C, h, w)
+Tensor PixelCNN::add_label_bias(const Tensor& h, const Tensor& labels, size_t layer) {
+  if (label_bias.empty() || !labels.defined()) return h;
+  Tensor b = label_bias[layer]->forward(labels);                  // (B, C)
+  return h + reshape(b, {b.size(0), b.size(1), 1, 1});            // the same bias at every pixel
 }
 
 std::shared_ptr<GenerativeModel> PixelCNN::create(const nlohmann::json& config) {
@@ -46,23 +62,28 @@ static Tensor channel_norm(nn::LayerNorm& norm, const Tensor& h) {
   return permute(norm.forward(permute(h, {0, 2, 3, 1})), {0, 3, 1, 2});
 }
 
-// images: (B, 1, h, w) -> (B, 2, h, w)
-Tensor PixelCNN::forward_image(const Tensor& images) {
+// images: (B, 1, h, w), labels: (B,) or none -> (B, 2, h, w)
+Tensor PixelCNN::forward_image(const Tensor& images, const Tensor& labels) {
   Tensor h = conv_a->forward(images);  // (B, C, h, w): sees only pixels strictly before each one
-  for (size_t i = 0; i < conv_b.size(); ++i) h = conv_b[i]->forward(relu(channel_norm(*norms[i], h)));  // (B, C, h, w)
+  h = add_label_bias(h, labels, 0);
+  for (size_t i = 0; i < conv_b.size(); ++i) {
+    h = conv_b[i]->forward(relu(channel_norm(*norms[i], h)));  // (B, C, h, w)
+    h = add_label_bias(h, labels, i + 1);
+  }
   return out->forward(relu(channel_norm(*norms.back(), h)));                                             // (B, 2, h, w)
 }
 
-// x: (B, D) -> (B, 2, H, W)
-Tensor PixelCNN::logits(const Tensor& x) {
-  check_input(x, "logits");
-  return forward_image(reshape(x.to(param_dtype()), {x.size(0), 1, height(), width()}));
+// x: (B, D), y: (B,) -> (B, 2, H, W)
+Tensor PixelCNN::logits(const Batch& batch) {
+  check_input(batch, "logits");
+  const Tensor& x = batch.x;
+  return forward_image(reshape(x.to(param_dtype()), {x.size(0), 1, height(), width()}), batch.y);
 }
 
 // x: (B, D) -> (B, D, 2)
 Tensor PixelCNN::conditional_log_probs(const Batch& batch) {
   const Tensor& x = batch.x;
-  Tensor l = permute(logits(x), {0, 2, 3, 1});                         // (B, H, W, 2)
+  Tensor l = permute(logits(batch), {0, 2, 3, 1});                         // (B, H, W, 2)
   return log_softmax(reshape(l, {x.size(0), num_pixels(), 2}), -1);   // (B, D, 2)
 }
 
@@ -74,7 +95,7 @@ Tensor PixelCNN::next_log_probs(const Batch& batch, int64_t t) {
   const int64_t B = x.size(0), H = height(), W = width(), r = t / W, c = t % W, R = reach();
   const int64_t r0 = std::max<int64_t>(0, r - R), c0 = std::max<int64_t>(0, c - R), c1 = std::min(W, c + R + 1);
   Tensor window = slice(slice(reshape(x, {B, H, W}), 1, r0, r + 1), 2, c0, c1);            // (B, r - r0 + 1, c1 - c0)
-  Tensor l = forward_image(unsqueeze(window.to(param_dtype()), 1));                       // (B, 2, r - r0 + 1, c1 - c0)
+  Tensor l = forward_image(unsqueeze(window.to(param_dtype()), 1), batch.y);                       // (B, 2, r - r0 + 1, c1 - c0)
   return log_softmax(select(select(l, 3, c - c0), 2, r - r0), -1);                         // (B, 2)
 }
 

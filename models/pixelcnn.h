@@ -14,7 +14,15 @@
 // Sampling is one forward per pixel (AutoregressiveModel), on the window of the image the new
 // pixel can see, not the whole image.
 //
-// Config: {"channels": 64, "layers": 5, "kernel_a": 7, "kernel_b": 3, "image_size": 28}.
+// Class-conditional (config "conditional": true), as the conditional PixelCNN (van den Oord et al.
+// 2016, "Conditional image generation with PixelCNN decoders") with a one-hot class vector: after
+// every masked convolution a class-dependent bias b_y^l (a (10, C) embedding per layer) is added,
+//
+//   h = conv_l(...) + b_y^l            (B, C, H, W) + (B, C, 1, 1)
+//
+// the same for every pixel, so causality is untouched. With b = 0 it is the unconditional model.
+//
+// Config: {"channels": 64, "layers": 5, "kernel_a": 7, "kernel_b": 3, "image_size": 28, "conditional": false}.
 #pragma once
 #include <vector>
 
@@ -29,6 +37,7 @@ struct PixelCNNConfig {
   int64_t kernel_a = 7;
   int64_t kernel_b = 3;
   int64_t image_size = 28;
+  bool conditional = false;  // p(x | y), y a digit 0..9
 
   static PixelCNNConfig from_json(const nlohmann::json& config);
   nlohmann::json to_json() const;
@@ -39,10 +48,11 @@ class PixelCNN : public AutoregressiveModel {
   explicit PixelCNN(PixelCNNConfig config = {});
   static std::shared_ptr<GenerativeModel> create(const nlohmann::json& config);
 
-  // images: (B, 1, h, w) floating, any size -> (B, 2, h, w) logits
-  Tensor forward_image(const Tensor& images);
-  // x: (B, D) int64 -> (B, 2, H, W)
-  Tensor logits(const Tensor& x);
+  // images: (B, 1, h, w) floating, any size -> (B, 2, h, w) logits; labels (B,) int64 for a
+  // conditional model (undefined: no class bias)
+  Tensor forward_image(const Tensor& images, const Tensor& labels = Tensor());
+  // x: (B, D) int64 (and y (B,) for a conditional model) -> (B, 2, H, W)
+  Tensor logits(const Batch& batch);
 
   Tensor conditional_log_probs(const Batch& batch) override;
   Tensor next_log_probs(const Batch& batch, int64_t t) override;
@@ -50,6 +60,7 @@ class PixelCNN : public AutoregressiveModel {
   int64_t height() const override { return config_.image_size; }
   int64_t width() const override { return config_.image_size; }
   nlohmann::json config() const override { return config_.to_json(); }
+  int64_t num_classes() const override { return config_.conditional ? 10 : 0; }
   // How many rows up (and columns to either side) an output pixel can see: kernel_a/2 + layers * (kernel_b/2).
   int64_t reach() const { return config_.kernel_a / 2 + config_.layers * (config_.kernel_b / 2); }
 
@@ -57,8 +68,12 @@ class PixelCNN : public AutoregressiveModel {
   std::vector<std::shared_ptr<nn::LayerNorm>> norms;  // layers + 1: before each mask-B conv and before the output
   std::vector<std::shared_ptr<nn::MaskedConv2d>> conv_b;
   std::shared_ptr<nn::Conv2d> out;
+  // layers + 1 class biases (10, C), one after conv_a and after each conv_b; empty unless conditional
+  std::vector<std::shared_ptr<nn::Embedding>> label_bias;
 
  private:
+  // h (B, C, h, w) + b_y^layer: the class bias of layer `layer` (no-op without labels or when unconditional)
+  Tensor add_label_bias(const Tensor& h, const Tensor& labels, size_t layer);
   PixelCNNConfig config_;
 };
 

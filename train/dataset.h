@@ -35,6 +35,7 @@ class Dataset {
   int64_t dim() const { return dim_; }     // values per example
   DataKind kind() const { return kind_; }
   bool has_labels() const { return !labels_.empty(); }
+  const std::vector<int64_t>& labels() const { return labels_; }  // n labels, or empty
   int64_t height() const { return height_; }
   int64_t width() const { return width_; }
 

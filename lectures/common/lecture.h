@@ -21,6 +21,9 @@ struct Options {
   uint64_t seed = 0;
   bool quiet = false;  // print nothing on stdout (report.md and the figures are still written)
   std::string data;    // MNIST source for load_mnist: "" = the embedded 10k digits
+  // Trained models a module may use instead of its own short runs: run folders or checkpoint files
+  // written by `dgm train`, comma-separated ("" = none; `dgm lecture N --checkpoint A,B`).
+  std::string checkpoint;
 };
 
 struct ModuleInfo {

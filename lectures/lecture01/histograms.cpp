@@ -261,12 +261,10 @@ ClassConditional fit_class_conditional(const Tensor& x, const std::vector<int64_
   return m;
 }
 
-namespace {
 // log p(x | y = c) for every image and class: (N, 10)
 Tensor class_log_likelihoods(const ClassConditional& m, const Tensor& x) {
   return matmul(x, log(m.p_one).t()) + matmul(1.0 - x, log(1.0 - m.p_one).t());
 }
-}  // namespace
 
 ClassConditionalEval evaluate(const ClassConditional& model, const Tensor& x, const std::vector<int64_t>& labels) {
   const int64_t N = x.size(0), D = x.size(1);

@@ -112,6 +112,8 @@ struct ClassConditional {
   Tensor prior;  // (10)
 };
 ClassConditional fit_class_conditional(const Tensor& x, const std::vector<int64_t>& labels);
+// x (N, 784) float64 0/1 -> (N, 10): log p(x | y) for every label y, nats
+Tensor class_log_likelihoods(const ClassConditional& model, const Tensor& x);
 struct ClassConditionalEval {
   double conditional_nll = 0;  // -log p(x | y) per pixel, nats/dim
   double mixture_nll = 0;      // -log sum_y p(y) p(x | y) per pixel

@@ -14,6 +14,7 @@ void register_lecture01() {
                         {{"histograms", "Problem statement and histograms"}, lecture01::write_histograms},
                         {{"divergences", "Divergences and MLE"}, lecture01::write_divergences},
                         {{"autoregressive", "Autoregressive modelling"}, lecture01::write_autoregressive},
+                        {{"conditional", "Conditional models and Bayes' rule"}, lecture01::write_conditional},
                     }});
 }
 

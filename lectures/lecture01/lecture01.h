@@ -7,6 +7,8 @@
 //   divergences     forward vs reverse KL, the properties of KL, MLE = Monte-Carlo forward KL
 //                                                                                   (divergences.h)
 //   autoregressive  the MLP autoregressive model, ImageGPT and PixelCNN             (autoregressive.h)
+//   conditional     p(x | y): naive Bayes, conditional ImageGPT and PixelCNN as classifiers by
+//                   Bayes' rule                                                     (conditional.h)
 //
 // Every claim is a function returning numbers (so tests check it without files); the module
 // writers call them, print a summary, and write report.md plus figures. The lecture registers
@@ -33,6 +35,7 @@ void write_tricks(Chapter& ch);
 void write_histograms(Chapter& ch);
 void write_divergences(Chapter& ch);
 void write_autoregressive(Chapter& ch);
+void write_conditional(Chapter& ch);
 
 // Lecture 1's modules in the order run("") runs them, and run() itself, through the registry.
 std::vector<ModuleInfo> modules();

@@ -41,9 +41,11 @@ const std::vector<FlagSpec>& flag_specs() {
       {"detect-anomaly", false, {C::Train}},
       {"overwrite", false, {C::Train}},
       {"max-memory", true, {C::Train, C::Eval, C::Sample}},
-      {"checkpoint", true, {C::Eval, C::Sample}},
+      {"checkpoint", true, {C::Eval, C::Sample, C::Lecture}},
       {"n", true, {C::Train, C::Sample}},
       {"complete", true, {C::Sample}},
+      {"label", true, {C::Sample}},
+      {"classify", false, {C::Eval}},
   };
   return specs;
 }
@@ -120,6 +122,7 @@ void set_flag(CliArgs& a, const std::string& name, const std::string& value) {
   else if (name == "checkpoint") a.checkpoint = value;
   else if (name == "n") a.n = parse_int("--n", value);
   else if (name == "complete") a.complete = parse_int("--complete", value);
+  else if (name == "label") a.label = parse_int("--label", value);
   else if (name == "max-memory") a.max_memory = parse_bytes("--max-memory", value);
 }
 
@@ -154,6 +157,7 @@ void validate(const CliArgs& a) {
   require_positive("--n", a.n);
   if (a.n > 10000) throw UsageError(cat("--n: at most 10000 images fit in a grid, got ", a.n));
   if (a.complete && *a.complete < 0) throw UsageError(cat("--complete: expected a non-negative integer, got ", *a.complete));
+  if (a.label && *a.label < 0) throw UsageError(cat("--label: expected a class label >= 0, got ", *a.label));
   const std::pair<const char*, const std::string*> paths[] = {{"out", &a.out}, {"resume", &a.resume}, {"checkpoint", &a.checkpoint}};
   for (const auto& [flag, value] : paths)
     if (a.has(flag) && value->empty()) throw UsageError(cat("--", flag, ": expected a path, got an empty string"));
@@ -285,6 +289,7 @@ CliArgs parse_strict(const std::vector<std::string>& args) {
         if (name == "quiet") a.quiet = true;
         if (name == "detect-anomaly") a.detect_anomaly = true;
         if (name == "overwrite") a.overwrite = true;
+        if (name == "classify") a.classify = true;
         continue;
       }
       set_flag(a, name, take_value());
@@ -389,9 +394,10 @@ std::string usage(Command command) {
             "Usage: dgm COMMAND [ARGS] [FLAGS]\n\n"
             "Commands:\n"
             "  train MODEL             train a model on MNIST; writes a checkpoint, samples, curves and a log\n"
-            "  eval MODEL --checkpoint F\n"
-            "                          test NLL of a checkpoint (nats/dim for binary data, bits/dim for 8-bit)\n"
-            "  sample MODEL --checkpoint F [--n N] [--complete K]\n"
+            "  eval MODEL --checkpoint F [--classify]\n"
+            "                          test NLL of a checkpoint (nats/dim for binary data, bits/dim for 8-bit);\n"
+            "                          --classify: a conditional model as a classifier, p(y | x) by Bayes' rule\n"
+            "  sample MODEL --checkpoint F [--n N] [--complete K] [--label Y]\n"
             "                          draw samples (or complete test images) into a PNG grid\n"
             "  bench [NAME...]         speed figures, NAME VALUE UNIT per line (comparable with PyTorch's)\n"
             "  lecture N [MODULE]      the demonstrations of lecture N (lecture01 = lecture 1)\n\n"
@@ -437,12 +443,16 @@ std::string usage(Command command) {
             "Flags:\n"
             "  --checkpoint FILE   a model.safetensors written by dgm train (or its run folder)\n"
             "  --data SRC          test data (default: the data the checkpoint was trained on)\n"
-            "  --batch B           evaluation batch size (default 32)\n"
+            "  --batch B           evaluation batch size (default 32; with --classify, images per batch, each\n"
+            "                      scored under every label)\n"
+            "  --classify          for a conditional model (--conditional true): p(y | x) = p(x | y) p(y) / p(x)\n"
+            "                      for every test image, with p(y) the training split's label frequencies;\n"
+            "                      prints the accuracy, the confusion matrix and the marginal -log p(x)\n"
          << kCommonFlags << "\n"
          << model_list();
       break;
     case Command::Sample:
-      os << "Usage: dgm sample MODEL --checkpoint FILE [--n N] [--complete K] [FLAGS]\n\n"
+      os << "Usage: dgm sample MODEL --checkpoint FILE [--n N] [--complete K] [--label Y] [FLAGS]\n\n"
             "Draws N samples into a PNG grid. With --complete K, takes the first N test images, keeps their\n"
             "first K pixels (raster order) and samples the rest: the grid shows the kept pixels (the rest\n"
             "grey) above the completions.\n\n"
@@ -450,6 +460,8 @@ std::string usage(Command command) {
             "  --checkpoint FILE   a model.safetensors written by dgm train (or its run folder)\n"
             "  --n N               number of samples (default 64)\n"
             "  --complete K        autocompletion from the first K pixels of test images\n"
+            "  --label Y           a conditional model's class (a digit 0..9): samples of p(x | y = Y); without\n"
+            "                      it a conditional model draws a grid of one row per class\n"
             "  --seed S            sampling seed (default 0)\n"
             "  --out FILE          the PNG (default: sample.png or complete.png next to the checkpoint)\n"
             "  --data SRC          where the test images for --complete come from (default: the checkpoint's)\n"
@@ -469,9 +481,11 @@ std::string usage(Command command) {
          << kCommonFlags;
       break;
     case Command::Lecture:
-      os << "Usage: dgm lecture N [MODULE] [--out DIR] [--seed S] [--data SRC] [--quiet]\n\n"
+      os << "Usage: dgm lecture N [MODULE] [--out DIR] [--seed S] [--data SRC] [--checkpoint A,B] [--quiet]\n\n"
             "Runs the demonstrations of lecture N (all of them, or one MODULE) and writes report.md and\n"
-            "figures under --out (default runs/lectureNN). `dgm lecture01` is `dgm lecture 1`.\n";
+            "figures under --out (default runs/lectureNN). `dgm lecture01` is `dgm lecture 1`. --checkpoint\n"
+            "gives trained models (run folders of dgm train, comma-separated) to modules that can use them\n"
+            "instead of their own short runs (lecture 1 conditional: a conditional imagegpt / pixelcnn).\n";
       for (const lectures::Lecture& l : lectures::all()) {
         os << "\nLecture " << l.number << ", " << l.title << ". Modules:\n";
         for (const auto& m : l.modules) os << "  " << m.info.name << std::string(m.info.name.size() < 14 ? 14 - m.info.name.size() : 1, ' ') << m.info.title << "\n";

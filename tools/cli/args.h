@@ -3,7 +3,8 @@
 // (`--embed-dim 64` becomes the model config key "embed_dim": 64).
 //
 //   dgm train MODEL [flags]                 dgm eval MODEL --checkpoint F
-//   dgm sample MODEL --checkpoint F --n N [--complete K]
+//   dgm sample MODEL --checkpoint F --n N [--complete K] [--label Y]
+//   dgm eval MODEL --checkpoint F --classify   (a conditional model as a classifier)
 //   dgm bench [NAME...]                     dgm lecture N [MODULE]   (dgm lecture01 = dgm lecture 1)
 //
 // Flags take a value as `--flag VALUE` or `--flag=VALUE`. A mistake on the command line (an unknown
@@ -54,6 +55,8 @@ struct CliArgs {
   std::string checkpoint;             // eval / sample
   int64_t n = 64;                     // sample: images drawn; train: images in samples.png
   std::optional<int64_t> complete;    // sample: keep the first K pixels of test images
+  std::optional<int64_t> label;       // sample: the class y of a conditional model's samples (checked against the model)
+  bool classify = false;              // eval: the conditional model as a classifier by Bayes' rule
 
   // Model hyper-parameters: --embed-dim, --heads, --layers, --hidden, --context and any other
   // unrecognised `--some-key VALUE` of `dgm train`, as {"some_key": VALUE}. VALUE becomes a JSON

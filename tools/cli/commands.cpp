@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 
 #include "data/mnist.h"
@@ -17,6 +18,7 @@
 #include "tools/cli/bench.h"
 #include "tools/image.h"
 #include "train/run_folder.h"
+#include "train/classify.h"
 #include "train/trainer.h"
 
 namespace dgm::cli {
@@ -311,15 +313,49 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
 }
 
 // ---- eval -------------------------------------------------------------------------------------------
+
+// `dgm eval MODEL --classify`: p(y | x) = p(x | y) p(y) / p(x) for every test image, p(y) the training
+// split's label frequencies (train/classify.h). Prints the conditional NLL, the accuracy, the
+// confusion matrix and the marginal -log p(x), comparable with an unconditional model's test_nll.
+int run_classify(models::GenerativeModel& model, const std::string& src, const Dataset& test, const CliArgs& args, std::ostream& out,
+                 std::ostream& err) {
+  const int64_t K = model.num_classes();
+  if (K == 0) throw UsageError(cat("--classify: the checkpoint's ", args.model, " is not conditional (train it with --conditional true)"));
+  if (model.objective() != models::Objective::ExactNLL)
+    throw UsageError(cat("--classify: ", args.model, " has no exact likelihood p(x | y) to classify with"));
+  const Dataset train = Dataset::from_mnist(data::load_mnist(src, data::Split::Train), model.data_kind());
+  const std::vector<double> prior = label_prior(train, K);
+  const ClassifierResult r = classify(model, test, prior, args.batch, 0, args.quiet, &err);
+  const models::DataKind kind = model.data_kind();
+  const std::string unit = models::nll_unit(kind);
+  print_nll(out, "test_nll", to_report_unit(r.conditional_nll, kind), unit + " (-log p(x | y), the true label)");
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4f", r.accuracy);
+  out << "accuracy " << buf << " (" << r.images << " test images, argmax_y p(y | x), p(y) = training label frequencies)\n";
+  out << "confusion (rows: true label, columns: predicted)\n     ";
+  for (int64_t y = 0; y < K; ++y) out << std::setw(6) << y;
+  out << "\n";
+  for (int64_t t = 0; t < K; ++t) {
+    out << std::setw(5) << t;
+    for (int64_t y = 0; y < K; ++y) out << std::setw(6) << r.confusion[static_cast<size_t>(t * K + y)];
+    out << "\n";
+  }
+  print_nll(out, "marginal_nll", to_report_unit(r.marginal_nll, kind), unit + " (-log p(x) = -log sum_y p(x | y) p(y))");
+  return 0;
+}
+
 int run_eval(const CliArgs& args, std::ostream& out, std::ostream& err) {
   if (args.has("data")) check_data_source(args.data);
   LoadedModel loaded = load_checkpoint_model(args, err);
+  if (args.classify && loaded.model->num_classes() == 0)
+    throw UsageError(cat("--classify: the checkpoint's ", args.model, " is not conditional (train it with --conditional true)"));
   const std::string src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
   const data::MnistData test = data::load_mnist(src, data::Split::Test);
   if (test.rows != loaded.model->height() || test.cols != loaded.model->width())
     throw ValueError(cat("eval: the test images are ", test.rows, "x", test.cols, ", the model expects ", loaded.model->height(), "x",
                          loaded.model->width()));
   const models::DataKind kind = loaded.model->data_kind();
+  if (args.classify) return run_classify(*loaded.model, src, Dataset::from_mnist(test, kind), args, out, err);
   DataLoader loader(Dataset::from_mnist(test, kind), {.batch_size = args.batch, .shuffle = false, .drop_last = false});
   const double nll = to_report_unit(test_nll_nats(*loaded.model, loader, args.quiet, &err), kind);
   if (!std::isfinite(nll)) throw Error(cat(loaded.file, ": the test NLL is ", nll, "; ", first_nonfinite(*loaded.model, loader)));
@@ -344,10 +380,25 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream& err) {
   Generator gen(args.seed);
   NoGradGuard no_grad;
 
+  const int64_t classes = model.num_classes();
+  if (args.label && classes == 0) throw UsageError(cat("--label: the checkpoint's ", args.model, " is not conditional (it takes no label)"));
+  if (args.label && *args.label >= classes)
+    throw UsageError(cat("--label ", *args.label, ": the model's labels are 0..", classes - 1));
   if (!args.complete) {
-    Tensor samples = model.sample(args.n, gen);  // (n, D)
+    if (classes > 0 && !args.label) {  // a conditional model without --label: one row per class
+      const int64_t per_class = std::max<int64_t>(1, args.n / classes), n = per_class * classes;
+      std::vector<int64_t> labels(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = i / per_class;
+      Tensor samples = model.sample(n, gen, {.labels = from_vector(labels, {n})});  // (n, D)
+      save_samples_png(png, samples, model.data_kind(), rows, cols, static_cast<int>(classes));
+      out << "wrote " << n << " samples (" << per_class << " per class, one row per class 0.." << classes - 1 << ") to " << png << "\n";
+      return 0;
+    }
+    models::SampleOptions options;
+    if (args.label) options.labels = full({args.n}, static_cast<double>(*args.label), {.dtype = DType::Int64});
+    Tensor samples = model.sample(args.n, gen, options);  // (n, D)
     save_samples_png(png, samples, model.data_kind(), rows, cols);
-    out << "wrote " << args.n << " samples to " << png << "\n";
+    out << "wrote " << args.n << " samples" << (args.label ? cat(" of class ", *args.label) : std::string()) << " to " << png << "\n";
     return 0;
   }
 
@@ -360,7 +411,8 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream& err) {
   if (args.n > test.n) throw UsageError(cat("--n ", args.n, ": the test split has only ", test.n, " images to complete"));
   std::vector<int64_t> picks;  // image i * test.n / n for i < n
   for (int64_t i = 0; i < args.n; ++i) picks.push_back(i * test.n / args.n);
-  const models::Batch given_batch = Dataset::from_mnist(test, model.data_kind()).gather(picks);  // x (n, D), labels
+  models::Batch given_batch = Dataset::from_mnist(test, model.data_kind()).gather(picks);  // x (n, D), labels
+  if (args.label) given_batch.y = full({args.n}, static_cast<double>(*args.label), {.dtype = DType::Int64});  // complete as class Y
   const Tensor& x = given_batch.x;
   Tensor completed = model.complete(given_batch, k, gen);  // (n, D)
   if (completed.dim() != 2 || completed.size(0) != args.n || completed.size(1) != dim)
@@ -408,6 +460,7 @@ int run_cli(const std::vector<std::string>& argv, std::ostream& out, std::ostrea
         opt.seed = args.seed;
         opt.quiet = args.quiet;
         opt.data = args.data;
+        opt.checkpoint = args.checkpoint;
         const std::string module = args.names.empty() ? "" : args.names[0];
         if (!module.empty() && lecture->find(module) == nullptr)
           throw UsageError(cat("dgm lecture ", args.lecture, ": unknown module '", module, "' (see dgm lecture ", args.lecture, " --help)"));
