@@ -42,13 +42,14 @@ const std::vector<FlagSpec>& flag_specs() {
       {"checkpoint", true, {C::Eval, C::Sample}},
       {"n", true, {C::Train, C::Sample}},
       {"complete", true, {C::Sample}},
+      {"temperature", true, {C::Sample}},
   };
   return specs;
 }
 
 // The model flags every course model understands; each is a positive integer.
 const std::vector<std::string>& known_model_flags() {
-  static const std::vector<std::string> flags = {"embed-dim", "heads", "layers", "hidden", "context"};
+  static const std::vector<std::string> flags = {"embed-dim", "heads", "layers", "hidden", "context", "filters", "blocks"};
   return flags;
 }
 
@@ -116,6 +117,7 @@ void set_flag(CliArgs& a, const std::string& name, const std::string& value) {
   else if (name == "checkpoint") a.checkpoint = value;
   else if (name == "n") a.n = parse_int("--n", value);
   else if (name == "complete") a.complete = parse_int("--complete", value);
+  else if (name == "temperature") a.temperature = parse_double("--temperature", value);
 }
 
 void require_positive(const std::string& flag, int64_t v) {
@@ -131,6 +133,8 @@ void validate(const CliArgs& a) {
   if (!(a.lr > 0)) throw UsageError(cat("--lr: expected a positive number, got ", a.lr));
   if (a.save_every < 0) throw UsageError(cat("--save-every: expected a non-negative integer, got ", a.save_every));
   require_positive("--n", a.n);
+  if (!(a.temperature > 0) || !std::isfinite(a.temperature))
+    throw UsageError(cat("--temperature: expected a positive number, got ", a.temperature));
   if (a.n > 10000) throw UsageError(cat("--n: at most 10000 images fit in a grid, got ", a.n));
   if (a.complete && *a.complete < 0) throw UsageError(cat("--complete: expected a non-negative integer, got ", *a.complete));
   const std::pair<const char*, const std::string*> paths[] = {{"out", &a.out}, {"resume", &a.resume}, {"checkpoint", &a.checkpoint}};
@@ -369,7 +373,7 @@ std::string usage(Command command) {
             "  train MODEL             train a model on MNIST; writes a checkpoint, samples, curves and a log\n"
             "  eval MODEL --checkpoint F\n"
             "                          test NLL of a checkpoint (nats/dim for binary data, bits/dim for 8-bit)\n"
-            "  sample MODEL --checkpoint F [--n N] [--complete K]\n"
+            "  sample MODEL --checkpoint F [--n N] [--complete K] [--temperature T]\n"
             "                          draw samples (or complete test images) into a PNG grid\n"
             "  bench [NAME...]         speed figures, NAME VALUE UNIT per line (comparable with PyTorch's)\n"
             "  lecture N [MODULE]      the demonstrations of lecture N (lecture01 = lecture 1)\n\n"
@@ -403,7 +407,7 @@ std::string usage(Command command) {
          << kCommonFlags
          << "\nDefaults without --steps/--epochs and --lr: " << default_budgets() << "\n"
          << "\nModel flags (the model's config keys; any other --some-key VALUE sets the key some_key):\n"
-            "  --embed-dim D  --heads H  --layers L  --hidden H  --context C\n\n"
+            "  --embed-dim D  --heads H  --layers L  --hidden H  --context C  --filters F  --blocks B\n\n"
          << model_list();
       break;
     case Command::Eval:
@@ -418,13 +422,15 @@ std::string usage(Command command) {
          << model_list();
       break;
     case Command::Sample:
-      os << "Usage: dgm sample MODEL --checkpoint FILE [--n N] [--complete K] [FLAGS]\n\n"
+      os << "Usage: dgm sample MODEL --checkpoint FILE [--n N] [--complete K] [--temperature T] [FLAGS]\n\n"
             "Draws N samples into a PNG grid. With --complete K, takes the first N test images, keeps their\n"
             "first K pixels (raster order) and samples the rest: the grid shows the kept pixels (the rest\n"
             "grey) above the completions.\n\n"
             "Flags:\n"
             "  --checkpoint FILE   a model.safetensors written by dgm train (or its run folder)\n"
             "  --n N               number of samples (default 64)\n"
+            "  --temperature T     sampling temperature (default 1): a flow scales its base noise by T, an\n"
+            "                      autoregressive model divides its logits by T\n"
             "  --complete K        autocompletion from the first K pixels of test images\n"
             "  --seed S            sampling seed (default 0)\n"
             "  --out FILE          the PNG (default: sample.png or complete.png next to the checkpoint)\n"

@@ -52,6 +52,7 @@ struct CliArgs {
   std::string checkpoint;             // eval / sample
   int64_t n = 64;                     // sample: images drawn; train: images in samples.png
   std::optional<int64_t> complete;    // sample: keep the first K pixels of test images
+  double temperature = 1.0;           // sample: base-noise scale of a flow, logit divisor of an AR model
 
   // Model hyper-parameters: --embed-dim, --heads, --layers, --hidden, --context and any other
   // unrecognised `--some-key VALUE` of `dgm train`, as {"some_key": VALUE}. VALUE becomes a JSON

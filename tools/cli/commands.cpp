@@ -300,7 +300,9 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream&) {
   NoGradGuard no_grad;
 
   if (!args.complete) {
-    Tensor samples = model.sample(args.n, gen);  // (n, D)
+    models::SampleOptions options;
+    options.temperature = args.temperature;
+    Tensor samples = model.sample(args.n, gen, options);  // (n, D)
     save_samples_png(png, samples, model.data_kind(), rows, cols);
     out << "wrote " << args.n << " samples to " << png << "\n";
     return 0;
