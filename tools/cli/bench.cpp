@@ -62,6 +62,16 @@ double adam_step_ms(models::GenerativeModel& model, const Tensor& x) {
   return median_seconds(step, 2, 5) * 1e3;
 }
 
+// realnvp (lecture 2): ms per Adam step, batch 32 of random 8-bit images, the default config;
+// bench/realnvp_ref.py step 32 times the same model in PyTorch.
+void run_realnvp_step(const std::string& name, std::ostream& out) {
+  auto model = bench_model(name, "realnvp", nlohmann::json::object(), out);
+  if (!model) return;
+  Generator gen(0);
+  Tensor x = randint(0, 256, {32, 784}, &gen);
+  out << name << " " << format("%.1f", adam_step_ms(*model, x)) << " ms\n" << std::flush;
+}
+
 void run_one(const std::string& name, std::ostream& out) {
   if (name.rfind("gemm_", 0) == 0) {
     const int64_t n = std::stoll(name.substr(5));
@@ -86,6 +96,8 @@ void run_one(const std::string& name, std::ostream& out) {
       Tensor x = (rand({32, 784}, {}, &gen) > 0.8).to(DType::Int64);  // random binary images, 20% ones
       out << name << " " << format("%.1f", adam_step_ms(*model, x)) << " ms\n" << std::flush;
     }
+  } else if (name == "realnvp_step_B32") {
+    run_realnvp_step(name, out);
   }
 }
 
@@ -93,7 +105,8 @@ void run_one(const std::string& name, std::ostream& out) {
 
 const std::vector<std::string>& bench_names() {
   static const std::vector<std::string> names = {"gemm_256",        "gemm_512", "gemm_1024", "mlp_ar_step_B16",
-                                                 "imagegpt_step_B32_d64_h4_l2", "imagegpt_sample16"};
+                                                 "imagegpt_step_B32_d64_h4_l2", "imagegpt_sample16",
+                                                 "realnvp_step_B32"};
   return names;
 }
 
