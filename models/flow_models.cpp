@@ -82,8 +82,8 @@ ResidualConditioner::ResidualConditioner(int64_t in_channels, int64_t out_channe
     : nn::Module("ResidualConditioner") {
   in_conv_ = register_module("in", std::make_shared<nn::Conv2d>(in_channels, filters, 3, nn::Conv2dOptions{.padding = 1, .gen = gen}));
   for (int64_t k = 0; k < blocks; ++k) {
-    conv3_.push_back(register_module(cat("block", k, ".conv3"), std::make_shared<nn::Conv2d>(filters, filters, 3, nn::Conv2dOptions{.padding = 1, .gen = gen})));
-    conv1_.push_back(register_module(cat("block", k, ".conv1"), std::make_shared<nn::Conv2d>(filters, 2 * filters, 1, nn::Conv2dOptions{.gen = gen})));
+    conv3_.push_back(register_module(cat("block", k, "_conv3"), std::make_shared<nn::Conv2d>(filters, filters, 3, nn::Conv2dOptions{.padding = 1, .gen = gen})));
+    conv1_.push_back(register_module(cat("block", k, "_conv1"), std::make_shared<nn::Conv2d>(filters, 2 * filters, 1, nn::Conv2dOptions{.gen = gen})));
   }
   out_conv_ = register_module("out", std::make_shared<nn::Conv2d>(filters, out_channels, 3, nn::Conv2dOptions{.padding = 1, .gen = gen}));
   out_conv_->weight.set_data(Array::zeros(out_conv_->weight.shape(), out_conv_->weight.dtype()));

@@ -81,7 +81,8 @@ struct CompositionCheck {
   double max_sum_vs_sequence = 0;  // |sum_k logdet_k - FlowSequence log-det|
   double max_sum_vs_slogdet = 0;   // |sum_k logdet_k - slogdet(J_{f_K o ... o f_1})|
   double max_roundtrip = 0;        // |f^{-1}(f(x)) - x|
-  double integral = 0;             // of p(x) = N(f(x)) |det J_f(x)| on [-lo, hi]^2
+  double integral = 0;             // of p(x) = N(f(x)) |det J_f(x)| on [lo, hi]^2
+  double mass_in_square = 0;       // the fraction of the generated samples inside [lo, hi]^2 (the integral's target)
   int64_t grid = 0;
   double lo = 0, hi = 0;
   std::vector<double> density;     // (grid * grid)
