@@ -99,7 +99,7 @@ def unsqueeze(x):
 
 
 class RealNVP(nn.Module):
-    def __init__(self, filters=32, blocks=2, n_checker=3, n_channel=3, size=28):
+    def __init__(self, filters=16, blocks=1, n_checker=3, n_channel=3, size=28):  # dgm's defaults
         super().__init__()
         layers, parity = [], True
         def checker(n):

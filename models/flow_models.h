@@ -18,8 +18,9 @@
 //            checkerboard couplings -> squeeze -> channel couplings -> unsqueeze -> checkerboard
 //            couplings, ActNorm after every coupling, parities alternating; each coupling's
 //            conditioner is a small residual CNN (homework 1's SimpleResnet with gated blocks).
-//            Config: filters (32), blocks (2), checkerboard (3: layers before and after the squeeze),
-//            channel (3), image_size (28).
+//            Config: filters (16), blocks (1), checkerboard (3: layers before and after the squeeze),
+//            channel (3), image_size (28). The defaults are sized for dgm's current im2col
+//            convolutions (a 2-core step of batch 32 must fit the 20-minute default budget).
 //   maf      MAF (Papamakarios et al. 2017) over the flattened image: logit, then `layers` x
 //            [MADE Gaussian autoregressive layer, ActNorm, reverse permutation].
 //            Config: layers (5), hidden (512), image_size (28).
@@ -74,7 +75,7 @@ class ResidualConditioner : public nn::Module {
 Tensor elu(const Tensor& x);  // x > 0 ? x : e^x - 1, written as relu(x) + expm1(-relu(-x)) (finite gradients)
 
 struct RealNVPConfig {
-  int64_t filters = 32, blocks = 2, checkerboard = 3, channel = 3, image_size = 28;
+  int64_t filters = 16, blocks = 1, checkerboard = 3, channel = 3, image_size = 28;
 };
 
 class RealNVP : public DequantizedFlow {
