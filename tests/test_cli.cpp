@@ -651,7 +651,7 @@ TEST(CliBench, PrintsNameValueUnitAndRejectsUnknownNames) {
   CliRun r = run({"bench", "gemm_7"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("gemm_1024"), std::string::npos);  // the message lists the known names
-  EXPECT_EQ(bench_names().size(), 8u);
+  EXPECT_EQ(bench_names().size(), 9u);  // ... and realnvp_step_B32 (lecture 2)
 
   int calls = 0;
   EXPECT_GE(median_seconds([&] { ++calls; }, 2, 5), 0.0);

@@ -393,7 +393,7 @@ TEST(ModelsTemplate, TrainsOneStepAndItsLossDrops) {
 TEST(ModelsRegistry, CreatesEveryModelByNameAndRebuildsItFromItsConfig) {
   std::vector<std::string> names;
   for (const ModelInfo& info : registry()) names.push_back(info.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"independent", "markov1", "mlp_ar", "imagegpt", "pixelcnn", "template"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"independent", "markov1", "mlp_ar", "imagegpt", "pixelcnn", "realnvp", "maf", "template"}));
   for (const std::string& name : names) {
     SCOPED_TRACE(name);
     auto m = create_model(name);

@@ -46,13 +46,14 @@ const std::vector<FlagSpec>& flag_specs() {
       {"complete", true, {C::Sample}},
       {"label", true, {C::Sample}},
       {"classify", false, {C::Eval}},
+      {"temperature", true, {C::Sample}},
   };
   return specs;
 }
 
 // The model flags every course model understands; each is a positive integer.
 const std::vector<std::string>& known_model_flags() {
-  static const std::vector<std::string> flags = {"embed-dim", "heads", "layers", "hidden", "context"};
+  static const std::vector<std::string> flags = {"embed-dim", "heads", "layers", "hidden", "context", "filters", "blocks"};
   return flags;
 }
 
@@ -122,6 +123,7 @@ void set_flag(CliArgs& a, const std::string& name, const std::string& value) {
   else if (name == "checkpoint") a.checkpoint = value;
   else if (name == "n") a.n = parse_int("--n", value);
   else if (name == "complete") a.complete = parse_int("--complete", value);
+  else if (name == "temperature") a.temperature = parse_double("--temperature", value);
   else if (name == "label") a.label = parse_int("--label", value);
   else if (name == "max-memory") a.max_memory = parse_bytes("--max-memory", value);
 }
@@ -155,6 +157,8 @@ void validate(const CliArgs& a) {
   if (!(a.lr > 0)) throw UsageError(cat("--lr: expected a positive number, got ", a.lr));
   if (a.save_every < 0) throw UsageError(cat("--save-every: expected a non-negative integer, got ", a.save_every));
   require_positive("--n", a.n);
+  if (!(a.temperature > 0) || !std::isfinite(a.temperature))
+    throw UsageError(cat("--temperature: expected a positive number, got ", a.temperature));
   if (a.n > 10000) throw UsageError(cat("--n: at most 10000 images fit in a grid, got ", a.n));
   if (a.complete && *a.complete < 0) throw UsageError(cat("--complete: expected a non-negative integer, got ", *a.complete));
   if (a.label && *a.label < 0) throw UsageError(cat("--label: expected a class label >= 0, got ", *a.label));
@@ -397,7 +401,7 @@ std::string usage(Command command) {
             "  eval MODEL --checkpoint F [--classify]\n"
             "                          test NLL of a checkpoint (nats/dim for binary data, bits/dim for 8-bit);\n"
             "                          --classify: a conditional model as a classifier, p(y | x) by Bayes' rule\n"
-            "  sample MODEL --checkpoint F [--n N] [--complete K] [--label Y]\n"
+            "  sample MODEL --checkpoint F [--n N] [--complete K] [--label Y] [--temperature T]\n"
             "                          draw samples (or complete test images) into a PNG grid\n"
             "  bench [NAME...]         speed figures, NAME VALUE UNIT per line (comparable with PyTorch's)\n"
             "  lecture N [MODULE]      the demonstrations of lecture N (lecture01 = lecture 1)\n\n"
@@ -433,7 +437,7 @@ std::string usage(Command command) {
          << kCommonFlags
          << "\nDefaults without --steps/--epochs and --lr: " << default_budgets() << "\n"
          << "\nModel flags (the model's config keys; any other --some-key VALUE sets the key some_key):\n"
-            "  --embed-dim D  --heads H  --layers L  --hidden H  --context C\n\n"
+            "  --embed-dim D  --heads H  --layers L  --hidden H  --context C  --filters F  --blocks B\n\n"
          << model_list();
       break;
     case Command::Eval:
@@ -452,13 +456,15 @@ std::string usage(Command command) {
          << model_list();
       break;
     case Command::Sample:
-      os << "Usage: dgm sample MODEL --checkpoint FILE [--n N] [--complete K] [--label Y] [FLAGS]\n\n"
+      os << "Usage: dgm sample MODEL --checkpoint FILE [--n N] [--complete K] [--label Y] [--temperature T] [FLAGS]\n\n"
             "Draws N samples into a PNG grid. With --complete K, takes the first N test images, keeps their\n"
             "first K pixels (raster order) and samples the rest: the grid shows the kept pixels (the rest\n"
             "grey) above the completions.\n\n"
             "Flags:\n"
             "  --checkpoint FILE   a model.safetensors written by dgm train (or its run folder)\n"
             "  --n N               number of samples (default 64)\n"
+            "  --temperature T     sampling temperature (default 1): a flow scales its base noise by T, an\n"
+            "                      autoregressive model divides its logits by T\n"
             "  --complete K        autocompletion from the first K pixels of test images\n"
             "  --label Y           a conditional model's class (a digit 0..9): samples of p(x | y = Y); without\n"
             "                      it a conditional model draws a grid of one row per class\n"
@@ -476,6 +482,7 @@ std::string usage(Command command) {
             "  mlp_ar_step_B16                      ms per Adam step of mlp_ar, batch 16, random 8-bit data\n"
             "  imagegpt_step_B32_d64_h4_l2          ms per Adam step of imagegpt (d 64, 4 heads, 2 layers), batch 32\n"
             "  imagegpt_sample16                    s to draw 16 samples from that imagegpt\n"
+            "  realnvp_step_B32                     ms per Adam step of realnvp (default config), batch 32\n"
             "Workloads whose model is not registered are skipped with a `# ...` note line.\n\n"
             "Flags:\n"
          << kCommonFlags;

@@ -57,6 +57,7 @@ struct CliArgs {
   std::optional<int64_t> complete;    // sample: keep the first K pixels of test images
   std::optional<int64_t> label;       // sample: the class y of a conditional model's samples (checked against the model)
   bool classify = false;              // eval: the conditional model as a classifier by Bayes' rule
+  double temperature = 1.0;           // sample: base-noise scale of a flow, logit divisor of an AR model
 
   // Model hyper-parameters: --embed-dim, --heads, --layers, --hidden, --context and any other
   // unrecognised `--some-key VALUE` of `dgm train`, as {"some_key": VALUE}. VALUE becomes a JSON

@@ -144,6 +144,16 @@ void print_step(std::ostream& out, const std::string& name, double ms, double gf
       << format("%.0f GFLOP/s,", gflop / ms * 1e3) << share_of_peak(gflop / ms * 1e3, peak).substr(2) << "\n" << std::flush;
 }
 
+// realnvp (lecture 2): ms per Adam step, batch 32 of random 8-bit images, the default config;
+// bench/realnvp_ref.py step 32 times the same model in PyTorch.
+void run_realnvp_step(const std::string& name, std::ostream& out) {
+  auto model = bench_model(name, "realnvp", nlohmann::json::object(), out);
+  if (!model) return;
+  Generator gen(0);
+  Tensor x = randint(0, 256, {32, 784}, &gen);
+  out << name << " " << format("%.1f", adam_step_ms(*model, x)) << " ms\n" << std::flush;
+}
+
 void run_one(const std::string& name, std::ostream& out, double peak) {
   if (name == "peak_f32_fma") {
     out << name << " " << format("%.1f", peak) << " GFLOP/s # " << omp_get_max_threads() << " threads\n" << std::flush;
@@ -180,6 +190,8 @@ void run_one(const std::string& name, std::ostream& out, double peak) {
     Generator gen(0);
     Tensor x = (rand({32, 784}, {}, &gen) > 0.8).to(DType::Int64);  // random binary images, as pixelcnn_ref.py
     print_step(out, name, adam_step_ms(*model, x), step_gflop("pixelcnn", config, 32), peak);
+  } else if (name == "realnvp_step_B32") {
+    run_realnvp_step(name, out);
   }
 }
 
@@ -189,7 +201,8 @@ const std::vector<std::string>& bench_names() {
   static const std::vector<std::string> names = {"peak_f32_fma",    "gemm_256",
                                                  "gemm_512",        "gemm_1024",
                                                  "mlp_ar_step_B16", "imagegpt_step_B32_d64_h4_l2",
-                                                 "pixelcnn_step_B32_c64_l5", "imagegpt_sample16"};
+                                                 "pixelcnn_step_B32_c64_l5", "imagegpt_sample16",
+                                                 "realnvp_step_B32"};
   return names;
 }
 

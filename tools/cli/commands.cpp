@@ -389,12 +389,13 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream& err) {
       const int64_t per_class = std::max<int64_t>(1, args.n / classes), n = per_class * classes;
       std::vector<int64_t> labels(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = i / per_class;
-      Tensor samples = model.sample(n, gen, {.labels = from_vector(labels, {n})});  // (n, D)
+      Tensor samples = model.sample(n, gen, {.labels = from_vector(labels, {n}), .temperature = args.temperature});  // (n, D)
       save_samples_png(png, samples, model.data_kind(), rows, cols, static_cast<int>(classes));
       out << "wrote " << n << " samples (" << per_class << " per class, one row per class 0.." << classes - 1 << ") to " << png << "\n";
       return 0;
     }
     models::SampleOptions options;
+    options.temperature = args.temperature;
     if (args.label) options.labels = full({args.n}, static_cast<double>(*args.label), {.dtype = DType::Int64});
     Tensor samples = model.sample(args.n, gen, options);  // (n, D)
     save_samples_png(png, samples, model.data_kind(), rows, cols);

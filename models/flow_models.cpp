@@ -1,0 +1,173 @@
+#include "models/flow_models.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "models/config.h"
+#include "tensor/errors.h"
+
+namespace dgm::models {
+
+namespace {
+
+constexpr double kLogitAlpha = 0.05;
+
+void check_pixels(const Tensor& x, int64_t d, const char* op) {
+  if (x.dim() != 2 || x.size(1) != d || x.dtype() != DType::Int64)
+    throw ShapeError(cat(op, ": x must be (B, ", d, ") int64 pixels in 0..255, got ", shape_str(x.shape()), " ", dtype_name(x.dtype())));
+}
+
+}  // namespace
+
+Tensor elu(const Tensor& x) { return relu(x) + expm1(-relu(-x)); }
+
+// ---- DequantizedFlow --------------------------------------------------------------------------------------
+
+// x (B, D), u (B, D) -> (B,):  log N(f(y); 0, I) + log|det J_f(y)| - D log 256,  y = (x + u) / 256
+Tensor DequantizedFlow::log_prob_with_noise(const Tensor& x, const Tensor& u) {
+  const int64_t B = x.size(0), D = dim();
+  Tensor dtype_ref = flow->parameters().empty() ? Tensor() : flow->parameters().front();
+  DType dt = dtype_ref.defined() ? dtype_ref.dtype() : DType::Float32;
+  Tensor y = reshape((x.to(dt) + u.to(dt)) / 256.0, flow_shape(B));
+  nn::FlowOutput out = flow->forward_and_log_det(y);
+  Tensor z = reshape(out.out, {B, D});
+  Tensor log_base = sum(square(z), {1}) * -0.5 - 0.5 * double(D) * std::log(2 * M_PI);  // (B,)
+  return log_base + out.log_det - double(D) * std::log(256.0);
+}
+
+Tensor DequantizedFlow::hashed_noise(const Tensor& x) {
+  Tensor xc = x.contiguous();
+  const int64_t B = xc.size(0), D = xc.size(1);
+  const int64_t* p = xc.data<int64_t>();
+  std::vector<float> u(static_cast<size_t>(B * D));
+  for (int64_t b = 0; b < B; ++b) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a over the image's pixels
+    for (int64_t j = 0; j < D; ++j) h = (h ^ static_cast<uint64_t>(p[b * D + j] & 0xff)) * 1099511628211ull;
+    Generator g(h);
+    for (int64_t j = 0; j < D; ++j) u[b * D + j] = static_cast<float>(g.uniform());
+  }
+  return from_vector(u, {B, D});
+}
+
+Tensor DequantizedFlow::log_prob(const Batch& batch) {
+  check_pixels(batch.x, dim(), "DequantizedFlow.log_prob");
+  return log_prob_with_noise(batch.x, hashed_noise(batch.x));
+}
+
+Tensor DequantizedFlow::loss(const Batch& batch, Generator& gen) {
+  check_pixels(batch.x, dim(), "DequantizedFlow.loss");
+  Tensor u = rand(batch.x.shape(), {}, &gen);
+  return -mean(log_prob_with_noise(batch.x, u)) / double(dim());
+}
+
+// -> (n, D) int64
+Tensor DequantizedFlow::sample(int64_t n, Generator& gen, const SampleOptions& options) {
+  if (!(options.temperature > 0)) throw ValueError(cat(type_name(), ".sample: the temperature must be positive, got ", options.temperature));
+  NoGradGuard no_grad;
+  DType dt = flow->parameters().empty() ? DType::Float32 : flow->parameters().front().dtype();
+  Shape s = flow_shape(n);
+  Tensor z = randn(s, {.dtype = dt}, &gen) * options.temperature;
+  std::vector<double> y = reshape(flow->inverse(z), {n, dim()}).to(DType::Float64).contiguous().to_vector<double>();
+  std::vector<int64_t> x(y.size());
+  for (size_t i = 0; i < y.size(); ++i) {
+    double v = std::isfinite(y[i]) ? std::floor(256.0 * y[i]) : 0.0;  // y in [0, 1) -> its bin
+    x[i] = static_cast<int64_t>(std::min(255.0, std::max(0.0, v)));
+  }
+  return from_vector(x, {n, dim()});
+}
+
+// ---- the residual conditioner -------------------------------------------------------------------------------
+
+ResidualConditioner::ResidualConditioner(int64_t in_channels, int64_t out_channels, int64_t filters, int64_t blocks, Generator* gen)
+    : nn::Module("ResidualConditioner") {
+  in_conv_ = register_module("in", std::make_shared<nn::Conv2d>(in_channels, filters, 3, nn::Conv2dOptions{.padding = 1, .gen = gen}));
+  for (int64_t k = 0; k < blocks; ++k) {
+    conv3_.push_back(register_module(cat("block", k, "_conv3"), std::make_shared<nn::Conv2d>(filters, filters, 3, nn::Conv2dOptions{.padding = 1, .gen = gen})));
+    conv1_.push_back(register_module(cat("block", k, "_conv1"), std::make_shared<nn::Conv2d>(filters, 2 * filters, 1, nn::Conv2dOptions{.gen = gen})));
+  }
+  out_conv_ = register_module("out", std::make_shared<nn::Conv2d>(filters, out_channels, 3, nn::Conv2dOptions{.padding = 1, .gen = gen}));
+  out_conv_->weight.set_data(Array::zeros(out_conv_->weight.shape(), out_conv_->weight.dtype()));
+  out_conv_->bias.set_data(Array::zeros(out_conv_->bias.shape(), out_conv_->bias.dtype()));
+}
+
+Tensor ResidualConditioner::forward(const Tensor& x) {
+  Tensor h = elu(in_conv_->forward(x));  // (B, F, H, W)
+  for (size_t k = 0; k < conv3_.size(); ++k) {
+    Tensor a = elu(conv3_[k]->forward(h));
+    auto vg = chunk(elu(conv1_[k]->forward(a)), 2, 1);  // (B, F, H, W) each
+    h = elu(h + vg[0] * sigmoid(vg[1]));
+  }
+  return out_conv_->forward(h);  // (B, out, H, W)
+}
+
+// ---- RealNVP -------------------------------------------------------------------------------------------------
+
+RealNVP::RealNVP(RealNVPConfig c, Generator* gen) : DequantizedFlow("RealNVP"), config_(c) {
+  image_size_ = c.image_size;
+  if (c.image_size % 2 != 0) throw ValueError(cat("realnvp: image_size must be even (the squeeze halves it), got ", c.image_size));
+  flow = register_module("flow", std::make_shared<nn::FlowSequence>());
+  flow->push_back(std::make_shared<nn::LogitFlow>(kLogitAlpha));
+  const int64_t s = c.image_size;
+  bool parity = true;
+  auto checkerboard = [&](int64_t n) {
+    for (int64_t k = 0; k < n; ++k, parity = !parity) {
+      flow->push_back(std::make_shared<nn::AffineCoupling>(nn::checkerboard_mask(s, s, parity),
+                                                           std::make_shared<ResidualConditioner>(1, 2, c.filters, c.blocks, gen)));
+      flow->push_back(std::make_shared<nn::ActNorm>(1));
+    }
+  };
+  checkerboard(c.checkerboard);
+  flow->push_back(std::make_shared<nn::SqueezeFlow>());  // (B, 1, s, s) -> (B, 4, s/2, s/2)
+  for (int64_t k = 0; k < c.channel; ++k, parity = !parity) {
+    flow->push_back(std::make_shared<nn::AffineCoupling>(nn::channel_mask(4, parity),
+                                                         std::make_shared<ResidualConditioner>(4, 8, c.filters, c.blocks, gen)));
+    flow->push_back(std::make_shared<nn::ActNorm>(4));
+  }
+  flow->push_back(std::make_shared<nn::InverseFlow>(std::make_shared<nn::SqueezeFlow>()));  // back to (B, 1, s, s)
+  checkerboard(c.checkerboard);
+}
+
+std::shared_ptr<GenerativeModel> RealNVP::create(const nlohmann::json& config) {
+  ConfigReader r("realnvp", config);
+  RealNVPConfig c;
+  c.filters = r.integer("filters", c.filters);
+  c.blocks = r.integer("blocks", c.blocks, 0);
+  c.checkerboard = r.integer("checkerboard", c.checkerboard, 0);
+  c.channel = r.integer("channel", c.channel, 0);
+  c.image_size = r.integer("image_size", c.image_size, 2);
+  r.finish();
+  return std::make_shared<RealNVP>(c);
+}
+
+nlohmann::json RealNVP::config() const {
+  return {{"filters", config_.filters}, {"blocks", config_.blocks}, {"checkerboard", config_.checkerboard},
+          {"channel", config_.channel}, {"image_size", config_.image_size}};
+}
+
+// ---- MAF ---------------------------------------------------------------------------------------------------------
+
+MAF::MAF(MAFConfig c, Generator* gen) : DequantizedFlow("MAF"), config_(c) {
+  image_size_ = c.image_size;
+  const int64_t d = c.image_size * c.image_size;
+  flow = register_module("flow", std::make_shared<nn::FlowSequence>());
+  flow->push_back(std::make_shared<nn::LogitFlow>(kLogitAlpha));
+  for (int64_t k = 0; k < c.layers; ++k) {
+    flow->push_back(std::make_shared<nn::GaussianAutoregressiveFlow>(d, std::vector<int64_t>{c.hidden}, nn::AutoregressiveDirection::MAF, gen));
+    flow->push_back(std::make_shared<nn::ActNorm>(d));
+    if (k + 1 < c.layers) flow->push_back(nn::Permutation::reverse(d));
+  }
+}
+
+std::shared_ptr<GenerativeModel> MAF::create(const nlohmann::json& config) {
+  ConfigReader r("maf", config);
+  MAFConfig c;
+  c.layers = r.integer("layers", c.layers);
+  c.hidden = r.integer("hidden", c.hidden);
+  c.image_size = r.integer("image_size", c.image_size, 2);
+  r.finish();
+  return std::make_shared<MAF>(c);
+}
+
+nlohmann::json MAF::config() const { return {{"layers", config_.layers}, {"hidden", config_.hidden}, {"image_size", config_.image_size}}; }
+
+}  // namespace dgm::models

@@ -1,0 +1,111 @@
+// Normalizing flows on 8-bit images (lecture 2; homework 1's RealNVP). A flow f maps dequantised
+// pixels to Gaussian noise, and the change of variables gives the density:
+//
+//   dequantise   y = (x + u) / 256,  u ~ U[0, 1)^D          x in {0..255}^D, y in [0, 1)^D
+//   flow         z = f(y) = f_K o ... o f_1 (logit first),  log p(y) = log N(z; 0, I) + log|det J_f(y)|
+//   discrete     log P(x) >= E_u [log p(y)] - D log 256     (the density of 256 y; Jensen)
+//
+// so -log P(x) / (D ln 2) in bits/dim is comparable with the discrete models of lecture 1.
+//
+//   loss(batch, gen)   u drawn from gen: a fresh single-sample estimate of -E_u log p every step
+//   log_prob(batch)    deterministic: u for an image is drawn from a generator seeded by a hash of
+//                      that image's pixels, so the same image always gets the same noise, whatever
+//                      its batch or position (a fixed single-sample estimate of the bound above)
+//   sample(n, gen, T)  z ~ N(0, T^2 I), y = f^{-1}(z), x = clamp(floor(256 y), 0, 255)
+//
+// Two models:
+//   realnvp  multi-scale RealNVP (Dinh et al. 2016) on (B, 1, H, W): logit, then
+//            checkerboard couplings -> squeeze -> channel couplings -> unsqueeze -> checkerboard
+//            couplings, ActNorm after every coupling, parities alternating; each coupling's
+//            conditioner is a small residual CNN (homework 1's SimpleResnet with gated blocks).
+//            Config: filters (16), blocks (1), checkerboard (3: layers before and after the squeeze),
+//            channel (3), image_size (28). The defaults are sized for dgm's current im2col
+//            convolutions (a 2-core step of batch 32 must fit the 20-minute default budget).
+//   maf      MAF (Papamakarios et al. 2017) over the flattened image: logit, then `layers` x
+//            [MADE Gaussian autoregressive layer, ActNorm, reverse permutation].
+//            Config: layers (5), hidden (512), image_size (28).
+// Both use the logit transform with alpha = 0.05 (RealNVP's choice for MNIST).
+#pragma once
+#include <memory>
+
+#include "models/model.h"
+#include "nn/flows.h"
+
+namespace dgm::models {
+
+// What realnvp and maf share: dequantisation, the base density, sampling. A subclass builds `flow`
+// (LogitFlow first) and says which shape it works on.
+class DequantizedFlow : public GenerativeModel {
+ public:
+  using GenerativeModel::GenerativeModel;
+
+  // log p(y) - D log 256 for x (B, D) int64 in 0..255 and noise u (B, D) in [0, 1): (B,) nats.
+  Tensor log_prob_with_noise(const Tensor& x, const Tensor& u);
+  Tensor log_prob(const Batch& batch) override;                 // u from per-image hashed seeds
+  Tensor loss(const Batch& batch, Generator& gen) override;     // u ~ U[0, 1) from gen
+  Tensor sample(int64_t n, Generator& gen, const SampleOptions& options = {}) override;
+  DataKind data_kind() const override { return DataKind::Byte; }
+  int64_t height() const override { return image_size_; }
+  int64_t width() const override { return image_size_; }
+
+  // The deterministic noise of log_prob: (B, D) in [0, 1).
+  static Tensor hashed_noise(const Tensor& x);
+
+  std::shared_ptr<nn::FlowSequence> flow;  // y (flow_shape) -> z (any shape with D per example)
+
+ protected:
+  virtual Shape flow_shape(int64_t batch) const = 0;  // (B, 1, H, W) or (B, D)
+  int64_t image_size_ = 28;
+};
+
+// The conditioner of a RealNVP coupling: conv3x3(in -> F) + ELU, `blocks` x [gated residual block
+// + ELU], conv3x3(F -> out) initialised to zero (so a fresh coupling is the identity). A gated block:
+//   a = ELU(conv3x3(h)),  (v, g) = split(ELU(conv1x1(a)))  (F -> 2F),  h + v * sigmoid(g).
+// x: (B, in, H, W) -> (B, out, H, W).
+class ResidualConditioner : public nn::Module {
+ public:
+  ResidualConditioner(int64_t in_channels, int64_t out_channels, int64_t filters, int64_t blocks, Generator* gen = nullptr);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::shared_ptr<nn::Conv2d> in_conv_, out_conv_;
+  std::vector<std::shared_ptr<nn::Conv2d>> conv3_, conv1_;
+};
+
+Tensor elu(const Tensor& x);  // x > 0 ? x : e^x - 1, written as relu(x) + expm1(-relu(-x)) (finite gradients)
+
+struct RealNVPConfig {
+  int64_t filters = 16, blocks = 1, checkerboard = 3, channel = 3, image_size = 28;
+};
+
+class RealNVP : public DequantizedFlow {
+ public:
+  explicit RealNVP(RealNVPConfig config = {}, Generator* gen = nullptr);
+  static std::shared_ptr<GenerativeModel> create(const nlohmann::json& config);
+  nlohmann::json config() const override;
+
+ protected:
+  Shape flow_shape(int64_t batch) const override { return {batch, 1, image_size_, image_size_}; }
+
+ private:
+  RealNVPConfig config_;
+};
+
+struct MAFConfig {
+  int64_t layers = 5, hidden = 512, image_size = 28;
+};
+
+class MAF : public DequantizedFlow {
+ public:
+  explicit MAF(MAFConfig config = {}, Generator* gen = nullptr);
+  static std::shared_ptr<GenerativeModel> create(const nlohmann::json& config);
+  nlohmann::json config() const override;
+
+ protected:
+  Shape flow_shape(int64_t batch) const override { return {batch, image_size_ * image_size_}; }
+
+ private:
+  MAFConfig config_;
+};
+
+}  // namespace dgm::models
