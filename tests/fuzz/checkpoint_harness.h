@@ -66,6 +66,8 @@ inline std::vector<std::pair<std::string, nlohmann::json>> checkpoint_seed_confi
       {"imagegpt", {{"embed_dim", 8}, {"heads", 2}, {"layers", 1}, {"image_size", 4}}},
       {"pixelcnn", {{"channels", 4}, {"layers", 1}, {"kernel_a", 3}, {"kernel_b", 3}, {"image_size", 4}}},
       {"template", {{"image_size", 4}}},
+      {"realnvp", {{"filters", 4}, {"blocks", 1}, {"checkerboard", 1}, {"channel", 1}, {"image_size", 4}}},
+      {"maf", {{"layers", 1}, {"hidden", 8}, {"image_size", 4}}},
   };
   for (const models::ModelInfo& m : models::registry()) {
     bool listed = false;
