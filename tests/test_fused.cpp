@@ -257,7 +257,9 @@ void expect_same_to_second_order(const std::function<Tensor(const std::vector<Te
   auto hf = autograd::grad({sum(gf2 * v)}, wrt, {}, false, false, true), hr = autograd::grad({sum(gr2 * v)}, wrt, {}, false, false, true);
   for (size_t i = 0; i < wrt.size(); ++i) {
     ASSERT_EQ(hf[i].defined(), hr[i].defined()) << "second derivative of input " << i;
-    if (hf[i].defined()) EXPECT_LT(rel_err(hf[i], hr[i]), 1e-12) << "second derivative of input " << i;
+    if (hf[i].defined()) {
+      EXPECT_LT(rel_err(hf[i], hr[i]), 1e-12) << "second derivative of input " << i;
+    }
   }
 }
 
