@@ -1,5 +1,5 @@
 // GEMM throughput in GFLOP/s: square products (compared with PyTorch/OpenBLAS by
-// /work/shared/peers/pytorch_ref.py gemm) and the shapes our models actually run.
+// ../shared/peers/pytorch_ref.py gemm) and the shapes our models actually run.
 //
 // Methodology (the same as pytorch_ref.py): a few warm-up calls, then the median wall time of at
 // least 5 timed calls (more for small sizes, ~2 GFLOP in total). FLOPs = 2*M*N*K per product.

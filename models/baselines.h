@@ -7,7 +7,7 @@
 // transition table for the whole raster scan, across row ends too) and the pixel before the image
 // is taken to be 0. The MLE is the histogram; we add one to every count (Laplace smoothing) so that a
 // value never seen in training keeps a finite log-probability, exactly as the PyTorch peer does
-// (/work/shared/peers/pytorch_train.py baselines):
+// (../shared/peers/pytorch_train.py baselines):
 //
 //   pi_j(v)     = (1 + #{i : x_ij = v}) / (n + K)
 //   pi(w | v)   = (1 + #{(i, j) : x_i,j-1 = v, x_ij = w}) / (K + #{(i, j) : x_i,j-1 = v})
