@@ -248,7 +248,7 @@ TEST(Lecture01Histograms, EmbeddedMnistSplit) {
 }
 
 TEST(Lecture01Histograms, BaselinesMatchThePyTorchReference) {
-  // /usr/bin/python3 /work/shared/peers/pytorch_train.py baselines 0 data/mnist10k prints
+  // /usr/bin/python3 ../shared/peers/pytorch_train.py baselines 0 data/mnist10k prints
   //   binary: independent 0.2620 nats/dim, markov1-shared 0.2154 nats/dim  (4 decimals: +- 5e-5)
   double independent = nll_per_dim(fit_independent(mnist().train), mnist().test);
   double shared = nll_per_dim(fit_markov1(mnist().train, true), mnist().test);

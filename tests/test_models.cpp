@@ -302,7 +302,7 @@ TEST(ModelsPixelCNN, DeeperStacksHaveABlindSpotAboveRight) {
 
 TEST(ModelsBaselines, TestNLLMatchesThePyTorchPeer) {
   // Peer numbers (nats/dim on the 997 test images) from
-  //   /usr/bin/python3 /work/shared/peers/pytorch_train.py baselines 0 /work/main/data/mnist10k
+  //   /usr/bin/python3 ../shared/peers/pytorch_train.py baselines 0 data/mnist10k
   // which prints binary: independent 0.2620, markov1-shared 0.2154; 8bit: independent 1.1942, markov1-shared 0.9916;
   // the digits below are the same computation printed with %.10f.
   struct Case {
