@@ -40,9 +40,10 @@ PixelCNN::PixelCNN(PixelCNNConfig config) : AutoregressiveModel("PixelCNN"), con
   out = register_module("out", std::make_shared<nn::Conv2d>(C, 2, 1));
   if (config.conditional) {
     auto bias_list = register_module("label_bias", std::make_shared<nn::Module>("ModuleList"));
-    for (int64_t i = 0; i <= config.layers; ++i)
+    for (int64_t i = 0; i <= config.layers; ++i) {
       label_bias.push_back(bias_list->register_module(std::to_string(i), std::make_shared<nn::Embedding>(num_classes(), C)));
       label_bias.back()->weight.set_data(zeros({num_classes(), C}).array());  // starts as the unconditional model
+    }
   }
 }
 

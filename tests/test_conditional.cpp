@@ -392,3 +392,20 @@ TEST(ConditionalCli, EvalClassifyPrintsAccuracyConfusionAndMarginal) {
   EXPECT_EQ(total, images);
   EXPECT_NEAR(accuracy, double(diagonal) / double(images), 1e-4);
 }
+
+// A freshly built conditional model starts as the unconditional one: every label parameter (the
+// ImageGPT embedding, each of PixelCNN's per-layer class biases) is zero, so training adds the class
+// to a working model instead of undoing a random perturbation of every layer.
+TEST(Conditional, FreshModelsStartWithEveryLabelParameterZero) {
+  PixelCNN pixelcnn({.channels = 6, .layers = 3, .kernel_a = 3, .kernel_b = 3, .image_size = 5, .conditional = true});
+  ImageGPT imagegpt({.embed_dim = 8, .heads = 2, .layers = 2, .image_size = 4, .conditional = true});
+  for (nn::Module* m : {static_cast<nn::Module*>(&pixelcnn), static_cast<nn::Module*>(&imagegpt)}) {
+    int64_t label_tensors = 0;
+    for (const auto& [name, t] : m->state_dict()) {
+      if (name.rfind("label", 0) != 0) continue;
+      ++label_tensors;
+      EXPECT_EQ(amax(abs(t)).item(), 0.0) << name;
+    }
+    EXPECT_EQ(label_tensors, m == &pixelcnn ? 4 : 1);
+  }
+}
