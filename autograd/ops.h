@@ -25,6 +25,7 @@ Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor gelu(const Tensor& x);  // exact: x * Phi(x)
 Tensor softplus(const Tensor& x);  // log(1 + e^x)
+Tensor elu(const Tensor& x);       // x > 0 ? x : e^x - 1 (alpha 1, PyTorch's F.elu)
 Tensor erf(const Tensor& x);
 Tensor pow(const Tensor& x, double p);
 Tensor clamp(const Tensor& x, double lo, double hi);

@@ -85,6 +85,12 @@ Tensor softplus(const Tensor& x) {  // d log(1 + e^x) = sigmoid(x)
   return record1(Op::Softplus, {x}, cpu::unary(Unary::Softplus, x.array()), {save::in(0)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * sigmoid(s[0])}; });
 }
+Tensor elu(const Tensor& x) {  // d elu = [x > 0] + [x <= 0] e^x = 1 + [x <= 0] y
+  return record1(Op::Elu, {x}, cpu::unary(Unary::Elu, x.array()), {save::in(0), save::out()}, [](const Grads& g, const Grads& s) {
+    Tensor negative = constant(cpu::compare(cpu::Compare::Le, s[0].array(), Array::scalar(0, s[0].dtype())).to(g[0].dtype()));
+    return Grads{g[0] * (1.0 + negative * s[1])};
+  });
+}
 Tensor erf(const Tensor& x) {  // d erf = 2/sqrt(pi) e^{-x^2}
   return record1(Op::Erf, {x}, cpu::unary(Unary::Erf, x.array()), {save::in(0)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * M_2_SQRTPI * exp(-(s[0] * s[0]))}; });

@@ -19,7 +19,6 @@ void check_pixels(const Tensor& x, int64_t d, const char* op) {
 
 }  // namespace
 
-Tensor elu(const Tensor& x) { return relu(x) + expm1(-relu(-x)); }
 
 // ---- DequantizedFlow --------------------------------------------------------------------------------------
 

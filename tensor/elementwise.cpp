@@ -4,6 +4,7 @@
 
 #include "tensor/kernels.h"
 #include "tensor/loops.h"
+#include "tensor/vecmath.h"
 
 namespace dgm::cpu {
 
@@ -76,7 +77,7 @@ T sigmoid(T x) {
 
 const char* unary_name(Unary op) {
   static const char* names[] = {"neg", "abs", "sign", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt",
-                                "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "softplus", "erf"};
+                                "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "softplus", "erf", "elu"};
   return names[static_cast<int>(op)];
 }
 
@@ -109,6 +110,8 @@ Array unary(Unary op, const Array& x) {
       case Unary::Gelu: return map_unary<T, T>(x, x.dtype(), [](T v) { return gelu(v); });
       case Unary::Softplus: return map_unary<T, T>(x, x.dtype(), [](T v) { return softplus(v); });
       case Unary::Erf: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::erf(v); });
+      // float: a vectorisable expm1 (tensor/vecmath.h); float64: std::expm1
+      case Unary::Elu: return map_unary<T, T>(x, x.dtype(), [](T v) { return v > 0 ? v : expm1_approx(v); });
       default: throw Error(cat("unary: unhandled op ", name));
     }
   });
