@@ -45,7 +45,9 @@ const std::vector<ModelInfo>& registry() {
        MLPAR::create, {}, mlp_ar_parameters},
       {"imagegpt", "ImageGPT: causal transformer over binarized raster pixels, KV-cache sampling (homework 1)", ImageGPT::create,
        {.epochs = 6, .lr = 3e-3}, imagegpt_parameters},
-      {"pixelcnn", "PixelCNN: masked convolutions (A then B) over binarized pixels (homework 1)", PixelCNN::create, {}, pixelcnn_parameters},
+      // conditional: 6 epochs (4 give 89.1% as a classifier, 6 give 91.5%; models/README.md)
+      {"pixelcnn", "PixelCNN: masked convolutions (A then B) over binarized pixels (homework 1)", PixelCNN::create,
+       {.epochs = 1, .lr = 1e-3, .conditional_epochs = 6}, pixelcnn_parameters},
       {"realnvp", "RealNVP: multi-scale affine couplings (checkerboard, squeeze, channel) with residual CNN conditioners, ActNorm, dequantised 8-bit pixels (lecture 2, homework 1)",
        RealNVP::create, {.epochs = 1, .lr = 1e-3}},  // 281 steps of 32: ~20 min at the 4.5 s a step measured on the busy 2-core machine
       {"maf", "MAF: MADE Gaussian autoregressive layers over the flattened image, dequantised 8-bit pixels (lecture 2)", MAF::create,

@@ -16,6 +16,15 @@ namespace dgm::models {
 struct TrainDefaults {
   int64_t epochs = 1;  // passes over the training split
   double lr = 1e-3;    // Adam's learning rate
+  // Passes with `--conditional true` (0: `epochs`): a class-conditional model learns p(x | y) and
+  // is judged as a classifier too, which takes longer than the unconditional NLL.
+  int64_t conditional_epochs = 0;
+  // The epochs for a model config: conditional_epochs when the config says "conditional": true.
+  int64_t epochs_for(const nlohmann::json& config) const {
+    const auto it = config.find("conditional");
+    const bool conditional = it != config.end() && it->is_boolean() && it->get<bool>();
+    return conditional && conditional_epochs > 0 ? conditional_epochs : epochs;
+  }
 };
 
 struct ModelInfo {

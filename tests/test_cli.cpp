@@ -294,6 +294,11 @@ TEST(CliArgs, TrainingDefaults) {
     EXPECT_EQ(train_epochs(parse_args({"train", m.name})), m.train_defaults.epochs);
     EXPECT_EQ(train_epochs(parse_args({"train", m.name, "--epochs", "2"})), 2);
     EXPECT_EQ(train_epochs(parse_args({"train", m.name, "--steps", "300"})), 0);
+    // a class-conditional run takes its own budget where the model names one; --epochs still wins
+    const int64_t conditional = m.train_defaults.conditional_epochs > 0 ? m.train_defaults.conditional_epochs : m.train_defaults.epochs;
+    EXPECT_EQ(train_epochs(parse_args({"train", m.name, "--conditional", "true"})), conditional);
+    EXPECT_EQ(train_epochs(parse_args({"train", m.name, "--conditional", "false"})), m.train_defaults.epochs);
+    EXPECT_EQ(train_epochs(parse_args({"train", m.name, "--conditional", "true", "--epochs", "2"})), 2);
     EXPECT_DOUBLE_EQ(train_lr(parse_args({"train", m.name})), m.train_defaults.lr);
     EXPECT_DOUBLE_EQ(train_lr(parse_args({"train", m.name, "--lr", "1e-3"})), 1e-3);  // the quality-bar command
   }

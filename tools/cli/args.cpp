@@ -377,7 +377,10 @@ std::string default_budgets() {
   os << budget(usual);
   try {
     for (const auto& m : models::registry())
-      if (m.train_defaults.epochs != usual.epochs || m.train_defaults.lr != usual.lr) os << "; " << m.name << " " << budget(m.train_defaults);
+      if (m.train_defaults.epochs != usual.epochs || m.train_defaults.lr != usual.lr || m.train_defaults.conditional_epochs > 0) {
+        os << "; " << m.name << " " << budget(m.train_defaults);
+        if (m.train_defaults.conditional_epochs > 0) os << " (" << m.train_defaults.conditional_epochs << " with --conditional true)";
+      }
   } catch (const std::exception&) {
   }
   return os.str();

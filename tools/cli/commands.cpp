@@ -179,7 +179,9 @@ void describe_model(const std::string& name, std::ostream& out) {
         << models::data_kind_name(model->data_kind()) << " data)\n";
     const models::TrainDefaults& d = info.train_defaults;
     out << "  default training " << d.epochs << (d.epochs == 1 ? " epoch" : " epochs") << " at lr " << d.lr
-        << " (without --steps / --epochs / --lr)\n";
+        << " (without --steps / --epochs / --lr)";
+    if (d.conditional_epochs > 0) out << "; " << d.conditional_epochs << " epochs with --conditional true";
+    out << "\n";
   } catch (const std::exception& e) {
     out << "  (" << one_line(e.what()) << ")\n";
   }
@@ -199,7 +201,7 @@ void apply_thread_count(const CliArgs& args) {
 int64_t train_epochs(const CliArgs& args) {
   if (args.has("epochs")) return args.epochs;
   if (args.has("steps")) return 0;
-  return find_model_or_usage(args.model).train_defaults.epochs;
+  return find_model_or_usage(args.model).train_defaults.epochs_for(args.model_config);
 }
 
 double train_lr(const CliArgs& args) { return args.has("lr") ? args.lr : find_model_or_usage(args.model).train_defaults.lr; }
