@@ -198,6 +198,26 @@ TEST(ReliabilityRuns, StaleTemporariesOfDeadProcessesAreRemoved) {
   EXPECT_TRUE(fs::exists(live));
 }
 
+// When a checkpoint cannot be written (here: a folder stands where model.safetensors goes, so the
+// rename of the finished temporary fails, as on a full disk or a read-only mount), the run stops
+// there with one line naming the file: log.csv has no row for the step whose save failed, no
+// samples or curves are written, and no temporary is left behind.
+TEST(ReliabilityRuns, AFailedCheckpointWriteStopsTheRunBeforeAnythingMovesAhead) {
+  TempDir dir("failed_write");
+  fs::create_directories(dir / "model.safetensors");
+  std::ofstream(dir.path / "model.safetensors" / "keep") << "not a checkpoint";
+  CliRun r = run({"train", "template", "--steps", "6", "--save-every", "2", "--batch", "16", "--n", "4", "--out", dir.path.string(),
+                  "--overwrite", "--quiet"});
+  EXPECT_EQ(r.code, 1);
+  expect_one_line_naming(r, "model.safetensors");
+  EXPECT_EQ(lines_in(dir / "log.csv"), 2);  // the header and step 1: step 2's row waits for its checkpoint
+  EXPECT_FALSE(fs::exists(dir / "samples.png"));
+  EXPECT_FALSE(fs::exists(dir / "curves.svg"));
+  for (const auto& entry : fs::directory_iterator(dir.path))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
+  EXPECT_TRUE(fs::exists(dir.path / "model.safetensors" / "keep"));  // what stood there is untouched
+}
+
 TEST(ReliabilityRuns, AnEmptyTestSplitIsRefusedBeforeTraining) {
   TempDir dir("empty_test");
   auto model = models::create_model("template", {{"image_size", 4}});
