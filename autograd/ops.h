@@ -2,6 +2,7 @@
 // backward formula is itself written with these ops, so gradients can be differentiated again.
 #pragma once
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "autograd/tensor.h"
@@ -23,7 +24,9 @@ Tensor cos(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor relu(const Tensor& x);
-Tensor gelu(const Tensor& x);  // exact: x * Phi(x)
+// approximate "none": the exact x Phi(x); "tanh": PyTorch's x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+// Any other string is a ValueError.
+Tensor gelu(const Tensor& x, std::string_view approximate = "none");
 Tensor softplus(const Tensor& x);  // log(1 + e^x)
 Tensor elu(const Tensor& x);       // x > 0 ? x : e^x - 1 (alpha 1, PyTorch's F.elu)
 Tensor erf(const Tensor& x);

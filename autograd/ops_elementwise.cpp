@@ -73,7 +73,19 @@ Tensor relu(const Tensor& x) {  // d relu = [x > 0]
     return Grads{g[0] * constant(cpu::compare(cpu::Compare::Gt, s[0].array(), Array::scalar(0, s[0].dtype())).to(g[0].dtype()))};
   });
 }
-Tensor gelu(const Tensor& x) {  // gelu = x Phi(x);  d gelu = Phi(x) + x phi(x)
+// approximate="tanh": g = x/2 (1 + t), t = tanh(u), u = k (x + c x^3), k = sqrt(2/pi), c = 0.044715;
+// d g = (1 + t)/2 + x/2 (1 - t^2) k (1 + 3 c x^2).
+static Tensor gelu_tanh(const Tensor& x) {
+  return record1(Op::GeluTanh, {x}, cpu::unary(Unary::GeluTanh, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) {
+    const Tensor& x = s[0];
+    const double k = M_2_SQRTPI * M_SQRT1_2, c = 0.044715;
+    Tensor t = tanh(k * (x + c * x * x * x));
+    return Grads{g[0] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (k * (1.0 + 3.0 * c * x * x)))};
+  });
+}
+Tensor gelu(const Tensor& x, std::string_view approximate) {  // gelu = x Phi(x);  d gelu = Phi(x) + x phi(x)
+  if (approximate == "tanh") return gelu_tanh(x);
+  if (approximate != "none") throw ValueError(cat("gelu: approximate must be \"none\" or \"tanh\", got \"", approximate, "\""));
   return record1(Op::Gelu, {x}, cpu::unary(Unary::Gelu, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) {
     const Tensor& x = s[0];
     Tensor Phi = 0.5 * (1.0 + erf(x * M_SQRT1_2));

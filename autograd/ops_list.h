@@ -7,7 +7,7 @@
   X(Neg, "neg") X(Abs, "abs") X(Exp, "exp") X(Log, "log") X(Log1p, "log1p") X(Expm1, "expm1")             \
   X(Sqrt, "sqrt") X(Rsqrt, "rsqrt") X(Sin, "sin") X(Cos, "cos") X(Tanh, "tanh") X(Sigmoid, "sigmoid")     \
   X(Relu, "relu") X(Gelu, "gelu") X(Softplus, "softplus") X(Erf, "erf") X(PowScalar, "pow_scalar")        \
-  X(Elu, "elu")                                                                                           \
+  X(Elu, "elu") X(GeluTanh, "gelu_tanh")                                                                  \
   X(Clamp, "clamp")                                                                                       \
   /* binary elementwise (broadcasting) */                                                                 \
   X(Add, "add") X(Sub, "sub") X(Mul, "mul") X(Div, "div") X(Maximum, "maximum") X(Minimum, "minimum")     \

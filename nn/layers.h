@@ -77,10 +77,17 @@ class ReLU : public Module {
   ReLU() : Module("ReLU") {}
   Tensor forward(const Tensor& x) override { return relu(x); }
 };
-class GELU : public Module {  // exact: x Phi(x)
+class GELU : public Module {  // approximate "none": exact x Phi(x); "tanh": PyTorch's tanh form
  public:
-  GELU() : Module("GELU") {}
-  Tensor forward(const Tensor& x) override { return gelu(x); }
+  explicit GELU(std::string approximate = "none") : Module("GELU"), approximate_(std::move(approximate)) {
+    if (approximate_ != "none" && approximate_ != "tanh")
+      throw ValueError("GELU: approximate must be \"none\" or \"tanh\", got \"" + approximate_ + "\"");
+  }
+  Tensor forward(const Tensor& x) override { return gelu(x, approximate_); }
+  std::string extra_repr() const override { return approximate_ == "none" ? "" : "approximate='" + approximate_ + "'"; }
+
+ private:
+  std::string approximate_;
 };
 class Sigmoid : public Module {
  public:

@@ -67,6 +67,11 @@ T gelu(T x) {  // exact (erf) GELU, PyTorch's default
   return static_cast<T>(0.5) * x * (static_cast<T>(1) + std::erf(x * static_cast<T>(M_SQRT1_2)));
 }
 template <class T>
+T gelu_tanh(T x) {  // PyTorch's approximate="tanh": x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+  const T k = static_cast<T>(M_2_SQRTPI * M_SQRT1_2), c = static_cast<T>(0.044715);
+  return static_cast<T>(0.5) * x * (static_cast<T>(1) + std::tanh(k * (x + c * x * x * x)));
+}
+template <class T>
 T softplus(T x) {  // log(1 + e^x) without overflow
   return x > 20 ? x : std::log1p(std::exp(x));
 }
@@ -77,7 +82,7 @@ T sigmoid(T x) {
 
 const char* unary_name(Unary op) {
   static const char* names[] = {"neg", "abs", "sign", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt",
-                                "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "softplus", "erf", "elu"};
+                                "sin", "cos", "tanh", "sigmoid", "relu", "gelu", "softplus", "erf", "elu", "gelu_tanh"};
   return names[static_cast<int>(op)];
 }
 
@@ -111,6 +116,7 @@ Array unary(Unary op, const Array& x) {
       case Unary::Softplus: return map_unary<T, T>(x, x.dtype(), [](T v) { return softplus(v); });
       case Unary::Erf: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::erf(v); });
       // float: a vectorisable expm1 (tensor/vecmath.h); float64: std::expm1
+      case Unary::GeluTanh: return map_unary<T, T>(x, x.dtype(), [](T v) { return gelu_tanh(v); });
       case Unary::Elu: return map_unary<T, T>(x, x.dtype(), [](T v) { return v > 0 ? v : expm1_approx(v); });
       default: throw Error(cat("unary: unhandled op ", name));
     }

@@ -17,7 +17,7 @@ constexpr int64_t kParallelGrain = 32768;
 // ---- unary elementwise (float unless noted) ---------------------------------------------------
 enum class Unary {
   Neg, Abs, Sign,  // numeric
-  Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Gelu, Softplus, Erf, Elu,
+  Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu, Gelu, Softplus, Erf, Elu, GeluTanh,
 };
 Array unary(Unary op, const Array& x);
 Array pow_scalar(const Array& x, double p);

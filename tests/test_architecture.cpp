@@ -88,6 +88,37 @@ TEST(Architecture, NoFileIncludesFromALayerAboveItsOwn) {
   for (const std::string& v : violations) ADD_FAILURE() << v;
 }
 
+// No machine-specific absolute path in the sources or docs (a student's clone lives anywhere): the
+// peers are named relative to the repository (../shared/peers/), data relative to the package.
+TEST(Architecture, NoAbsoluteMachinePathsInTheRepository) {
+  const fs::path root = DGM_SOURCE_DIR;
+  // spelled in pieces, so that this file does not match itself
+  const std::vector<std::string> prefixes = {std::string("/") + "work/", std::string("/") + "home/", std::string("/") + "Users/",
+                                             std::string("/") + "root/", std::string("/") + "tmp/bash_jobs"};
+  const std::set<std::string> text = {".h", ".cpp", ".md", ".txt", ".cmake", ".sh", ".py", ".json", ".in"};
+  int64_t files = 0;
+  std::vector<std::string> found;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    const std::string name = it->path().filename().string();
+    if (it->is_directory()) {
+      if (name.rfind("build", 0) == 0 || name == "runs" || (!name.empty() && name[0] == '.' && name != ".ci")) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file() || (!text.count(it->path().extension().string()) && name != "CMakeLists.txt" && name != "run")) continue;
+    ++files;
+    std::ifstream in(it->path());
+    int64_t line_no = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++line_no;
+      for (const std::string& p : prefixes)
+        if (line.find(p) != std::string::npos)
+          found.push_back(fs::relative(it->path(), root).generic_string() + ":" + std::to_string(line_no) + ": " + line);
+    }
+  }
+  EXPECT_GT(files, 150);
+  for (const std::string& f : found) ADD_FAILURE() << f;
+}
+
 // The check itself catches what it must: a layer including from above is flagged.
 TEST(Architecture, TheLayerTableRefusesUpwardIncludes) {
   EXPECT_EQ(layer_of("nn/layers.h"), "nn");

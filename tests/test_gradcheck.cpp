@@ -90,6 +90,7 @@ std::vector<Row> table() {
       {Op::Gelu, "gelu", [](const Tensor& t) { return gelu(t); }, -3, 3, false},
       {Op::Softplus, "softplus", [](const Tensor& t) { return softplus(t); }, -3, 3, false},
       {Op::Erf, "erf", [](const Tensor& t) { return erf(t); }, -2, 2, false},
+      {Op::GeluTanh, "gelu_tanh", [](const Tensor& t) { return gelu(t, "tanh"); }, -3, 3, false},
       {Op::Elu, "elu", [](const Tensor& t) { return elu(t); }, 0.2, 2, true},
       {Op::PowScalar, "pow_2_5", [](const Tensor& t) { return pow(t, 2.5); }, 0.5, 2, false},
       {Op::PowScalar, "pow_3_signed", [](const Tensor& t) { return pow(t, 3.0); }, -1, 1, false},

@@ -342,6 +342,11 @@ TEST(NnActivations, ForwardValuesAndGradients) {
   expect_values(nn::Softplus().forward(x), {std::log1p(std::exp(-2.0)), std::log1p(std::exp(-0.5)), std::log1p(std::exp(0.7)), std::log1p(std::exp(3.0))});
   auto gelu_ref = [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); };
   expect_values(nn::GELU().forward(x), {gelu_ref(-2), gelu_ref(-0.5), gelu_ref(0.7), gelu_ref(3)});
+  // PyTorch's nn.GELU(approximate="tanh")
+  auto gelu_tanh_ref = [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); };
+  expect_values(nn::GELU("tanh").forward(x), {gelu_tanh_ref(-2), gelu_tanh_ref(-0.5), gelu_tanh_ref(0.7), gelu_tanh_ref(3)});
+  EXPECT_EQ(nn::GELU("tanh").extra_repr(), "approximate='tanh'");
+  EXPECT_THROW(nn::GELU("fast"), ValueError);
   for (nn::Activation a : {nn::Activation::ReLU, nn::Activation::GELU, nn::Activation::Sigmoid, nn::Activation::Tanh, nn::Activation::Softplus}) {
     auto m = nn::make_activation(a);
     check_module_grads(*m, f64({-1.3, -0.2, 0.4, 2.1}, true));

@@ -737,6 +737,9 @@ TEST(TensorElementwise, UnaryKernelsMatchKnownValues) {
   expect_values(sigmoid(f64({2, -2, 0})), {0.8807970779778823, 0.11920292202211755, 0.5}, 1e-15);
   // torch.nn.functional.gelu (exact erf form) on [-2, -0.5, 0, 0.5, 2] in float64
   expect_values(gelu(x), {-0.04550026389635842, -0.15426876936299344, 0.0, 0.34573123063700656, 1.9544997361036416}, 1e-14);
+  // torch.nn.functional.gelu(x, approximate="tanh") on the same inputs, float64
+  expect_values(gelu(x, "tanh"), {-0.04540230591222494, -0.15428599017485606, 0.0, 0.34571400982514394, 1.954597694087775}, 1e-15);
+  EXPECT_THROW(gelu(x, "erf"), ValueError);
   // torch.nn.functional.softplus on the same inputs
   expect_values(softplus(x), {0.1269280110429725, 0.4740769841801067, 0.6931471805599453, 0.9740769841801067, 2.1269280110429727}, 1e-14);
   // torch.nn.functional.elu (alpha 1) on the same inputs
