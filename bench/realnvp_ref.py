@@ -1,6 +1,6 @@
 """PyTorch reference of dgm's `realnvp` (models/flow_models.h), layer for layer.
 
-Usage: /usr/bin/python3 bench/realnvp_ref.py train STEPS [DATA_DIR] [SEED] [BATCH] [LR]
+Usage: [THREADS=T] /usr/bin/python3 bench/realnvp_ref.py train STEPS [DATA_DIR] [SEED] [BATCH] [LR]
        /usr/bin/python3 bench/realnvp_ref.py step [BATCH]       ms per Adam step (the `realnvp_step` workload)
 
 8-bit MNIST (the embedded 10k digits, data/mnist10k by default), dequantised y = (x + u) / 256,
@@ -11,10 +11,11 @@ conv3x3(F->2C) zero-initialised; s = (scale*tanh(s_raw) + shift) on the free hal
 the start. Test NLL in bits/dim of the dequantised data, -log p(y)/(D ln 2) + 8, with one fixed noise
 draw (seed 12345) per test image.
 """
-import gzip, math, struct, sys, time
+import gzip, math, os, struct, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 
 ALPHA = 0.05
+THREADS = int(os.environ.get("THREADS", "2"))  # torch threads; THREADS=1 for a one-thread comparison
 
 
 def load(d, split):
@@ -141,7 +142,7 @@ def bits_per_dim(model, te, seed=12345):
 
 
 def train(steps, d, seed, B, lr):
-    torch.manual_seed(seed); torch.set_num_threads(2)
+    torch.manual_seed(seed); torch.set_num_threads(THREADS)
     tr, te = torch.tensor(load(d, "train")).float(), torch.tensor(load(d, "test")).float()
     model = RealNVP()
     print(f"parameters {sum(p.numel() for p in model.parameters())}", flush=True)
@@ -159,7 +160,7 @@ def train(steps, d, seed, B, lr):
 
 
 def step_ms(B):
-    torch.manual_seed(0); torch.set_num_threads(2)
+    torch.manual_seed(0); torch.set_num_threads(THREADS)
     model = RealNVP(); opt = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.randint(0, 256, (B, 1, 28, 28)).float()
     times = []
