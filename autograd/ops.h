@@ -27,6 +27,7 @@ Tensor relu(const Tensor& x);
 // approximate "none": the exact x Phi(x); "tanh": PyTorch's x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 // Any other string is a ValueError.
 Tensor gelu(const Tensor& x, std::string_view approximate = "none");
+void check_gelu_approximate(std::string_view approximate);  // the ValueError of gelu for an unknown form
 Tensor softplus(const Tensor& x);  // log(1 + e^x)
 Tensor elu(const Tensor& x);       // x > 0 ? x : e^x - 1 (alpha 1, PyTorch's F.elu)
 Tensor erf(const Tensor& x);

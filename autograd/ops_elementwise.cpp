@@ -83,9 +83,13 @@ static Tensor gelu_tanh(const Tensor& x) {
     return Grads{g[0] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (k * (1.0 + 3.0 * c * x * x)))};
   });
 }
+void check_gelu_approximate(std::string_view approximate) {
+  if (approximate != "none" && approximate != "tanh")
+    throw ValueError(cat("gelu: approximate must be \"none\" or \"tanh\", got \"", approximate, "\""));
+}
 Tensor gelu(const Tensor& x, std::string_view approximate) {  // gelu = x Phi(x);  d gelu = Phi(x) + x phi(x)
+  check_gelu_approximate(approximate);
   if (approximate == "tanh") return gelu_tanh(x);
-  if (approximate != "none") throw ValueError(cat("gelu: approximate must be \"none\" or \"tanh\", got \"", approximate, "\""));
   return record1(Op::Gelu, {x}, cpu::unary(Unary::Gelu, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) {
     const Tensor& x = s[0];
     Tensor Phi = 0.5 * (1.0 + erf(x * M_SQRT1_2));

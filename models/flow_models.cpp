@@ -19,7 +19,6 @@ void check_pixels(const Tensor& x, int64_t d, const char* op) {
 
 }  // namespace
 
-
 // ---- DequantizedFlow --------------------------------------------------------------------------------------
 
 // x (B, D), u (B, D) -> (B,):  log N(f(y); 0, I) + log|det J_f(y)| - D log 256,  y = (x + u) / 256

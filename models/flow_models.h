@@ -72,7 +72,6 @@ class ResidualConditioner : public nn::Module {
   std::vector<std::shared_ptr<nn::Conv2d>> conv3_, conv1_;
 };
 
-
 struct RealNVPConfig {
   int64_t filters = 16, blocks = 1, checkerboard = 3, channel = 3, image_size = 28;
 };

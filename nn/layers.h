@@ -80,8 +80,7 @@ class ReLU : public Module {
 class GELU : public Module {  // approximate "none": exact x Phi(x); "tanh": PyTorch's tanh form
  public:
   explicit GELU(std::string approximate = "none") : Module("GELU"), approximate_(std::move(approximate)) {
-    if (approximate_ != "none" && approximate_ != "tanh")
-      throw ValueError("GELU: approximate must be \"none\" or \"tanh\", got \"" + approximate_ + "\"");
+    check_gelu_approximate(approximate_);
   }
   Tensor forward(const Tensor& x) override { return gelu(x, approximate_); }
   std::string extra_repr() const override { return approximate_ == "none" ? "" : "approximate='" + approximate_ + "'"; }

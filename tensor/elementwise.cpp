@@ -115,8 +115,8 @@ Array unary(Unary op, const Array& x) {
       case Unary::Gelu: return map_unary<T, T>(x, x.dtype(), [](T v) { return gelu(v); });
       case Unary::Softplus: return map_unary<T, T>(x, x.dtype(), [](T v) { return softplus(v); });
       case Unary::Erf: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::erf(v); });
-      // float: a vectorisable expm1 (tensor/vecmath.h); float64: std::expm1
       case Unary::GeluTanh: return map_unary<T, T>(x, x.dtype(), [](T v) { return gelu_tanh(v); });
+      // float: a vectorisable expm1 (tensor/vecmath.h); float64: std::expm1
       case Unary::Elu: return map_unary<T, T>(x, x.dtype(), [](T v) { return v > 0 ? v : expm1_approx(v); });
       default: throw Error(cat("unary: unhandled op ", name));
     }
