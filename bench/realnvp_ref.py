@@ -7,8 +7,9 @@ Usage: [THREADS=T] /usr/bin/python3 bench/realnvp_ref.py train STEPS [DATA_DIR] 
 logit with alpha = 0.05, then 3 checkerboard couplings -> squeeze -> 3 channel couplings -> unsqueeze
 -> 3 checkerboard couplings, ActNorm after each coupling, parity alternating; conditioners:
 conv3x3(in->F)+ELU, blocks x [conv3x3 F->F, ELU, conv1x1 F->2F, ELU, h + v*sigmoid(g), ELU],
-conv3x3(F->2C) zero-initialised; s = (scale*tanh(s_raw) + shift) on the free half, scale = shift = 0 at
-the start. Test NLL in bits/dim of the dequantised data, -log p(y)/(D ln 2) + 8, with one fixed noise
+conv3x3(F->2C) whose shift half (output channels C..2C-1) is zero-initialised; s = (scale*tanh(s_raw) + shift)
+on the free half, scale = shift = 0 at the start (a fresh coupling is the identity; s_raw keeps its random
+start so that scale gets a gradient). Test NLL in bits/dim of the dequantised data, -log p(y)/(D ln 2) + 8, with one fixed noise
 draw (seed 12345) per test image.
 """
 import gzip, math, os, struct, sys, time
@@ -43,7 +44,8 @@ class Conditioner(nn.Module):
         self.conv3 = nn.ModuleList([nn.Conv2d(filters, filters, 3, padding=1) for _ in range(blocks)])
         self.conv1 = nn.ModuleList([nn.Conv2d(filters, 2 * filters, 1) for _ in range(blocks)])
         self.out = nn.Conv2d(filters, cout, 3, padding=1)
-        nn.init.zeros_(self.out.weight); nn.init.zeros_(self.out.bias)
+        with torch.no_grad():  # zero the shift half only (dgm: models/flow_models.h)
+            self.out.weight[cout // 2:].zero_(); self.out.bias[cout // 2:].zero_()
 
     def forward(self, x):
         h = F.elu(self.inp(x))

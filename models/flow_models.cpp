@@ -84,8 +84,15 @@ ResidualConditioner::ResidualConditioner(int64_t in_channels, int64_t out_channe
     conv1_.push_back(register_module(cat("block", k, "_conv1"), std::make_shared<nn::Conv2d>(filters, 2 * filters, 1, nn::Conv2dOptions{.gen = gen})));
   }
   out_conv_ = register_module("out", std::make_shared<nn::Conv2d>(filters, out_channels, 3, nn::Conv2dOptions{.padding = 1, .gen = gen}));
-  out_conv_->weight.set_data(Array::zeros(out_conv_->weight.shape(), out_conv_->weight.dtype()));
-  out_conv_->bias.set_data(Array::zeros(out_conv_->bias.shape(), out_conv_->bias.dtype()));
+  // Zero the shift half only (output channels out/2..out-1); see the header for why not the scale half.
+  const int64_t half = out_channels / 2;
+  Tensor w = out_conv_->weight.detach().contiguous(), b = out_conv_->bias.detach().contiguous();
+  std::vector<float> wv = w.to_vector<float>(), bv = b.to_vector<float>();
+  const int64_t per_out = static_cast<int64_t>(wv.size()) / out_channels;
+  std::fill(wv.begin() + half * per_out, wv.end(), 0.0f);
+  std::fill(bv.begin() + half, bv.end(), 0.0f);
+  out_conv_->weight.set_data(from_vector(wv, w.shape()).array());
+  out_conv_->bias.set_data(from_vector(bv, b.shape()).array());
 }
 
 Tensor ResidualConditioner::forward(const Tensor& x) {

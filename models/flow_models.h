@@ -59,7 +59,11 @@ class DequantizedFlow : public GenerativeModel {
 };
 
 // The conditioner of a RealNVP coupling: conv3x3(in -> F) + ELU, `blocks` x [gated residual block
-// + ELU], conv3x3(F -> out) initialised to zero (so a fresh coupling is the identity). A gated block:
+// + ELU], conv3x3(F -> out) whose second half of outputs (the coupling's shift t) starts at zero. The
+// first half (the raw log-scale, which AffineCoupling multiplies by its scalar `scale`, itself 0 at
+// first) keeps its random initialisation: a fresh coupling is still the identity (s = 0, t = 0), and
+// `scale` gets a gradient from the first step. Zeroing both halves would leave s_raw and `scale` with
+// zero gradients for ever (each is the other's factor), a coupling that can only shift. A gated block:
 //   a = ELU(conv3x3(h)),  (v, g) = split(ELU(conv1x1(a)))  (F -> 2F),  h + v * sigmoid(g).
 // x: (B, in, H, W) -> (B, out, H, W).
 class ResidualConditioner : public nn::Module {

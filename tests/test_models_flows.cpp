@@ -100,6 +100,47 @@ TEST(ModelsFlows, LogProbIsDeterministicAndTheDequantisedBound) {
   EXPECT_NEAR(a[0], expected, 1e-3);
 }
 
+// A fresh coupling is the identity (scale = shift = 0, the conditioner's shift outputs zero), yet
+// every part of it learns: the first backward reaches each coupling's scale and the shift half of
+// its conditioner's output conv; once a step has moved the scale off zero, the log-scale half
+// gets a gradient too. (With the whole output conv zeroed, scale and the raw log-scale would be
+// each other's zero factor for ever: couplings that only shift, as dgm's realnvp had until
+// 2026-11-30.)
+TEST(ModelsFlows, EveryCouplingLearnsItsScale) {
+  manual_seed(11);
+  auto m = create_model("realnvp", {{"filters", 4}, {"blocks", 1}, {"image_size", 8}});
+  Generator gen(12);
+  Tensor x = byte_images(8, 8, gen);
+  nn::Adam opt(m->parameters(), {.lr = 1e-3});
+  for (int step = 0; step < 2; ++step) {
+    SCOPED_TRACE(step);
+    opt.zero_grad();
+    m->loss(x, gen).backward();
+    int scales = 0, out_convs = 0;
+    for (auto& [name, p] : m->named_parameters()) {
+      const bool scale = name.ends_with(".scale"), out_weight = name.ends_with("conditioner.out.weight");
+      if (!scale && !out_weight) continue;
+      SCOPED_TRACE(name);
+      ASSERT_TRUE(p.grad().defined());
+      std::vector<double> g = values(p.grad());
+      if (scale) {
+        ++scales;
+        EXPECT_GT(std::abs(g[0]), 1e-7);
+      } else {  // (2C, F, 3, 3): [log-scale half; shift half]
+        ++out_convs;
+        double s_half = 0, t_half = 0;
+        for (size_t i = 0; i < g.size(); ++i) (i < g.size() / 2 ? s_half : t_half) += std::abs(g[i]);
+        EXPECT_GT(t_half, 1e-7);
+        if (step == 0) EXPECT_EQ(s_half, 0.0);  // scale = 0 multiplies it
+        else EXPECT_GT(s_half, 1e-7);
+      }
+    }
+    EXPECT_EQ(scales, 9);  // 3 checkerboard + 3 channel + 3 checkerboard couplings
+    EXPECT_EQ(out_convs, 9);
+    opt.step();
+  }
+}
+
 TEST(ModelsFlows, TrainingStepsLowerTheLoss) {
   for (std::string name : {"realnvp", "maf"}) {
     SCOPED_TRACE(name);
