@@ -1,6 +1,8 @@
 // Finding and loading MNIST-style datasets; see mnist.h.
 #include "data/mnist.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -153,6 +155,49 @@ void check_splits(const MnistData& train, const MnistData& test) {
 std::vector<uint8_t> binarize(const std::vector<uint8_t>& pixels) {
   std::vector<uint8_t> out(pixels.size());
   for (size_t i = 0; i < pixels.size(); ++i) out[i] = pixels[i] > 128 ? 1 : 0;
+  return out;
+}
+
+MnistData resize(const MnistData& data, int64_t rows, int64_t cols) {
+  if (rows < 1 || cols < 1) throw ValueError(cat("resize: the new size must be at least 1x1, got ", rows, "x", cols));
+  if (data.rows < 1 || data.cols < 1 || data.n < 0 || static_cast<int64_t>(data.pixels.size()) != data.n * data.rows * data.cols)
+    throw ValueError(cat("resize: ", data.pixels.size(), " pixels do not make ", data.n, " images of ", data.rows, "x", data.cols));
+  constexpr double kMaxBytes = 4.0 * (1 << 30);
+  if (double(data.n) * double(rows) * double(cols) > kMaxBytes)
+    throw ValueError(cat("resize: ", data.n, " images of ", rows, "x", cols, " would take more than 4 GiB"));
+  MnistData out = data;
+  out.rows = rows;
+  out.cols = cols;
+  out.pixels.assign(static_cast<size_t>(data.n * rows * cols), 0);
+  // Source coordinate of output index i: (i + 0.5) * in / out - 0.5, clamped to the image; its two
+  // neighbours and the weight of the second, per axis.
+  struct Tap { int64_t a, b; double w; };
+  auto taps = [](int64_t in, int64_t out) {
+    std::vector<Tap> t(static_cast<size_t>(out));
+    for (int64_t i = 0; i < out; ++i) {
+      const double c = std::clamp((double(i) + 0.5) * double(in) / double(out) - 0.5, 0.0, double(in - 1));
+      const int64_t a = std::min(static_cast<int64_t>(c), in - 1);
+      t[static_cast<size_t>(i)] = {a, std::min(a + 1, in - 1), c - double(a)};
+    }
+    return t;
+  };
+  const std::vector<Tap> ty = taps(data.rows, rows), tx = taps(data.cols, cols);
+  auto round_byte = [](double v) { return static_cast<uint8_t>(std::clamp(std::floor(v + 0.5), 0.0, 255.0)); };
+  // Two passes, each rounded to a byte, as PIL does: along rows first, then along columns.
+  std::vector<uint8_t> wide(static_cast<size_t>(data.rows * cols));
+  for (int64_t k = 0; k < data.n; ++k) {
+    const uint8_t* src = data.image(k);
+    for (int64_t r = 0; r < data.rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) {
+        const Tap& x = tx[static_cast<size_t>(j)];
+        wide[r * cols + j] = round_byte(src[r * data.cols + x.a] * (1 - x.w) + src[r * data.cols + x.b] * x.w);
+      }
+    uint8_t* dst = out.pixels.data() + k * rows * cols;
+    for (int64_t i = 0; i < rows; ++i) {
+      const Tap& y = ty[static_cast<size_t>(i)];
+      for (int64_t j = 0; j < cols; ++j) dst[i * cols + j] = round_byte(wide[y.a * cols + j] * (1 - y.w) + wide[y.b * cols + j] * y.w);
+    }
+  }
   return out;
 }
 

@@ -59,6 +59,13 @@ std::string resolve_mnist_dir(const std::string& src);
 
 // Binarized MNIST, the course convention (dgm_utils): 1 where pixel > 128, else 0. 128 itself is 0.
 std::vector<uint8_t> binarize(const std::vector<uint8_t>& pixels);
+// Every image resized to rows x cols by bilinear interpolation with pixel centres at half-integers
+// and edge pixels repeated, along rows then along columns, each pass rounded to a grey level: what
+// the course's torchvision `Resize(32)` does to a 28x28 digit (PIL's bilinear filter when enlarging;
+// shrinking would need PIL's antialiasing, which this does not do). The homework's
+// binarised 32x32 MNIST is binarize(resize(data, 32, 32).pixels). dgm::ValueError if a size is
+// below 1 or the result would take more than 4 GiB.
+MnistData resize(const MnistData& data, int64_t rows, int64_t cols);
 // Grey levels scaled to [0, 1]: pixel / 255.
 std::vector<float> to_unit_float(const std::vector<uint8_t>& pixels);
 

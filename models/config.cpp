@@ -1,6 +1,7 @@
 #include "models/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -72,6 +73,16 @@ int64_t ConfigReader::integer(const std::string& key, int64_t fallback, int64_t 
   if (value < min_value || value > max_value)
     throw ValueError(cat(model_, ": config key '", key, "' must be in ", min_value, "..", max_value, ", got ", value,
                          value > max_value ? " (above the limit for this key)" : ""));
+  return value;
+}
+
+double ConfigReader::number(const std::string& key, double fallback, double min_value, double max_value) {
+  known_.push_back(key);
+  if (!config_.contains(key)) return fallback;
+  const nlohmann::json& v = config_[key];
+  const double value = v.is_number() ? v.get<double>() : std::nan("");
+  if (!std::isfinite(value) || value < min_value || value > max_value)
+    throw ValueError(cat(model_, ": config key '", key, "' must be a number in ", min_value, "..", max_value, ", got ", v.dump()));
   return value;
 }
 

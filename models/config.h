@@ -48,6 +48,8 @@ class ConfigReader {
   // An integer in min_value..max_value (ValueError otherwise, naming the model, the key and the
   // range); max_value -1 takes the key's limit (config_max).
   int64_t integer(const std::string& key, int64_t fallback, int64_t min_value = 1, int64_t max_value = -1);
+  // A finite number in min_value..max_value (ValueError otherwise); integers are numbers too.
+  double number(const std::string& key, double fallback, double min_value, double max_value);
   // true or false (ValueError otherwise; `--conditional true` on the command line is JSON true).
   bool boolean(const std::string& key, bool fallback);
   // One of `choices` (ValueError listing them otherwise).

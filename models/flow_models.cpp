@@ -10,27 +10,40 @@ namespace dgm::models {
 
 namespace {
 
-constexpr double kLogitAlpha = 0.05;
-
-void check_pixels(const Tensor& x, int64_t d, const char* op) {
+void check_pixels(const Tensor& x, int64_t d, int64_t levels, const char* op) {
   if (x.dim() != 2 || x.size(1) != d || x.dtype() != DType::Int64)
-    throw ShapeError(cat(op, ": x must be (B, ", d, ") int64 pixels in 0..255, got ", shape_str(x.shape()), " ", dtype_name(x.dtype())));
+    throw ShapeError(cat(op, ": x must be (B, ", d, ") int64 pixels in 0..", levels - 1, ", got ", shape_str(x.shape()), " ",
+                         dtype_name(x.dtype())));
+}
+
+template <class Config>
+double resolved_alpha(const Config& c) {
+  return c.logit_alpha > 0 ? c.logit_alpha : c.binary ? 1e-6 : 0.05;
+}
+
+// The keys both flows share: binary (K = 2, alpha 1e-6 by default, as the homework), logit_alpha,
+// max_grad_norm.
+template <class Config>
+void read_shared_keys(ConfigReader& r, Config& c) {
+  c.binary = r.boolean("binary", c.binary);
+  c.logit_alpha = r.number("logit_alpha", resolved_alpha(c), 1e-12, 0.49);
+  c.max_grad_norm = r.number("max_grad_norm", c.max_grad_norm, 0, 1e6);
 }
 
 }  // namespace
 
 // ---- DequantizedFlow --------------------------------------------------------------------------------------
 
-// x (B, D), u (B, D) -> (B,):  log N(f(y); 0, I) + log|det J_f(y)| - D log 256,  y = (x + u) / 256
+// x (B, D), u (B, D) -> (B,):  log N(f(y); 0, I) + log|det J_f(y)| - D log K,  y = (x + u) / K
 Tensor DequantizedFlow::log_prob_with_noise(const Tensor& x, const Tensor& u) {
   const int64_t B = x.size(0), D = dim();
   Tensor dtype_ref = flow->parameters().empty() ? Tensor() : flow->parameters().front();
   DType dt = dtype_ref.defined() ? dtype_ref.dtype() : DType::Float32;
-  Tensor y = reshape((x.to(dt) + u.to(dt)) / 256.0, flow_shape(B));
+  Tensor y = reshape((x.to(dt) + u.to(dt)) / double(levels_), flow_shape(B));
   nn::FlowOutput out = flow->forward_and_log_det(y);
   Tensor z = reshape(out.out, {B, D});
   Tensor log_base = sum(square(z), {1}) * -0.5 - 0.5 * double(D) * std::log(2 * M_PI);  // (B,)
-  return log_base + out.log_det - double(D) * std::log(256.0);
+  return log_base + out.log_det - double(D) * std::log(double(levels_));
 }
 
 Tensor DequantizedFlow::hashed_noise(const Tensor& x) {
@@ -48,12 +61,12 @@ Tensor DequantizedFlow::hashed_noise(const Tensor& x) {
 }
 
 Tensor DequantizedFlow::log_prob(const Batch& batch) {
-  check_pixels(batch.x, dim(), "DequantizedFlow.log_prob");
+  check_pixels(batch.x, dim(), levels_, "DequantizedFlow.log_prob");
   return log_prob_with_noise(batch.x, hashed_noise(batch.x));
 }
 
 Tensor DequantizedFlow::loss(const Batch& batch, Generator& gen) {
-  check_pixels(batch.x, dim(), "DequantizedFlow.loss");
+  check_pixels(batch.x, dim(), levels_, "DequantizedFlow.loss");
   Tensor u = rand(batch.x.shape(), {}, &gen);
   return -mean(log_prob_with_noise(batch.x, u)) / double(dim());
 }
@@ -68,8 +81,8 @@ Tensor DequantizedFlow::sample(int64_t n, Generator& gen, const SampleOptions& o
   std::vector<double> y = reshape(flow->inverse(z), {n, dim()}).to(DType::Float64).contiguous().to_vector<double>();
   std::vector<int64_t> x(y.size());
   for (size_t i = 0; i < y.size(); ++i) {
-    double v = std::isfinite(y[i]) ? std::floor(256.0 * y[i]) : 0.0;  // y in [0, 1) -> its bin
-    x[i] = static_cast<int64_t>(std::min(255.0, std::max(0.0, v)));
+    const double K = double(levels_), v = std::isfinite(y[i]) ? std::floor(K * y[i]) : 0.0;  // y in [0, 1) -> its bin
+    x[i] = static_cast<int64_t>(std::min(K - 1, std::max(0.0, v)));
   }
   return from_vector(x, {n, dim()});
 }
@@ -108,10 +121,13 @@ Tensor ResidualConditioner::forward(const Tensor& x) {
 // ---- RealNVP -------------------------------------------------------------------------------------------------
 
 RealNVP::RealNVP(RealNVPConfig c, Generator* gen) : DequantizedFlow("RealNVP"), config_(c) {
+  c.logit_alpha = config_.logit_alpha = resolved_alpha(c);
   image_size_ = c.image_size;
+  levels_ = c.binary ? 2 : 256;
+  max_grad_norm_ = c.max_grad_norm;
   if (c.image_size % 2 != 0) throw ValueError(cat("realnvp: image_size must be even (the squeeze halves it), got ", c.image_size));
   flow = register_module("flow", std::make_shared<nn::FlowSequence>());
-  flow->push_back(std::make_shared<nn::LogitFlow>(kLogitAlpha));
+  flow->push_back(std::make_shared<nn::LogitFlow>(c.logit_alpha));
   const int64_t s = c.image_size;
   bool parity = true;
   auto checkerboard = [&](int64_t n) {
@@ -140,22 +156,27 @@ std::shared_ptr<GenerativeModel> RealNVP::create(const nlohmann::json& config) {
   c.checkerboard = r.integer("checkerboard", c.checkerboard, 0);
   c.channel = r.integer("channel", c.channel, 0);
   c.image_size = r.integer("image_size", c.image_size, 2);
+  read_shared_keys(r, c);
   r.finish();
   return std::make_shared<RealNVP>(c);
 }
 
 nlohmann::json RealNVP::config() const {
   return {{"filters", config_.filters}, {"blocks", config_.blocks}, {"checkerboard", config_.checkerboard},
-          {"channel", config_.channel}, {"image_size", config_.image_size}};
+          {"channel", config_.channel}, {"image_size", config_.image_size}, {"binary", config_.binary},
+          {"logit_alpha", config_.logit_alpha}, {"max_grad_norm", config_.max_grad_norm}};
 }
 
 // ---- MAF ---------------------------------------------------------------------------------------------------------
 
 MAF::MAF(MAFConfig c, Generator* gen) : DequantizedFlow("MAF"), config_(c) {
+  c.logit_alpha = config_.logit_alpha = resolved_alpha(c);
   image_size_ = c.image_size;
+  levels_ = c.binary ? 2 : 256;
+  max_grad_norm_ = c.max_grad_norm;
   const int64_t d = c.image_size * c.image_size;
   flow = register_module("flow", std::make_shared<nn::FlowSequence>());
-  flow->push_back(std::make_shared<nn::LogitFlow>(kLogitAlpha));
+  flow->push_back(std::make_shared<nn::LogitFlow>(c.logit_alpha));
   for (int64_t k = 0; k < c.layers; ++k) {
     flow->push_back(std::make_shared<nn::GaussianAutoregressiveFlow>(d, std::vector<int64_t>{c.hidden}, nn::AutoregressiveDirection::MAF, gen));
     flow->push_back(std::make_shared<nn::ActNorm>(d));
@@ -169,10 +190,14 @@ std::shared_ptr<GenerativeModel> MAF::create(const nlohmann::json& config) {
   c.layers = r.integer("layers", c.layers);
   c.hidden = r.integer("hidden", c.hidden);
   c.image_size = r.integer("image_size", c.image_size, 2);
+  read_shared_keys(r, c);
   r.finish();
   return std::make_shared<MAF>(c);
 }
 
-nlohmann::json MAF::config() const { return {{"layers", config_.layers}, {"hidden", config_.hidden}, {"image_size", config_.image_size}}; }
+nlohmann::json MAF::config() const {
+  return {{"layers", config_.layers}, {"hidden", config_.hidden}, {"image_size", config_.image_size}, {"binary", config_.binary},
+          {"logit_alpha", config_.logit_alpha}, {"max_grad_norm", config_.max_grad_norm}};
+}
 
 }  // namespace dgm::models

@@ -1,17 +1,20 @@
-// Normalizing flows on 8-bit images (lecture 2; homework 1's RealNVP). A flow f maps dequantised
-// pixels to Gaussian noise, and the change of variables gives the density:
+// Normalizing flows on images of K grey levels (lecture 2; homework 1's RealNVP): 8-bit pixels
+// (K = 256), or with the config key binary = true the homework's binarized pixels (K = 2). A flow f
+// maps dequantised pixels to Gaussian noise, and the change of variables gives the density:
 //
-//   dequantise   y = (x + u) / 256,  u ~ U[0, 1)^D          x in {0..255}^D, y in [0, 1)^D
+//   dequantise   y = (x + u) / K,  u ~ U[0, 1)^D            x in {0..K-1}^D, y in [0, 1)^D
 //   flow         z = f(y) = f_K o ... o f_1 (logit first),  log p(y) = log N(z; 0, I) + log|det J_f(y)|
-//   discrete     log P(x) >= E_u [log p(y)] - D log 256     (the density of 256 y; Jensen)
+//   discrete     log P(x) >= E_u [log p(y)] - D log K       (the density of K y; Jensen)
 //
-// so -log P(x) / (D ln 2) in bits/dim is comparable with the discrete models of lecture 1.
+// so -log P(x) / (D ln 2) in bits/dim (8-bit) or -log P(x) / D in nats/dim (binary) is comparable
+// with the discrete models of lecture 1. The homework reports the continuous nll = -log p(y) in nats
+// per image instead: nll = D * (nats/dim) - D log K.
 //
 //   loss(batch, gen)   u drawn from gen: a fresh single-sample estimate of -E_u log p every step
 //   log_prob(batch)    deterministic: u for an image is drawn from a generator seeded by a hash of
 //                      that image's pixels, so the same image always gets the same noise, whatever
 //                      its batch or position (a fixed single-sample estimate of the bound above)
-//   sample(n, gen, T)  z ~ N(0, T^2 I), y = f^{-1}(z), x = clamp(floor(256 y), 0, 255)
+//   sample(n, gen, T)  z ~ N(0, T^2 I), y = f^{-1}(z), x = clamp(floor(K y), 0, K - 1)
 //
 // Two models:
 //   realnvp  multi-scale RealNVP (Dinh et al. 2016) on (B, 1, H, W): logit, then
@@ -21,10 +24,13 @@
 //            Config: filters (16), blocks (1), checkerboard (3: layers before and after the squeeze),
 //            channel (3), image_size (28). The defaults are sized for dgm's current im2col
 //            convolutions (a 2-core step of batch 32 must fit the 20-minute default budget).
+//            The homework's variant: --binary true --image-size 32 (MNIST resized to 32x32 and
+//            binarized, K = 2, logit alpha 1e-6).
 //   maf      MAF (Papamakarios et al. 2017) over the flattened image: logit, then `layers` x
 //            [MADE Gaussian autoregressive layer, ActNorm, reverse permutation].
 //            Config: layers (5), hidden (512), image_size (28).
-// Both use the logit transform with alpha = 0.05 (RealNVP's choice for MNIST).
+// Both take the keys binary (false), logit_alpha (0.05, RealNVP's choice for 8-bit MNIST; 1e-6,
+// the homework's, when binary) and max_grad_norm (1.0: gradients clipped to that norm per step).
 #pragma once
 #include <memory>
 
@@ -39,12 +45,14 @@ class DequantizedFlow : public GenerativeModel {
  public:
   using GenerativeModel::GenerativeModel;
 
-  // log p(y) - D log 256 for x (B, D) int64 in 0..255 and noise u (B, D) in [0, 1): (B,) nats.
+  // log p(y) - D log K for x (B, D) int64 in 0..K-1 and noise u (B, D) in [0, 1): (B,) nats.
   Tensor log_prob_with_noise(const Tensor& x, const Tensor& u);
   Tensor log_prob(const Batch& batch) override;                 // u from per-image hashed seeds
   Tensor loss(const Batch& batch, Generator& gen) override;     // u ~ U[0, 1) from gen
   Tensor sample(int64_t n, Generator& gen, const SampleOptions& options = {}) override;
-  DataKind data_kind() const override { return DataKind::Byte; }
+  DataKind data_kind() const override { return levels_ == 2 ? DataKind::Binary : DataKind::Byte; }
+  int64_t levels() const { return levels_; }  // K: 256, or 2 for binarized pixels
+  double max_grad_norm() const override { return max_grad_norm_; }
   int64_t height() const override { return image_size_; }
   int64_t width() const override { return image_size_; }
 
@@ -56,6 +64,8 @@ class DequantizedFlow : public GenerativeModel {
  protected:
   virtual Shape flow_shape(int64_t batch) const = 0;  // (B, 1, H, W) or (B, D)
   int64_t image_size_ = 28;
+  int64_t levels_ = 256;
+  double max_grad_norm_ = 1.0;  // config key "max_grad_norm" (0: no clipping)
 };
 
 // The conditioner of a RealNVP coupling: conv3x3(in -> F) + ELU, `blocks` x [gated residual block
@@ -78,6 +88,9 @@ class ResidualConditioner : public nn::Module {
 
 struct RealNVPConfig {
   int64_t filters = 16, blocks = 1, checkerboard = 3, channel = 3, image_size = 28;
+  bool binary = false;
+  double logit_alpha = 0;  // 0: 0.05 for 8-bit pixels, 1e-6 for binary ones
+  double max_grad_norm = 1.0;
 };
 
 class RealNVP : public DequantizedFlow {
@@ -95,6 +108,9 @@ class RealNVP : public DequantizedFlow {
 
 struct MAFConfig {
   int64_t layers = 5, hidden = 512, image_size = 28;
+  bool binary = false;
+  double logit_alpha = 0;  // 0: 0.05 for 8-bit pixels, 1e-6 for binary ones
+  double max_grad_norm = 1.0;
 };
 
 class MAF : public DequantizedFlow {

@@ -56,6 +56,7 @@ double GenerativeModel::train_step(const Batch& batch, Generator& gen, const std
   for (nn::Optimizer* o : optimizers) o->zero_grad();
   Tensor l = loss(batch, gen);
   l.backward();
+  if (const double max_norm = max_grad_norm(); max_norm > 0) nn::clip_grad_norm_(parameters(), max_norm);
   for (nn::Optimizer* o : optimizers) o->step();
   return l.item();
 }

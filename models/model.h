@@ -99,6 +99,10 @@ class GenerativeModel : public nn::Module {
   // zero every optimiser's gradients, loss(batch, gen).backward(), step every optimiser. A model
   // with several optimisers (one per optimizer_groups() entry, in that order) overrides it.
   virtual double train_step(const Batch& batch, Generator& gen, const std::vector<nn::Optimizer*>& optimizers);
+  // The default train_step rescales the gradients of every parameter to this total L2 norm when
+  // they exceed it, before the optimisers step (nn::clip_grad_norm_; 0: never). Flows clip at 1.0,
+  // as the course's homework does: an unlucky batch can otherwise throw a coupling's scale far off.
+  virtual double max_grad_norm() const { return 0; }
 
   // ---- what the data is ----------------------------------------------------------------------------
   virtual DataKind data_kind() const = 0;

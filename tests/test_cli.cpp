@@ -644,6 +644,33 @@ TEST(CliCommand, TrainEvalSampleAndResume) {
   }
 }
 
+// The homework's RealNVP: MNIST resized to 32x32 (as PIL's bilinear Resize) and binarized; the
+// run, its evaluation and its samples all see 32x32 images.
+TEST(CliCommand, BinarizedThirtyTwoPixelRealNVP) {
+  if (!has_model("realnvp")) GTEST_SKIP() << "no 'realnvp' model registered";
+  TempDir dir("command_binary32");
+  const std::string run_dir = dir / "run";
+  CliRun train = run({"train", "realnvp", "--binary", "true", "--image-size", "32", "--filters", "4", "--checkerboard", "1", "--channel",
+                      "1", "--steps", "2", "--n", "4", "--out", run_dir, "--quiet"});
+  ASSERT_EQ(train.code, 0) << train.err;
+  ASSERT_EQ(lines_of(train.out).size(), 1u) << train.out;
+  EXPECT_TRUE(std::regex_match(lines_of(train.out)[0], std::regex(R"(test_nll [0-9]+\.[0-9]+ nats/dim)"))) << train.out;
+  CliRun eval = run({"eval", "realnvp", "--checkpoint", run_dir, "--quiet"});
+  ASSERT_EQ(eval.code, 0) << eval.err;
+  EXPECT_EQ(eval.out, train.out);
+  const std::string png = dir / "s.png";
+  CliRun sample = run({"sample", "realnvp", "--checkpoint", run_dir, "--n", "4", "--out", png});
+  ASSERT_EQ(sample.code, 0) << sample.err;
+  const tools::GrayImage grid = tools::read_png_gray(png), expected = tools::make_image_grid(std::vector<uint8_t>(4 * 1024), 4, 32, 32, 0, 2, 2, 1);
+  EXPECT_EQ(grid.width, expected.width);  // four 32x32 cells
+  EXPECT_EQ(grid.height, expected.height);
+  std::set<int> levels(grid.pixels.begin(), grid.pixels.end());
+  std::set<int> border(expected.pixels.begin(), expected.pixels.end());  // all-zero cells: black and the border
+  for (int v : {0, 255}) border.insert(v);
+  EXPECT_LE(levels.size(), border.size());  // binary pixels: black, white and the border's grey only
+  for (int v : levels) EXPECT_TRUE(border.count(v)) << v;
+}
+
 // ---- bench ----------------------------------------------------------------------------------------------------
 
 TEST(CliBench, PrintsNameValueUnitAndRejectsUnknownNames) {

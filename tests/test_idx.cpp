@@ -350,3 +350,44 @@ TEST(Transforms, BinarizeThresholdIsStrictlyAbove128) {
   EXPECT_THROW(parse_pixel_mode("bits"), ValueError);
   EXPECT_THROW(count_labels({0, 10}), ValueError);
 }
+
+// data::resize against PIL 9.4 (Debian python3-pil), Image.resize(..., Image.BILINEAR): the
+// expected values below were printed by PIL, not by dgm.
+TEST(Transforms, ResizeMatchesPilBilinear) {
+  MnistData d;
+  d.n = 1, d.rows = 3, d.cols = 3;
+  d.pixels = {0, 100, 200, 50, 255, 30, 7, 9, 250};
+  EXPECT_EQ(resize(d, 4, 4).pixels, (std::vector<uint8_t>{0, 63, 138, 200, 31, 135, 159, 94, 34, 114, 144, 113, 7, 8, 99, 250}));
+  d.rows = 1, d.cols = 2, d.pixels = {0, 100};
+  const MnistData wide = resize(d, 1, 4);
+  EXPECT_EQ(wide.pixels, (std::vector<uint8_t>{0, 25, 75, 100}));
+  EXPECT_EQ(wide.rows * wide.cols, 4);
+  EXPECT_THROW(resize(d, 0, 4), ValueError);
+  d.n = 100000;
+  d.pixels.assign(200000, 0);
+  EXPECT_THROW(resize(d, 1024, 1024), ValueError);  // 100 GB: refused before allocating
+}
+
+// The homework's 32x32 MNIST: every embedded test digit resized as PIL resizes it. PIL's
+// figures over the 997 images (a one-off script with numpy and PIL): the sum of all pixels,
+// the sum over images of (sum_i i * pixel_i mod 1000003), and how many pixels exceed 128.
+TEST(Transforms, EmbeddedDigitsResizedTo32MatchPil) {
+  const MnistData test = resize(load_mnist("", Split::Test), 32, 32);
+  ASSERT_EQ(test.n, 997);
+  int64_t total = 0, weighted = 0, above = 0;
+  for (int64_t k = 0; k < test.n; ++k) {
+    int64_t w = 0;
+    for (int64_t i = 0; i < 1024; ++i) {
+      const int64_t v = test.image(k)[i];
+      total += v;
+      w += i * v;
+      above += v > 128;
+    }
+    weighted += w % 1000003;
+  }
+  EXPECT_EQ(total, 34527591);
+  EXPECT_EQ(weighted, 500754229);
+  EXPECT_EQ(above, 133874);
+  EXPECT_EQ(test.labels.size(), 997u);
+}
+

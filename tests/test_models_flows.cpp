@@ -141,6 +141,40 @@ TEST(ModelsFlows, EveryCouplingLearnsItsScale) {
   }
 }
 
+// The homework's variant: binarized pixels (K = 2), logit alpha 1e-6. A fresh flow is the logit
+// alone, so log P(x) is that of N(logit y~) with the logit's log-det and -D log 2, by hand.
+TEST(ModelsFlows, BinaryVariantDequantisesTwoLevels) {
+  manual_seed(13);
+  auto m = std::dynamic_pointer_cast<DequantizedFlow>(create_model("realnvp", {{"binary", true}, {"filters", 4}, {"image_size", 4}}));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->data_kind(), DataKind::Binary);
+  EXPECT_EQ(m->levels(), 2);
+  EXPECT_EQ(m->config().at("logit_alpha").get<double>(), 1e-6);
+  EXPECT_EQ(create_model("realnvp", m->config())->config(), m->config());  // what a checkpoint rebuilds
+  m->eval();
+  Generator gen(14);
+  std::vector<int64_t> xs;
+  for (int i = 0; i < 32; ++i) xs.push_back(gen.randint(0, 2));
+  Tensor x = from_vector(xs, {2, 16});
+  Tensor u = DequantizedFlow::hashed_noise(x);
+  std::vector<double> a = values(m->log_prob(x)), uv = values(u);
+  const double alpha = 1e-6;
+  for (int b = 0; b < 2; ++b) {
+    double expected = 0;
+    for (int j = 0; j < 16; ++j) {
+      double y = (double(xs[b * 16 + j]) + uv[b * 16 + j]) / 2, yt = alpha + (1 - 2 * alpha) * y, v = std::log(yt) - std::log(1 - yt);
+      expected += -0.5 * v * v - 0.5 * std::log(2 * M_PI) + std::log(1 - 2 * alpha) - std::log(yt) - std::log(1 - yt) - std::log(2.0);
+    }
+    EXPECT_NEAR(a[b], expected, 1e-3 * std::abs(expected));
+  }
+  Tensor s = m->sample(6, gen);
+  EXPECT_EQ(s.shape(), (Shape{6, 16}));
+  for (int64_t v : s.to_vector<int64_t>()) EXPECT_TRUE(v == 0 || v == 1) << v;
+  EXPECT_THROW(create_model("realnvp", {{"logit_alpha", 0.5}}), ValueError);
+  EXPECT_THROW(create_model("maf", {{"max_grad_norm", -1}}), ValueError);
+  EXPECT_THROW(create_model("realnvp", {{"binary", 1}}), ValueError);
+}
+
 TEST(ModelsFlows, TrainingStepsLowerTheLoss) {
   for (std::string name : {"realnvp", "maf"}) {
     SCOPED_TRACE(name);

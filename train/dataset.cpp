@@ -5,7 +5,9 @@
 
 namespace dgm::train {
 
-Dataset Dataset::from_mnist(const data::MnistData& data, DataKind kind) {
+Dataset Dataset::from_mnist(const data::MnistData& data, DataKind kind, int64_t height, int64_t width) {
+  if ((height > 0 && height != data.rows) || (width > 0 && width != data.cols))
+    return from_mnist(data::resize(data, height > 0 ? height : data.rows, width > 0 ? width : data.cols), kind);
   if (kind == DataKind::Continuous)
     throw ValueError("Dataset::from_mnist: MNIST pixels are Binary or Byte data; a continuous model dequantises the bytes itself");
   const int64_t dim = data.pixels_per_image();

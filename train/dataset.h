@@ -24,8 +24,9 @@ class Dataset {
   Dataset() = default;
   // MNIST-style images: Binary keeps pixel > 128 as 1 (the course's binarized MNIST), Byte keeps
   // 0..255. Continuous is refused: a model of continuous pixels dequantises the bytes itself.
-  // The labels are kept (0..9).
-  static Dataset from_mnist(const data::MnistData& data, DataKind kind);
+  // The labels are kept (0..9). A height and width other than the images' resize them first
+  // (data::resize, bilinear, before binarizing): the homework's 32x32 MNIST; 0 keeps the size.
+  static Dataset from_mnist(const data::MnistData& data, DataKind kind, int64_t height = 0, int64_t width = 0);
   // Any (N, D) tensor: float values (Continuous) or int64 pixels (Binary/Byte, checked to be in
   // range); `y`, if given, (N,) int64 class labels. height x width = D for images (0: not images).
   static Dataset from_tensor(const Tensor& x, const Tensor& y = Tensor(), DataKind kind = DataKind::Continuous, int64_t height = 0,
