@@ -9,7 +9,8 @@ logit with alpha = 0.05, then 3 checkerboard couplings -> squeeze -> 3 channel c
 conv3x3(in->F)+ELU, blocks x [conv3x3 F->F, ELU, conv1x1 F->2F, ELU, h + v*sigmoid(g), ELU],
 conv3x3(F->2C) whose shift half (output channels C..2C-1) is zero-initialised; s = (scale*tanh(s_raw) + shift)
 on the free half, scale = shift = 0 at the start (a fresh coupling is the identity; s_raw keeps its random
-start so that scale gets a gradient). Test NLL in bits/dim of the dequantised data, -log p(y)/(D ln 2) + 8, with one fixed noise
+start so that scale gets a gradient). Adam, gradients clipped to norm 1 (dgm's max_grad_norm).
+Test NLL in bits/dim of the dequantised data, -log p(y)/(D ln 2) + 8, with one fixed noise
 draw (seed 12345) per test image.
 """
 import gzip, math, os, struct, sys, time
@@ -156,7 +157,7 @@ def train(steps, d, seed, B, lr):
         xb = tr[idx]
         opt.zero_grad()
         loss = -model.log_prob(xb, torch.rand(xb.shape, generator=g)).mean() / xb[0].numel()
-        loss.backward(); opt.step()
+        loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
         if s % 50 == 0: print(f"step {s} loss {loss.item() / math.log(2):.4f} bits/dim {time.time() - t0:.0f}s", flush=True)
     print(f"test_nll {bits_per_dim(model, te):.4f} bits/dim after {steps} steps of {B}, {time.time() - t0:.0f}s", flush=True)
 
@@ -168,7 +169,8 @@ def step_ms(B):
     times = []
     for r in range(7):
         t0 = time.time()
-        opt.zero_grad(); loss = -model.log_prob(x, torch.rand(x.shape)).mean() / 784; loss.backward(); opt.step()
+        opt.zero_grad(); loss = -model.log_prob(x, torch.rand(x.shape)).mean() / 784; loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
         times.append((time.time() - t0) * 1e3)
     print(f"realnvp_step_B{B} {sorted(times[2:])[2]:.1f} ms (median of 5 after 2 warm-ups)")
 

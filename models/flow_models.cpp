@@ -178,8 +178,13 @@ MAF::MAF(MAFConfig c, Generator* gen) : DequantizedFlow("MAF"), config_(c) {
   flow = register_module("flow", std::make_shared<nn::FlowSequence>());
   flow->push_back(std::make_shared<nn::LogitFlow>(c.logit_alpha));
   for (int64_t k = 0; k < c.layers; ++k) {
-    flow->push_back(std::make_shared<nn::GaussianAutoregressiveFlow>(d, std::vector<int64_t>{c.hidden}, nn::AutoregressiveDirection::MAF, gen));
-    flow->push_back(std::make_shared<nn::ActNorm>(d));
+    auto layer = std::make_shared<nn::GaussianAutoregressiveFlow>(d, std::vector<int64_t>{c.hidden}, nn::AutoregressiveDirection::MAF, gen);
+    // Each layer starts as the identity (mu = alpha = 0): MADE's output layer at zero. From a random
+    // start, five layers of e^{-alpha} with alpha ~ +-1 multiply into overflow within a few steps.
+    const auto& out = layer->made->layers.back();
+    out->weight.set_data(Array::zeros(out->weight.shape(), out->weight.dtype()));
+    out->bias.set_data(Array::zeros(out->bias.shape(), out->bias.dtype()));
+    flow->push_back(layer);
     if (k + 1 < c.layers) flow->push_back(nn::Permutation::reverse(d));
   }
 }

@@ -27,7 +27,9 @@
 //            The homework's variant: --binary true --image-size 32 (MNIST resized to 32x32 and
 //            binarized, K = 2, logit alpha 1e-6).
 //   maf      MAF (Papamakarios et al. 2017) over the flattened image: logit, then `layers` x
-//            [MADE Gaussian autoregressive layer, ActNorm, reverse permutation].
+//            [MADE Gaussian autoregressive layer, reverse permutation], each layer starting as the
+//            identity (MADE's output layer at zero). No ActNorm: initialised per pixel from one
+//            batch, it scales the near-constant border pixels by ~100 and training diverges.
 //            Config: layers (5), hidden (512), image_size (28).
 // Both take the keys binary (false), logit_alpha (0.05, RealNVP's choice for 8-bit MNIST; 1e-6,
 // the homework's, when binary) and max_grad_norm (1.0: gradients clipped to that norm per step).
