@@ -171,6 +171,39 @@ bool cols_is_image(const Geometry& g, int64_t sc, int64_t sh, int64_t sw) {
 template <class T>
 void conv_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, const T* wt, const T* bias, T* y) {
   const int64_t K = g.K(), P = g.P(), O = g.O;
+  if (g.stride == 1 && g.C >= 8 && transposed_product(O, K)) {
+    // Clever part: no cols at all. With stride 1, output pixel n = ho*Wp + wo of the padded-width
+    // grid reads tap (i, j) of channel c at xpad[c, n + i*Wp + j], so for each tap cols_t^T (n, C)
+    // is a column-major view of the zero-padded image (column stride Hp*Wp): one GEMM per tap of
+    // inner size C, accumulated, reads the small padded image from L1/L2 instead of writing and
+    // reading a 9x larger cols. The two padding columns of each output row are computed and dropped.
+    const int64_t p = g.padding, Hp = g.H + 2 * p, Wp = g.W + 2 * p, plane = Hp * Wp, nw = g.Ho * Wp;
+    T* xpad = scratch<T>(0, size_t(g.C * plane + Wp));  // + Wp: the dropped columns of the last row read past the end
+    zero_row(xpad, g.C * plane + Wp);
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t h = 0; h < g.H; ++h) {
+        const T* in = x + c * sc + h * sh;
+        T* out = xpad + c * plane + (h + p) * Wp + p;
+        if (sw == 1)
+          copy_row(in, g.W, out);
+        else
+          for (int64_t w = 0; w < g.W; ++w) out[w] = in[w * sw];
+      }
+    T* yt = scratch<T>(1, size_t(nw * O));
+    for (int64_t t = 0; t < g.T(); ++t) {
+      const T* a = xpad + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW;
+      const T beta = t == 0 ? T(0) : T(1);
+      // B (C, O): Wt[o, c*T + t]
+      if (bias && t + 1 == g.T())
+        gemm(nw, O, g.C, T(1), a, 1, plane, wt + t, g.T(), K, beta, yt, O, 1, GemmEpilogue<T>{bias, false});
+      else
+        gemm(nw, O, g.C, T(1), a, 1, plane, wt + t, g.T(), K, beta, yt, O, 1);
+    }
+    for (int64_t ho = 0; ho < g.Ho; ++ho)
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t wo = 0; wo < g.Wo; ++wo) y[o * P + ho * g.Wo + wo] = yt[(ho * Wp + wo) * O + o];
+    return;
+  }
   const T* cols = x;
   if (!cols_is_image(g, sc, sh, sw)) {
     T* c = scratch<T>(0, size_t(K * P));
