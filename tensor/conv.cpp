@@ -153,6 +153,25 @@ T* scratch(int slot, size_t n) {
   return buffers[slot].data();
 }
 
+// The image x zero-padded by g.padding on each side, (C, Hp, Wp) contiguous in scratch slot 0, plus
+// Wp zeros after it (read by the dropped columns of the per-tap GEMMs).
+template <class T>
+const T* pad_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g) {
+  const int64_t p = g.padding, Wp = g.W + 2 * p, plane = (g.H + 2 * p) * Wp;
+  T* xpad = scratch<T>(0, size_t(g.C * plane + Wp));
+  zero_row(xpad, g.C * plane + Wp);
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t h = 0; h < g.H; ++h) {
+      const T* in = x + c * sc + h * sh;
+      T* out = xpad + c * plane + (h + p) * Wp + p;
+      if (sw == 1)
+        copy_row(in, g.W, out);
+      else
+        for (int64_t w = 0; w < g.W; ++w) out[w] = in[w * sw];
+    }
+  return xpad;
+}
+
 // Whether an image's product (O outputs, inner size K) is computed transposed (see conv_image): it
 // pays when cols (K rows) is big to pack and O fills most of the micro-tile's 16 columns.
 bool transposed_product(int64_t O, int64_t K) { return O >= 8 && K >= O; }
@@ -177,18 +196,8 @@ void conv_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& 
     // is a column-major view of the zero-padded image (column stride Hp*Wp): one GEMM per tap of
     // inner size C, accumulated, reads the small padded image from L1/L2 instead of writing and
     // reading a 9x larger cols. The two padding columns of each output row are computed and dropped.
-    const int64_t p = g.padding, Hp = g.H + 2 * p, Wp = g.W + 2 * p, plane = Hp * Wp, nw = g.Ho * Wp;
-    T* xpad = scratch<T>(0, size_t(g.C * plane + Wp));  // + Wp: the dropped columns of the last row read past the end
-    zero_row(xpad, g.C * plane + Wp);
-    for (int64_t c = 0; c < g.C; ++c)
-      for (int64_t h = 0; h < g.H; ++h) {
-        const T* in = x + c * sc + h * sh;
-        T* out = xpad + c * plane + (h + p) * Wp + p;
-        if (sw == 1)
-          copy_row(in, g.W, out);
-        else
-          for (int64_t w = 0; w < g.W; ++w) out[w] = in[w * sw];
-      }
+    const int64_t Wp = g.W + 2 * g.padding, plane = (g.H + 2 * g.padding) * Wp, nw = g.Ho * Wp;
+    const T* xpad = pad_image(x, sc, sh, sw, g);
     T* yt = scratch<T>(1, size_t(nw * O));
     for (int64_t t = 0; t < g.T(); ++t) {
       const T* a = xpad + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW;
