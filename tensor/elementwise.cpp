@@ -75,9 +75,12 @@ template <class T>
 T softplus(T x) {  // log(1 + e^x) without overflow
   return x > 20 ? x : std::log1p(std::exp(x));
 }
+// One exp of -|x| (never overflows) and a select: vectorisable in float (exp_approx, relative error
+// ~2e-7), where two library exps per value kept the loop scalar.
 template <class T>
 T sigmoid(T x) {
-  return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
+  const T e = exp_approx(x >= 0 ? -x : x);
+  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
 }
 
 const char* unary_name(Unary op) {
