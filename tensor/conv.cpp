@@ -190,7 +190,7 @@ bool cols_is_image(const Geometry& g, int64_t sc, int64_t sh, int64_t sw) {
 template <class T>
 void conv_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, const T* wt, const T* bias, T* y) {
   const int64_t K = g.K(), P = g.P(), O = g.O;
-  if (g.stride == 1 && g.C >= 8 && transposed_product(O, K)) {
+  if (g.stride == 1 && g.C >= 8) {
     // Clever part: no cols at all. With stride 1, output pixel n = ho*Wp + wo of the padded-width
     // grid reads tap (i, j) of channel c at xpad[c, n + i*Wp + j], so for each tap cols_t^T (n, C)
     // is a column-major view of the zero-padded image (column stride Hp*Wp): one GEMM per tap of
@@ -198,6 +198,34 @@ void conv_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& 
     // reading a 9x larger cols. The two padding columns of each output row are computed and dropped.
     const int64_t Wp = g.W + 2 * g.padding, plane = (g.H + 2 * g.padding) * Wp, nw = g.Ho * Wp;
     const T* xpad = pad_image(x, sc, sh, sw, g);
+    if (!transposed_product(O, K)) {  // few outputs: y_wide (O, nw) += Wt_t (O, C) @ xpad_t (C, nw), as rows
+      T* yw = scratch<T>(1, size_t(O * nw));
+      if (O <= 4) {
+        // a GEMM of 1 to 4 rows would pad them to 6 and pack xpad_t per tap: plain axpys over the
+        // padded rows (in L1) instead, starting from the bias, summed over (c, t) in order
+        for (int64_t o = 0; o < O; ++o) std::fill(yw + o * nw, yw + (o + 1) * nw, bias ? bias[o] : T(0));
+        for (int64_t c = 0; c < g.C; ++c)
+          for (int64_t t = 0; t < g.T(); ++t) {
+            const T* __restrict src = xpad + c * plane + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW;
+            for (int64_t o = 0; o < O; ++o) {
+              const T w = wt[o * K + c * g.T() + t];
+              T* __restrict d = yw + o * nw;
+              for (int64_t n = 0; n < nw; ++n) d[n] += w * src[n];
+            }
+          }
+        bias = nullptr;  // already in
+      } else {
+        for (int64_t t = 0; t < g.T(); ++t)
+          gemm(O, nw, g.C, T(1), wt + t, K, g.T(), xpad + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW, plane, 1,
+               t == 0 ? T(0) : T(1), yw, nw, 1);
+      }
+      for (int64_t o = 0; o < O; ++o) {
+        const T b = bias ? bias[o] : T(0);
+        for (int64_t ho = 0; ho < g.Ho; ++ho)
+          for (int64_t wo = 0; wo < g.Wo; ++wo) y[o * P + ho * g.Wo + wo] = yw[o * nw + ho * Wp + wo] + b;
+      }
+      return;
+    }
     T* yt = scratch<T>(1, size_t(nw * O));
     for (int64_t t = 0; t < g.T(); ++t) {
       const T* a = xpad + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW;
@@ -269,6 +297,20 @@ T row_sum(const T* x, int64_t n) {
   return s;
 }
 
+// sum_k x[k] y[k] with 16 running sums in a fixed order (vectorisable without reordering a sum).
+template <class T>
+T dot16(const T* x, const T* y, int64_t n) {
+  constexpr int L = 16;
+  T part[L] = {};
+  int64_t k = 0;
+  for (; k + L <= n; k += L)
+    for (int l = 0; l < L; ++l) part[l] += x[k + l] * y[k + l];
+  T s = T(0);
+  for (; k < n; ++k) s += x[k] * y[k];
+  for (int l = 0; l < L; ++l) s += part[l];
+  return s;
+}
+
 }  // namespace
 
 Array conv2d_forward(const Array& x, const Array& weight, const Array& bias, int64_t stride, int64_t padding,
@@ -328,6 +370,27 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
         for (int64_t b = g.B * q / groups; b < g.B * (q + 1) / groups; ++b) {
           const T beta = b == g.B * q / groups ? T(0) : T(1);
           const T* xb = xp + b * x.stride(0);
+          if (!transposed && g.stride == 1 && g.C >= 8 && O <= 4) {
+            // few outputs (as conv_image): dWt[o, c*T + t] = xpad_t[c] . dy_wide[o], dot products
+            // over the padded-width grid, where dy_wide is dy_b with zeros in the dropped columns
+            const int64_t Wp = g.W + 2 * g.padding, plane = (g.H + 2 * g.padding) * Wp, nw = g.Ho * Wp;
+            const T* xpad = pad_image(xb, x.stride(1), x.stride(2), x.stride(3), g);
+            T* dyw = scratch<T>(1, size_t(O * nw));
+            const T* dyb = dyp + b * O * P;
+            for (int64_t o = 0; o < O; ++o)
+              for (int64_t ho = 0; ho < g.Ho; ++ho) {
+                std::copy(dyb + o * P + ho * g.Wo, dyb + o * P + (ho + 1) * g.Wo, dyw + o * nw + ho * Wp);
+                std::fill(dyw + o * nw + ho * Wp + g.Wo, dyw + o * nw + (ho + 1) * Wp, T(0));
+              }
+            for (int64_t o = 0; o < O; ++o)
+              for (int64_t c = 0; c < g.C; ++c)
+                for (int64_t t = 0; t < g.T(); ++t) {
+                  const T d = dot16(xpad + c * plane + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW, dyw + o * nw, nw);
+                  T& a = acc[o * K + c * g.T() + t];
+                  a = beta == T(0) ? d : a + d;
+                }
+            continue;
+          }
           const T* cols = xb;
           if (!cols_is_image(g, x.stride(1), x.stride(2), x.stride(3))) {
             T* c = scratch<T>(0, size_t(K * P));

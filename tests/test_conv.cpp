@@ -40,6 +40,8 @@ TEST(Conv2d, MatchesTheCompositeReferenceInValueAndGradient) {
       {"1x1 16 -> 32", {3, 16, 5, 7}, {32, 16, 1, 1}, true, false, 1, 0, {}},
       {"1x1 non-contiguous", {2, 8, 5, 6}, {12, 8, 1, 1}, true, true, 1, 0, {}},
       {"3x3 pad 2 (col2im dx)", {2, 9, 6, 7}, {10, 9, 3, 3}, true, false, 1, 2, {}},
+      {"3x3 8 -> 6 (per-tap GEMMs as rows)", {2, 8, 6, 6}, {6, 8, 3, 3}, true, false, 1, 1, {}},
+      {"3x3 12 -> 3 masked taps (axpys and dot products)", {3, 12, 7, 5}, {3, 12, 3, 3}, true, false, 1, 1, {0, 1, 2, 3, 4}},
       {"3x3 8 -> 8 non-contiguous (one GEMM per tap)", {2, 8, 6, 9}, {8, 8, 3, 3}, false, true, 1, 1, {}},
   };
   Generator g(3);
