@@ -66,7 +66,12 @@ Tensor tanh(const Tensor& x) {  // d tanh = 1 - tanh^2
 }
 Tensor sigmoid(const Tensor& x) {  // d sigma = sigma (1 - sigma)
   return record1(Op::Sigmoid, {x}, cpu::unary(Unary::Sigmoid, x.array()), {save::out()},
-                 [](const Grads& g, const Grads& s) { return Grads{g[0] * s[0] * (1.0 - s[0])}; });
+                 [](const Grads& g, const Grads& s) {
+                   // one fused pass (tensor/kernels.h) unless the gradient's own graph is recorded
+                   if (!is_grad_enabled() && g[0].dtype() == s[0].dtype() && g[0].shape() == s[0].shape())
+                     return Grads{constant(cpu::sigmoid_backward(g[0].array(), s[0].array()))};
+                   return Grads{g[0] * s[0] * (1.0 - s[0])};
+                 });
 }
 Tensor relu(const Tensor& x) {  // d relu = [x > 0]
   return record1(Op::Relu, {x}, cpu::unary(Unary::Relu, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) {
@@ -103,6 +108,9 @@ Tensor softplus(const Tensor& x) {  // d log(1 + e^x) = sigmoid(x)
 }
 Tensor elu(const Tensor& x) {  // d elu = [x > 0] + [x <= 0] e^x = 1 + [x <= 0] y
   return record1(Op::Elu, {x}, cpu::unary(Unary::Elu, x.array()), {save::in(0), save::out()}, [](const Grads& g, const Grads& s) {
+    // one fused pass (tensor/kernels.h) unless the gradient's own graph is recorded
+    if (!is_grad_enabled() && g[0].dtype() == s[0].dtype() && g[0].shape() == s[0].shape())
+      return Grads{constant(cpu::elu_backward(g[0].array(), s[0].array(), s[1].array()))};
     Tensor negative = constant(cpu::compare(cpu::Compare::Le, s[0].array(), Array::scalar(0, s[0].dtype())).to(g[0].dtype()));
     return Grads{g[0] * (1.0 + negative * s[1])};
   });

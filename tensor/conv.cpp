@@ -4,6 +4,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "tensor/errors.h"
 #include "tensor/gemm.h"
@@ -54,11 +59,32 @@ void valid_columns(const Geometry& g, int64_t j, int64_t& lo, int64_t& hi) {
   lo = std::min(lo, hi);
 }
 
+// out[0, n) = in[0, n): an inline copy (rows here are ~30 values; a memcpy call per row cost more
+// than the copy itself, so GCC is told not to turn these loops back into library calls).
+template <class T>
+inline void copy_row(const T* __restrict in, int64_t n, T* __restrict out) {
+  int64_t k = 0;
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float>)
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, _mm256_loadu_ps(in + k));
+#endif
+  for (; k < n; ++k) out[k] = in[k];
+}
+template <class T>
+inline void zero_row(T* out, int64_t n) {
+  int64_t k = 0;
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float>)
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, _mm256_setzero_ps());
+#endif
+  for (; k < n; ++k) out[k] = T(0);
+}
+
 // cols[(c*T + t), ho*Wo + wo] = x[c, ho*s + i - p, wo*s + j - p] (0 outside the image), for one
 // image x (C, H, W) with strides (sc, sh, sw) and tap t = (i, j).
 // Channels [c_begin, c_end) only, when given: their rows start at cols.
 template <class T>
-void im2col(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, T* cols, int64_t c_begin = 0, int64_t c_end = -1) {
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void im2col(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, T* cols, int64_t c_begin = 0, int64_t c_end = -1) {
   if (c_end < 0) c_end = g.C;
   for (int64_t c = c_begin; c < c_end; ++c)
     for (int64_t t = 0; t < g.T(); ++t) {
@@ -70,17 +96,17 @@ void im2col(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, T
         T* out = row + ho * g.Wo;
         const int64_t hi_in = ho * g.stride + i - g.padding;
         if (hi_in < 0 || hi_in >= g.H) {
-          std::fill(out, out + g.Wo, T(0));
+          zero_row(out, g.Wo);
           continue;
         }
         const T* in = x + c * sc + hi_in * sh + (lo * g.stride + j - g.padding) * sw;
-        std::fill(out, out + lo, T(0));
+        zero_row(out, lo);
         const int64_t step = g.stride * sw;
         if (step == 1)
-          std::copy(in, in + (hi - lo), out + lo);
+          copy_row(in, hi - lo, out + lo);
         else
           for (int64_t wo = lo; wo < hi; ++wo) out[wo] = in[(wo - lo) * step];
-        std::fill(out + hi, out + g.Wo, T(0));
+        zero_row(out + hi, g.Wo - hi);
       }
     }
 }
@@ -118,25 +144,171 @@ std::vector<T> gather_weight(const Array& w, const Geometry& g) {
   return wt;
 }
 
-// Runs fn(b, scratch) for every image: in parallel over images when there are at least as many as
-// threads (each image on one thread, its GEMMs single-threaded), otherwise one image at a time
-// with the GEMMs threaded. `scratch` is a per-thread buffer of `scratch_size` elements.
-template <class T, class Fn>
-void for_each_image(int64_t B, int64_t work_per_image, size_t scratch_size, const Fn& fn) {
-  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (nt > 1 && B >= nt && work_per_image >= 64 * 64 * 64) {
-#pragma omp parallel num_threads(nt)
-    {
-      std::vector<T> scratch(scratch_size);
-      // dynamic: a thread slowed by the machine's other load takes fewer images (an image's result
-      // does not depend on which thread computes it)
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t b = 0; b < B; ++b) fn(b, scratch.data());
+// Per-thread grow-only scratch (slot 0: cols, slot 1: a transposed output), so that a training
+// step allocates, zero-fills and page-faults nothing here after its first call.
+template <class T>
+T* scratch(int slot, size_t n) {
+  thread_local std::vector<T> buffers[2];
+  if (buffers[slot].size() < n) buffers[slot].resize(n);
+  return buffers[slot].data();
+}
+
+// The image x zero-padded by g.padding on each side, (C, Hp, Wp) contiguous in scratch slot 0, plus
+// Wp zeros after it (read by the dropped columns of the per-tap GEMMs).
+template <class T>
+const T* pad_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g) {
+  const int64_t p = g.padding, Wp = g.W + 2 * p, plane = (g.H + 2 * p) * Wp;
+  T* xpad = scratch<T>(0, size_t(g.C * plane + Wp));
+  zero_row(xpad, g.C * plane + Wp);
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t h = 0; h < g.H; ++h) {
+      const T* in = x + c * sc + h * sh;
+      T* out = xpad + c * plane + (h + p) * Wp + p;
+      if (sw == 1)
+        copy_row(in, g.W, out);
+      else
+        for (int64_t w = 0; w < g.W; ++w) out[w] = in[w * sw];
+    }
+  return xpad;
+}
+
+// Whether an image's product (O outputs, inner size K) is computed transposed (see conv_image): it
+// pays when cols (K rows) is big to pack and O fills most of the micro-tile's 16 columns.
+bool transposed_product(int64_t O, int64_t K) { return O >= 8 && K >= O; }
+
+// True when cols would be a plain copy of the image: a 1x1 kernel, stride 1, no padding, contiguous
+// rows and channels.
+bool cols_is_image(const Geometry& g, int64_t sc, int64_t sh, int64_t sw) {
+  return g.KH == 1 && g.KW == 1 && g.T() == 1 && g.stride == 1 && g.padding == 0 && sw == 1 && sh == g.W && sc == g.H * g.W;
+}
+
+// y (O, P) = Wt (O, K) @ cols (K, P) (+ bias[o]) for one image x, into a contiguous y.
+// Clever part: with O >= 8 (and K >= O) it computes y^T (P, O) = cols^T @ Wt^T instead, so that the big operand
+// cols is read in place by the micro-kernel as a column-major A (no packing pass over it), the
+// O columns fill the micro-tile's width exactly and the bias rides in the GEMM's epilogue; the
+// small y^T is then transposed into y from L1/L2. A 1x1 convolution reads the image as cols.
+template <class T>
+void conv_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, const T* wt, const T* bias, T* y) {
+  const int64_t K = g.K(), P = g.P(), O = g.O;
+  if (g.stride == 1 && g.C >= 8) {
+    // Clever part: no cols at all. With stride 1, output pixel n = ho*Wp + wo of the padded-width
+    // grid reads tap (i, j) of channel c at xpad[c, n + i*Wp + j], so for each tap cols_t^T (n, C)
+    // is a column-major view of the zero-padded image (column stride Hp*Wp): one GEMM per tap of
+    // inner size C, accumulated, reads the small padded image from L1/L2 instead of writing and
+    // reading a 9x larger cols. The two padding columns of each output row are computed and dropped.
+    const int64_t Wp = g.W + 2 * g.padding, plane = (g.H + 2 * g.padding) * Wp, nw = g.Ho * Wp;
+    const T* xpad = pad_image(x, sc, sh, sw, g);
+    if (!transposed_product(O, K)) {  // few outputs: y_wide (O, nw) += Wt_t (O, C) @ xpad_t (C, nw), as rows
+      T* yw = scratch<T>(1, size_t(O * nw));
+      if (O <= 4) {
+        // a GEMM of 1 to 4 rows would pad them to 6 and pack xpad_t per tap: plain axpys over the
+        // padded rows (in L1) instead, starting from the bias, summed over (c, t) in order
+        for (int64_t o = 0; o < O; ++o) std::fill(yw + o * nw, yw + (o + 1) * nw, bias ? bias[o] : T(0));
+        for (int64_t c = 0; c < g.C; ++c)
+          for (int64_t t = 0; t < g.T(); ++t) {
+            const T* __restrict src = xpad + c * plane + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW;
+            for (int64_t o = 0; o < O; ++o) {
+              const T w = wt[o * K + c * g.T() + t];
+              T* __restrict d = yw + o * nw;
+              for (int64_t n = 0; n < nw; ++n) d[n] += w * src[n];
+            }
+          }
+        bias = nullptr;  // already in
+      } else {
+        for (int64_t t = 0; t < g.T(); ++t)
+          gemm(O, nw, g.C, T(1), wt + t, K, g.T(), xpad + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW, plane, 1,
+               t == 0 ? T(0) : T(1), yw, nw, 1);
+      }
+      for (int64_t o = 0; o < O; ++o) {
+        const T b = bias ? bias[o] : T(0);
+        for (int64_t ho = 0; ho < g.Ho; ++ho)
+          for (int64_t wo = 0; wo < g.Wo; ++wo) y[o * P + ho * g.Wo + wo] = yw[o * nw + ho * Wp + wo] + b;
+      }
+      return;
+    }
+    T* yt = scratch<T>(1, size_t(nw * O));
+    for (int64_t t = 0; t < g.T(); ++t) {
+      const T* a = xpad + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW;
+      const T beta = t == 0 ? T(0) : T(1);
+      // B (C, O): Wt[o, c*T + t]
+      if (bias && t + 1 == g.T())
+        gemm(nw, O, g.C, T(1), a, 1, plane, wt + t, g.T(), K, beta, yt, O, 1, GemmEpilogue<T>{bias, false});
+      else
+        gemm(nw, O, g.C, T(1), a, 1, plane, wt + t, g.T(), K, beta, yt, O, 1);
+    }
+    for (int64_t ho = 0; ho < g.Ho; ++ho)
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t wo = 0; wo < g.Wo; ++wo) y[o * P + ho * g.Wo + wo] = yt[(ho * Wp + wo) * O + o];
+    return;
+  }
+  const T* cols = x;
+  if (!cols_is_image(g, sc, sh, sw)) {
+    T* c = scratch<T>(0, size_t(K * P));
+    im2col(x, sc, sh, sw, g, c);
+    cols = c;
+  }
+  if (transposed_product(O, K)) {
+    T* yt = scratch<T>(1, size_t(P * O));
+    if (bias)
+      gemm(P, O, K, T(1), cols, 1, P, wt, 1, K, T(0), yt, O, 1, GemmEpilogue<T>{bias, false});
+    else
+      gemm(P, O, K, T(1), cols, 1, P, wt, 1, K, T(0), yt, O, 1);
+    constexpr int64_t kBlock = 64;  // a 64 x O block of y^T stays in L1 while it is written out
+    for (int64_t p0 = 0; p0 < P; p0 += kBlock) {
+      const int64_t p1 = std::min(P, p0 + kBlock);
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t p = p0; p < p1; ++p) y[o * P + p] = yt[p * O + o];
     }
   } else {
-    std::vector<T> scratch(scratch_size);
-    for (int64_t b = 0; b < B; ++b) fn(b, scratch.data());
+    gemm(O, P, K, T(1), wt, K, 1, cols, P, 1, T(0), y, P, 1);  // (O, K) @ (K, P)
+    if (bias)
+      for (int64_t o = 0; o < O; ++o)
+        for (int64_t p = 0; p < P; ++p) y[o * P + p] += bias[o];
   }
+}
+
+// Runs fn(b) for every image: in parallel over images when there are at least as many as threads
+// and enough work in all (each image on one thread, its GEMMs single-threaded), otherwise one image
+// at a time with the GEMMs threaded.
+template <class Fn>
+void for_each_image(int64_t B, int64_t work_per_image, const Fn& fn) {
+  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (nt > 1 && B >= nt && B * work_per_image >= 64 * 64 * 64) {
+    // dynamic: a thread slowed by the machine's other load takes fewer images (an image's result
+    // does not depend on which thread computes it)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t b = 0; b < B; ++b) fn(b);
+  } else {
+    for (int64_t b = 0; b < B; ++b) fn(b);
+  }
+}
+
+// sum of x[0, n) with 16 running sums in a fixed order (vectorisable without reordering a sum).
+template <class T>
+T row_sum(const T* x, int64_t n) {
+  constexpr int L = 16;
+  T part[L] = {};
+  int64_t k = 0;
+  for (; k + L <= n; k += L)
+    for (int l = 0; l < L; ++l) part[l] += x[k + l];
+  T s = T(0);
+  for (; k < n; ++k) s += x[k];
+  for (int l = 0; l < L; ++l) s += part[l];
+  return s;
+}
+
+// sum_k x[k] y[k] with 16 running sums in a fixed order (vectorisable without reordering a sum).
+template <class T>
+T dot16(const T* x, const T* y, int64_t n) {
+  constexpr int L = 16;
+  T part[L] = {};
+  int64_t k = 0;
+  for (; k + L <= n; k += L)
+    for (int l = 0; l < L; ++l) part[l] += x[k + l] * y[k + l];
+  T s = T(0);
+  for (; k < n; ++k) s += x[k] * y[k];
+  for (int l = 0; l < L; ++l) s += part[l];
+  return s;
 }
 
 }  // namespace
@@ -154,14 +326,8 @@ Array conv2d_forward(const Array& x, const Array& weight, const Array& bias, int
     const T* bp = bias.defined() ? bc.data<T>() : nullptr;
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
-    const int64_t K = g.K(), P = g.P();
-    for_each_image<T>(g.B, g.O * K * P, size_t(K * P), [&](int64_t b, T* cols) {
-      im2col(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, cols);
-      T* yb = yp + b * g.O * P;
-      gemm(g.O, P, K, T(1), wt.data(), K, 1, cols, P, 1, T(0), yb, P, 1);  // (O, K) @ (K, P)
-      if (bp)
-        for (int64_t o = 0; o < g.O; ++o)
-          for (int64_t p = 0; p < P; ++p) yb[o * P + p] += bp[o];
+    for_each_image(g.B, g.O * g.K() * g.P(), [&](int64_t b) {
+      conv_image(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, wt.data(), bp, yp + b * g.O * g.P());
     });
   });
   return y;
@@ -178,53 +344,110 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
     const Array dy = dy_in.contiguous();
     const T* dyp = dy.data<T>();
     const T* xp = x.data<T>();
-    const int64_t K = g.K(), P = g.P();
-    if (need_dbias) {  // db[o] = sum_{b, p} dy[b, o, p], in a fixed order per o
-      r.dbias = Array::empty({g.O}, x.dtype());
+    const int64_t K = g.K(), P = g.P(), O = g.O;
+    if (need_dbias) {  // db[o] = sum_b (sum_p dy[b, o, p]), in a fixed order per o
+      r.dbias = Array::empty({O}, x.dtype());
       T* db = r.dbias.data<T>();
-#pragma omp parallel for schedule(static) if (g.O * g.B * P > (1 << 16) && !omp_in_parallel())
-      for (int64_t o = 0; o < g.O; ++o) {
+      for (int64_t o = 0; o < O; ++o) {
         T s = T(0);
-        for (int64_t b = 0; b < g.B; ++b)
-          for (int64_t p = 0; p < P; ++p) s += dyp[(b * g.O + o) * P + p];
+        for (int64_t b = 0; b < g.B; ++b) s += row_sum(dyp + (b * O + o) * P, P);
         db[o] = s;
       }
     }
     if (need_dweight) {
-      // dWt (O, K) = sum_b dy_b (O, P) @ cols_b^T (P, K): one GEMM per image, accumulated in image
-      // order. The input channels are cut into groups (4 per thread, handed out dynamically); a
-      // group's thread builds only its rows of cols and owns its columns of dWt, so the threads
-      // share no sum: the same bits for any thread count.
-      std::vector<T> dwt(size_t(g.O * K));
-      const int64_t nt = omp_in_parallel() || g.O * K * P * g.B < (1 << 18) ? 1 : omp_get_max_threads();
-      const int64_t groups = std::min<int64_t>(g.C, 4 * nt);
-#pragma omp parallel num_threads(int(nt))
-      {
-        std::vector<T> cols(size_t((g.C + groups - 1) / groups * g.T() * P));
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t q = 0; q < groups; ++q) {
-          const int64_t c0 = g.C * q / groups, c1 = g.C * (q + 1) / groups, k0 = c0 * g.T(), kn = (c1 - c0) * g.T();
-          for (int64_t b = 0; b < g.B && kn > 0; ++b) {
-            im2col(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, cols.data(), c0, c1);
-            gemm(g.O, kn, P, T(1), dyp + b * g.O * P, P, 1, cols.data(), 1, P, b == 0 ? T(0) : T(1), dwt.data() + k0, K, 1);
+      // dWt = sum_b dy_b (O, P) @ cols_b^T (P, K). The images are cut into a fixed number of
+      // groups (independent of the thread count); each group sums its images in order into its
+      // own partial, the partials are added in group order: the same bits for any thread count.
+      // With O >= 8 (and K >= O) the partial is dWt^T (K, O) = cols (K, P) @ dy_b^T (P, O), so the micro-kernel
+      // reads cols in place as a row-major A and only the small dy_b is packed.
+      const bool transposed = transposed_product(O, K);
+      const int64_t groups = std::min<int64_t>(g.B, 8);
+      std::vector<T> part(size_t(groups * O * K));
+      const int nt = omp_in_parallel() || g.B * O * K * P < (1 << 18) ? 1 : omp_get_max_threads();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+      for (int64_t q = 0; q < groups; ++q) {
+        T* acc = part.data() + q * O * K;
+        for (int64_t b = g.B * q / groups; b < g.B * (q + 1) / groups; ++b) {
+          const T beta = b == g.B * q / groups ? T(0) : T(1);
+          const T* xb = xp + b * x.stride(0);
+          if (!transposed && g.stride == 1 && g.C >= 8 && O <= 4) {
+            // few outputs (as conv_image): dWt[o, c*T + t] = xpad_t[c] . dy_wide[o], dot products
+            // over the padded-width grid, where dy_wide is dy_b with zeros in the dropped columns
+            const int64_t Wp = g.W + 2 * g.padding, plane = (g.H + 2 * g.padding) * Wp, nw = g.Ho * Wp;
+            const T* xpad = pad_image(xb, x.stride(1), x.stride(2), x.stride(3), g);
+            T* dyw = scratch<T>(1, size_t(O * nw));
+            const T* dyb = dyp + b * O * P;
+            for (int64_t o = 0; o < O; ++o)
+              for (int64_t ho = 0; ho < g.Ho; ++ho) {
+                std::copy(dyb + o * P + ho * g.Wo, dyb + o * P + (ho + 1) * g.Wo, dyw + o * nw + ho * Wp);
+                std::fill(dyw + o * nw + ho * Wp + g.Wo, dyw + o * nw + (ho + 1) * Wp, T(0));
+              }
+            for (int64_t o = 0; o < O; ++o)
+              for (int64_t c = 0; c < g.C; ++c)
+                for (int64_t t = 0; t < g.T(); ++t) {
+                  const T d = dot16(xpad + c * plane + (g.taps[t] / g.KW) * Wp + g.taps[t] % g.KW, dyw + o * nw, nw);
+                  T& a = acc[o * K + c * g.T() + t];
+                  a = beta == T(0) ? d : a + d;
+                }
+            continue;
           }
+          const T* cols = xb;
+          if (!cols_is_image(g, x.stride(1), x.stride(2), x.stride(3))) {
+            T* c = scratch<T>(0, size_t(K * P));
+            im2col(xb, x.stride(1), x.stride(2), x.stride(3), g, c);
+            cols = c;
+          }
+          const T* dyb = dyp + b * O * P;
+          if (transposed)
+            gemm(K, O, P, T(1), cols, P, 1, dyb, 1, P, beta, acc, O, 1);
+          else
+            gemm(O, K, P, T(1), dyb, P, 1, cols, 1, P, beta, acc, K, 1);
         }
       }
+      for (int64_t q = 1; q < groups; ++q)
+        for (int64_t e = 0; e < O * K; ++e) part[size_t(e)] += part[size_t(q * O * K + e)];
       r.dweight = Array::zeros(weight.shape(), x.dtype());
       T* dw = r.dweight.data<T>();  // contiguous (O, C, KH, KW); the taps not used stay 0
-      for (int64_t o = 0; o < g.O; ++o)
+      const int64_t rs = transposed ? 1 : K, cs = transposed ? O : 1;  // dWt[o, k] = part[o*rs + k*cs]
+      for (int64_t o = 0; o < O; ++o)
         for (int64_t c = 0; c < g.C; ++c)
-          for (int64_t t = 0; t < g.T(); ++t) dw[(o * g.C + c) * g.KH * g.KW + g.taps[t]] = dwt[size_t(o * K + c * g.T() + t)];
+          for (int64_t t = 0; t < g.T(); ++t) dw[(o * g.C + c) * g.KH * g.KW + g.taps[t]] = part[size_t(o * rs + (c * g.T() + t) * cs)];
     }
     if (need_dx) {
-      // dcols_b (K, P) = Wt^T (K, O) @ dy_b (O, P), then col2im adds each tap back to its pixel.
-      const std::vector<T> wt = gather_weight<T>(weight, g);
-      r.dx = Array::zeros({g.B, g.C, g.H, g.W}, x.dtype());
+      r.dx = Array::empty({g.B, g.C, g.H, g.W}, x.dtype());
       T* dx = r.dx.data<T>();
-      for_each_image<T>(g.B, g.O * K * P, size_t(K * P), [&](int64_t b, T* dcols) {
-        gemm(K, P, g.O, T(1), wt.data(), 1, K, dyp + b * g.O * P, P, 1, T(0), dcols, P, 1);
-        col2im(dcols, g, dx + b * g.C * g.H * g.W);
-      });
+      if (g.stride == 1 && g.KH == g.KW && g.padding <= g.KH - 1 && transposed_product(g.C, O * g.T())) {
+        // Clever part: with stride 1, dx is itself a convolution, of dy with the flipped, transposed
+        // weight (tap (i, j) -> (KH-1-i, KW-1-j), padding KH-1-p): one im2col + GEMM of inner size
+        // O*T per image, instead of a GEMM of inner size O and a col2im scatter (for C >= 8; with
+        // fewer input channels the old way is cheaper).
+        const int64_t KK = g.KH * g.KW;
+        std::vector<int64_t> flipped(g.taps.rbegin(), g.taps.rend());
+        for (int64_t& t : flipped) t = KK - 1 - t;
+        const Geometry gt{g.B, O, g.Ho, g.Wo, g.C, g.KH, g.KW, g.H, g.W, 1, g.KH - 1 - g.padding, flipped};
+        // Wflip (C, O*T): Wflip[c, o*T + u] = w[o, c, KK-1-flipped[u]]
+        std::vector<T> wf(size_t(g.C * O * g.T()));
+        const T* wp = weight.data<T>();
+        for (int64_t c = 0; c < g.C; ++c)
+          for (int64_t o = 0; o < O; ++o)
+            for (int64_t u = 0; u < g.T(); ++u) {
+              const int64_t t = KK - 1 - flipped[size_t(u)];
+              wf[size_t(c * O * g.T() + o * g.T() + u)] =
+                  wp[o * weight.stride(0) + c * weight.stride(1) + (t / g.KW) * weight.stride(2) + (t % g.KW) * weight.stride(3)];
+            }
+        for_each_image(g.B, O * K * P, [&](int64_t b) {
+          conv_image(dyp + b * O * P, P, g.Wo, int64_t(1), gt, wf.data(), static_cast<const T*>(nullptr), dx + b * g.C * g.H * g.W);
+        });
+      } else {
+        // dcols_b (K, P) = Wt^T (K, O) @ dy_b (O, P), then col2im adds each tap back to its pixel.
+        const std::vector<T> wt = gather_weight<T>(weight, g);
+        std::fill(dx, dx + g.B * g.C * g.H * g.W, T(0));
+        for_each_image(g.B, O * K * P, [&](int64_t b) {
+          T* dcols = scratch<T>(0, size_t(K * P));
+          gemm(K, P, O, T(1), wt.data(), 1, K, dyp + b * O * P, P, 1, T(0), dcols, P, 1);
+          col2im(dcols, g, dx + b * g.C * g.H * g.W);
+        });
+      }
     }
   });
   return r;

@@ -9,12 +9,15 @@
 // mask keeps, so the taps the mask zeroes are never computed (PixelCNN's 3x3 mask B: 5 of 9).
 //
 // Per image, packed im2col: cols (C*T, Ho*Wo) holds the T taps of every input channel, one row
-// per (channel, tap), then y_b (O, Ho*Wo) = Wt (O, C*T) @ cols, one GEMM. Backward reuses the
-// layout: dW = sum_b dy_b @ cols_b^T (one GEMM per image, accumulated in image order), and
+// per (channel, tap), then y_b (O, Ho*Wo) = Wt (O, C*T) @ cols, one GEMM (computed as y_b^T =
+// cols^T @ Wt^T when O >= 8, so cols is read in place). With stride 1 and C >= 8 there is no cols:
+// one GEMM per tap reads the zero-padded image directly (tensor/conv.cpp). Backward: dW = sum_b
+// dy_b @ cols_b^T (image groups in parallel, partials added in a fixed order); dx, for stride 1,
+// square kernels and C >= 8, is the convolution of dy with the flipped, transposed weight, else
 // dx_b = col2im(Wt^T @ dy_b). The composite reference (unfold + matmul) is reference::conv2d in
-// autograd/ops_conv.cpp; tests check both agree in value and gradient.
+// autograd/ops_conv.cpp; tests check both agree in value and gradient on every path.
 // Results do not depend on the thread count: each image is computed by the same code whichever
-// thread runs it, and the weight gradient sums the images in order.
+// thread runs it, and the weight gradient sums a fixed number of image groups in a fixed order.
 #pragma once
 #include <cstdint>
 #include <vector>

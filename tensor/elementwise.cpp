@@ -75,9 +75,12 @@ template <class T>
 T softplus(T x) {  // log(1 + e^x) without overflow
   return x > 20 ? x : std::log1p(std::exp(x));
 }
+// One exp of -|x| (never overflows) and a select: vectorisable in float (exp_approx, relative error
+// ~2e-7), where two library exps per value kept the loop scalar.
 template <class T>
 T sigmoid(T x) {
-  return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
+  const T e = exp_approx(x >= 0 ? -x : x);
+  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
 }
 
 const char* unary_name(Unary op) {
@@ -249,6 +252,58 @@ void binary_(Binary op, Array& a, const Array& b_in) {
                     });
   });
   a.bump_version();
+}
+
+namespace {
+void check_same(const char* op, const Array& a, const Array& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype() || !is_floating(a.dtype()))
+    throw ShapeError(cat(op, ": operands must have one floating dtype and shape, got ", shape_str(a.shape()), " ",
+                         dtype_name(a.dtype()), " and ", shape_str(b.shape()), " ", dtype_name(b.dtype())));
+}
+}  // namespace
+
+Array elu_backward(const Array& g, const Array& x, const Array& y) {
+  check_same("elu_backward", g, x);
+  check_same("elu_backward", g, y);
+  Array out = Array::empty(g.shape(), g.dtype());
+  dispatch_floating(g.dtype(), "elu_backward", [&]<class T>() {
+    const T* gp = static_cast<const T*>(g.storage()->data) + g.offset();
+    const T* xp = static_cast<const T*>(x.storage()->data) + x.offset();
+    const T* yp = static_cast<const T*>(y.storage()->data) + y.offset();
+    T* op = out.data<T>();
+    for_each_row<4>(g.shape(), {g.strides(), x.strides(), y.strides(), out.strides()},
+                    [&](const std::array<int64_t, 4>& o, int64_t n, const std::array<int64_t, 4>& s) {
+                      const T *a = gp + o[0], *b = xp + o[1], *c = yp + o[2];
+                      T* r = op + o[3];
+                      // the composite's bits: g * (1 + m * y) with m = 0 or 1
+                      if (s[0] == 1 && s[1] == 1 && s[2] == 1)
+                        for (int64_t i = 0; i < n; ++i) r[i] = a[i] * (T(1) + (b[i] <= T(0) ? c[i] : T(0) * c[i]));
+                      else
+                        for (int64_t i = 0; i < n; ++i)
+                          r[i] = a[i * s[0]] * (T(1) + (b[i * s[1]] <= T(0) ? c[i * s[2]] : T(0) * c[i * s[2]]));
+                    });
+  });
+  return out;
+}
+
+Array sigmoid_backward(const Array& g, const Array& y) {
+  check_same("sigmoid_backward", g, y);
+  Array out = Array::empty(g.shape(), g.dtype());
+  dispatch_floating(g.dtype(), "sigmoid_backward", [&]<class T>() {
+    const T* gp = static_cast<const T*>(g.storage()->data) + g.offset();
+    const T* yp = static_cast<const T*>(y.storage()->data) + y.offset();
+    T* op = out.data<T>();
+    for_each_row<3>(g.shape(), {g.strides(), y.strides(), out.strides()},
+                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                      const T *a = gp + o[0], *c = yp + o[1];
+                      T* r = op + o[2];
+                      if (s[0] == 1 && s[1] == 1)
+                        for (int64_t i = 0; i < n; ++i) r[i] = a[i] * c[i] * (T(1) - c[i]);
+                      else
+                        for (int64_t i = 0; i < n; ++i) r[i] = a[i * s[0]] * c[i * s[1]] * (T(1) - c[i * s[1]]);
+                    });
+  });
+  return out;
 }
 
 bool has_nonfinite(const Array& x) {

@@ -2,7 +2,9 @@
 #pragma once
 #include <omp.h>
 
+#include <algorithm>
 #include <array>
+#include <vector>
 #include <cmath>
 #include <type_traits>
 
@@ -66,6 +68,39 @@ void for_each_row(const Shape& shape_in, std::array<Strides, N> st, Fn&& fn) {
   std::array<Strides, N> outer_st;
   for (size_t k = 0; k < N; ++k) outer_st[k] = Strides(mst[k].begin(), mst[k].end() - 1);
   int64_t rows = numel_of(outer);
+  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (nt > 1 && rows < nt && rows * inner >= kParallelGrain) {
+    // A few long rows (a contiguous operation merges into one): split each row's elements across
+    // the threads instead, or all but one thread would idle. Every element is still computed by
+    // the same code, so the result does not depend on the thread count.
+    std::vector<std::array<int64_t, N>> row_off(static_cast<size_t>(rows));
+    std::vector<int64_t> idx(outer.size(), 0);
+    std::array<int64_t, N> off{};
+    for (int64_t r = 0; r < rows; ++r) {
+      row_off[size_t(r)] = off;
+      for (size_t d = outer.size(); d-- > 0;) {
+        if (++idx[d] < outer[d]) {
+          for (size_t k = 0; k < N; ++k) off[k] += outer_st[k][d];
+          break;
+        }
+        for (size_t k = 0; k < N; ++k) off[k] -= outer_st[k][d] * (outer[d] - 1);
+        idx[d] = 0;
+      }
+    }
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), team = omp_get_num_threads();
+      for (int64_t r = 0; r < rows; ++r) {
+        // whole cache lines (16 floats) per thread where possible
+        const int64_t b = std::min(inner, (inner * t / team + 15) / 16 * 16), e = t + 1 == team ? inner : std::min(inner, (inner * (t + 1) / team + 15) / 16 * 16);
+        if (b >= e) continue;
+        std::array<int64_t, N> o = row_off[size_t(r)];
+        for (size_t k = 0; k < N; ++k) o[k] += b * inner_st[k];
+        fn(o, e - b, inner_st);
+      }
+    }
+    return;
+  }
   // rows are independent: split them across threads when there is enough work
   parallel_for(rows, [&](int64_t r0, int64_t r1) {
     std::array<int64_t, N> off{};

@@ -33,6 +33,16 @@ TEST(Conv2d, MatchesTheCompositeReferenceInValueAndGradient) {
       {"mask B taps (batch parallel)", {4, 16, 12, 12}, {16, 16, 3, 3}, true, false, 1, 1, {0, 1, 2, 3, 4}},
       {"7x7 mask A taps, 1 channel", {3, 1, 10, 10}, {8, 1, 7, 7}, true, false, 1, 3,
        {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23}},
+      // the paths of tensor/conv.cpp: the product transposed (O >= 8) or not, dx as the convolution
+      // of dy with the flipped weight (stride 1, C >= 8) or by col2im, a 1x1 kernel reading the image
+      {"realnvp 16 -> 16 3x3 (transposed, flipped dx)", {3, 16, 10, 9}, {16, 16, 3, 3}, true, false, 1, 1, {}},
+      {"16 -> 2 3x3 (flipped dx, small O)", {2, 16, 8, 8}, {2, 16, 3, 3}, true, false, 1, 1, {}},
+      {"1x1 16 -> 32", {3, 16, 5, 7}, {32, 16, 1, 1}, true, false, 1, 0, {}},
+      {"1x1 non-contiguous", {2, 8, 5, 6}, {12, 8, 1, 1}, true, true, 1, 0, {}},
+      {"3x3 pad 2 (col2im dx)", {2, 9, 6, 7}, {10, 9, 3, 3}, true, false, 1, 2, {}},
+      {"3x3 8 -> 6 (per-tap GEMMs as rows)", {2, 8, 6, 6}, {6, 8, 3, 3}, true, false, 1, 1, {}},
+      {"3x3 12 -> 3 masked taps (axpys and dot products)", {3, 12, 7, 5}, {3, 12, 3, 3}, true, false, 1, 1, {0, 1, 2, 3, 4}},
+      {"3x3 8 -> 8 non-contiguous (one GEMM per tap)", {2, 8, 6, 9}, {8, 8, 3, 3}, false, true, 1, 1, {}},
   };
   Generator g(3);
   for (const ConvCase& c : cases) {

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 #include <limits>
 #include <set>
@@ -1712,4 +1714,25 @@ TEST(TensorErrors, IndexingOnScalarsIsAnErrorNotACrash) {
   EXPECT_THROW(gather(s, 0, from_vector<int64_t>({0}, {})), IndexError);
   EXPECT_THROW(cat({s, s}, 0), ShapeError);  // torch: zero-dimensional tensors cannot be concatenated
   expect_values(stack({s, s}), {5, 5});
+}
+
+// A contiguous elementwise op is one long row; it is split across threads within the row
+// (tensor/loops.h). Every element must come out the same whatever the thread count, for long and
+// short rows, broadcast operands and a non-contiguous input.
+TEST(TensorElementwise, SameBitsForAnyThreadCount) {
+  Generator gen(21);
+  Tensor x = randn({3, 41, 1013}, {}, &gen) * 3.0, y = randn({41, 1}, {}, &gen), big = randn({100003}, {}, &gen);
+  auto run = [&](int threads) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    std::vector<Tensor> out{elu(x), sigmoid(x), exp(big), x * y, x + 1.0, tanh(x.transpose(0, 2)), big * big, x.to(DType::Float64)};
+    omp_set_num_threads(before);
+    return out;
+  };
+  auto one = run(1), two = run(2), three = run(3);
+  for (size_t i = 0; i < one.size(); ++i) {
+    std::vector<double> a = one[i].to(DType::Float64).to_vector<double>();
+    EXPECT_EQ(a, two[i].to(DType::Float64).to_vector<double>()) << "output " << i << " differs between 1 and 2 threads";
+    EXPECT_EQ(a, three[i].to(DType::Float64).to_vector<double>()) << "output " << i << " differs between 1 and 3 threads";
+  }
 }
