@@ -193,7 +193,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
       }
       continue;
     }
-    auto bad_entry = [&](const std::string& what) { return bad(cat("entry '", name, "': ", what)); };
+    // (captures a reference, not the structured binding: clang 16 rejects that under -fopenmp)
+    auto bad_entry = [&, &entry = name](const std::string& what) { return bad(cat("entry '", entry, "': ", what)); };
     if (!info.is_object()) throw bad_entry("expected an object with dtype, shape and data_offsets");
     Entry e{name, DType::Float32, {}, 0, 0};
     if (!info.contains("dtype") || !info["dtype"].is_string()) throw bad_entry("missing or non-string 'dtype'");

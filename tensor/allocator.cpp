@@ -9,6 +9,19 @@
 #include "tensor/errors.h"
 #include "tensor/storage.h"
 
+// GCC defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang (before 18) only answers
+// __has_feature(address_sanitizer).
+#if defined(__SANITIZE_ADDRESS__)
+#define DGM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DGM_ASAN 1
+#endif
+#endif
+#ifndef DGM_ASAN
+#define DGM_ASAN 0
+#endif
+
 namespace dgm {
 
 namespace {
@@ -31,7 +44,7 @@ struct Cache {
   bool enabled = [] {
     const char* e = std::getenv("DGM_CACHING_ALLOCATOR");
     if (e) return e[0] != '0';
-#if defined(__SANITIZE_ADDRESS__)
+#if DGM_ASAN
     return false;  // let AddressSanitizer see every use-after-free
 #else
     return true;

@@ -1,7 +1,7 @@
 // The fuzzers' inputs as regression tests: every file of the seed corpora (tests/fuzz/corpus/<name>/)
 // and every input a fuzzer once crashed on (tests/fuzz/regressions/<name>/, committed with the fix)
 // goes through the same calls as the fuzz target and must give a result or a dgm::Error — nothing
-// else. A new crash: copy build-fuzz/crash-... to tests/fuzz/regressions/<name>/ and fix the reader.
+// else. A new crash: copy build-sanitize/crash-... to tests/fuzz/regressions/<name>/ and fix the reader.
 #include <gtest/gtest.h>
 #include <unistd.h>
 

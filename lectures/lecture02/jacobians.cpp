@@ -224,8 +224,9 @@ std::vector<InverseCheck> inverse_function_checks(int64_t points, uint64_t seed)
     f->to(DType::Float64);
     perturb_parameters(*f, 0.7, gen);
     Tensor x = randn({points, 2}, kF64, &gen);
-    auto forward = [&](const Tensor& v) { return f->forward(v); };
-    auto inverse = [&](const Tensor& v) { return f->inverse(v); };
+    // (the lambdas capture a plain reference: clang 16 rejects a captured structured binding under -fopenmp)
+    auto forward = [&flow = f](const Tensor& v) { return flow->forward(v); };
+    auto inverse = [&flow = f](const Tensor& v) { return flow->inverse(v); };
     Tensor jf = autograd::batch_jacobian(forward, x);         // (P, 2, 2)
     nn::FlowOutput fw = f->forward_and_log_det(x);
     Tensor z = fw.out.detach();
