@@ -23,7 +23,7 @@ ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600
 if [ "${DGM_SANITIZE:-1}" != 0 ] || [ "${DGM_FUZZ:-1}" != 0 ]; then
   san_dir=${DGM_SANITIZE_BUILD_DIR:-build-sanitize}
   targets=()
-  [ "${DGM_SANITIZE:-1}" != 0 ] && targets+=(dgm_tests)
+  [ "${DGM_SANITIZE:-1}" != 0 ] && targets+=(dgm_tests doc_examples)
   [ "${DGM_FUZZ:-1}" != 0 ] && targets+=(fuzz_targets)
   echo "== checking build: ${targets[*]} in $san_dir (sanitizers, libFuzzer instrumentation, -DDGM_NATIVE=${DGM_SANITIZE_NATIVE:-OFF})"
   DGM_SANITIZE_BUILD_DIR=$san_dir bash scripts/build-sanitize.sh "${targets[@]}"

@@ -64,7 +64,9 @@ TEST(Conv2d, MatchesTheCompositeReferenceInValueAndGradient) {
       std::vector<bool> used(size_t(c.w[2] * c.w[3]), false);
       for (int64_t t : c.taps) used[size_t(t)] = true;
       for (int64_t t = 0; t < c.w[2] * c.w[3]; ++t) {
-        if (!used[size_t(t)]) EXPECT_EQ(amax(abs(select(dw, 1, t))).item(), 0.0) << "tap " << t;
+        if (!used[size_t(t)]) {
+          EXPECT_EQ(amax(abs(select(dw, 1, t))).item(), 0.0) << "tap " << t;
+        }
       }
     }
   }
