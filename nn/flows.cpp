@@ -478,15 +478,19 @@ Tensor half_mask(int64_t dim, bool first_half_kept) {
   for (int64_t d = 0; d < dim; ++d) m[d] = ((d < dim / 2) == first_half_kept) ? 1.0f : 0.0f;
   return from_vector(m, {dim});
 }
+// The layers draw their initial weights in separate statements, last layer first: as arguments of
+// one call their order was unspecified (g++ built them last first, clang first first, so one seed
+// gave two models). Last first is the order g++ always used, which lecture 2's figures were drawn in.
 std::shared_ptr<Module> mlp_conditioner(int64_t dim, int64_t hidden, Generator* gen) {
-  return std::make_shared<Sequential>(std::make_shared<Linear>(dim, hidden, LinearOptions{.gen = gen}), std::make_shared<ReLU>(),
-                                      std::make_shared<Linear>(hidden, hidden, LinearOptions{.gen = gen}), std::make_shared<ReLU>(),
-                                      std::make_shared<Linear>(hidden, 2 * dim, LinearOptions{.gen = gen}));
+  auto out = std::make_shared<Linear>(hidden, 2 * dim, LinearOptions{.gen = gen});
+  auto mid = std::make_shared<Linear>(hidden, hidden, LinearOptions{.gen = gen});
+  auto in = std::make_shared<Linear>(dim, hidden, LinearOptions{.gen = gen});
+  return std::make_shared<Sequential>(in, std::make_shared<ReLU>(), mid, std::make_shared<ReLU>(), out);
 }
 std::shared_ptr<Module> conv_conditioner(int64_t channels, int64_t filters, Generator* gen) {
-  return std::make_shared<Sequential>(std::make_shared<Conv2d>(channels, filters, 3, Conv2dOptions{.padding = 1, .gen = gen}),
-                                      std::make_shared<ReLU>(),
-                                      std::make_shared<Conv2d>(filters, 2 * channels, 3, Conv2dOptions{.padding = 1, .gen = gen}));
+  auto out = std::make_shared<Conv2d>(filters, 2 * channels, 3, Conv2dOptions{.padding = 1, .gen = gen});
+  auto in = std::make_shared<Conv2d>(channels, filters, 3, Conv2dOptions{.padding = 1, .gen = gen});
+  return std::make_shared<Sequential>(in, std::make_shared<ReLU>(), out);
 }
 
 // ---- SqueezeFlow ----------------------------------------------------------------------------------------
