@@ -2,15 +2,15 @@
 // at each, then run nodes once all their gradient contributions have arrived (a topological
 // order), summing contributions per input slot. Deterministic: the same graph always runs in the
 // same order, so gradients are bit-for-bit reproducible.
-#include "autograd/engine.h"
+#include <dgm/autograd/engine.h>
 
 #include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/kernels.h"
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm {
 

@@ -2,7 +2,7 @@
 #pragma once
 #include <vector>
 
-#include "autograd/tensor.h"
+#include <dgm/autograd/tensor.h>
 
 namespace dgm::autograd {
 

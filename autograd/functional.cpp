@@ -1,7 +1,7 @@
-#include "autograd/functional.h"
+#include <dgm/autograd/functional.h>
 
-#include "autograd/engine.h"
-#include "autograd/ops.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/ops.h>
 
 namespace dgm::autograd {
 

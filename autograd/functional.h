@@ -15,7 +15,7 @@
 #pragma once
 #include <functional>
 
-#include "autograd/tensor.h"
+#include <dgm/autograd/tensor.h>
 
 namespace dgm::autograd {
 

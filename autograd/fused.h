@@ -6,8 +6,8 @@
 #include <functional>
 #include <vector>
 
-#include "autograd/tensor.h"
-#include "tensor/fused.h"
+#include <dgm/autograd/tensor.h>
+#include <dgm/tensor/fused.h>
 
 namespace dgm::fused {
 

@@ -1,9 +1,9 @@
-#include "autograd/gradcheck.h"
+#include <dgm/autograd/gradcheck.h>
 
 #include <cmath>
 
-#include "autograd/engine.h"
-#include "autograd/ops.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/ops.h>
 
 namespace dgm {
 

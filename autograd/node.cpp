@@ -1,9 +1,9 @@
-#include "autograd/node.h"
+#include <dgm/autograd/node.h>
 
 #include <atomic>
 
-#include "autograd/ops.h"
-#include "tensor/kernels.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm {
 

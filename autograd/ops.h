@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "autograd/tensor.h"
+#include <dgm/autograd/tensor.h>
 
 namespace dgm {
 

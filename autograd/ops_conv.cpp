@@ -8,11 +8,11 @@
 // composite reference instead, so it is exact to any order.
 #include <functional>
 
-#include "autograd/engine.h"
-#include "autograd/fused.h"
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/conv.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/fused.h>
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/conv.h>
 
 namespace dgm {
 

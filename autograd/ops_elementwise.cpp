@@ -2,9 +2,9 @@
 //   Each op: y = f(x) ... ; backward: dL/dx = dL/dy * f'(x).
 #include <cmath>
 
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/kernels.h"
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm {
 

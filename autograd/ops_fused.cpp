@@ -1,11 +1,11 @@
 #include <cmath>
 #include <functional>
 
-#include "autograd/engine.h"
-#include "autograd/fused.h"
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/fused.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/fused.h>
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/fused.h>
 
 namespace dgm {
 

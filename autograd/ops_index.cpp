@@ -1,8 +1,8 @@
 // Indexing ops. Gathering and scattering are each other's backward:
 //   gather <-> scatter_add, index_select <-> index_add, embedding -> index_add into the table.
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/kernels.h"
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm {
 

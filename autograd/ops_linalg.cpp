@@ -1,7 +1,7 @@
 // matmul, slogdet, inverse, softmax / log_softmax.
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/kernels.h"
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm {
 

@@ -1,9 +1,9 @@
 // Reductions. Backward broadcasts the output gradient back over the reduced dims.
 #include <algorithm>
 
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/kernels.h"
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm {
 

@@ -1,9 +1,9 @@
-#include "autograd/tensor.h"
+#include <dgm/autograd/tensor.h>
 
-#include "autograd/engine.h"
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/kernels.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm {
 

@@ -5,9 +5,9 @@
 #include <optional>
 #include <vector>
 
-#include "autograd/ops_list.h"
-#include "tensor/array.h"
-#include "tensor/random.h"
+#include <dgm/autograd/ops_list.h>
+#include <dgm/tensor/array.h>
+#include <dgm/tensor/random.h>
 
 namespace dgm {
 

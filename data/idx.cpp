@@ -1,6 +1,6 @@
 // IDX reading/writing and the small file helpers it needs (gzip through zlib, atomic writes).
 // See idx.h for the format.
-#include "data/idx.h"
+#include <dgm/data/idx.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,8 +15,8 @@
 #include <limits>
 #include <memory>
 
-#include "tensor/errors.h"
-#include "tools/files.h"
+#include <dgm/tensor/errors.h>
+#include <dgm/tools/files.h>
 
 namespace dgm::data {
 

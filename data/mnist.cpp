@@ -1,13 +1,13 @@
 // Finding and loading MNIST-style datasets; see mnist.h.
-#include "data/mnist.h"
+#include <dgm/data/mnist.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
-#include "data/idx.h"
-#include "tensor/errors.h"
+#include <dgm/data/idx.h>
+#include <dgm/tensor/errors.h>
 
 // CMake sets this to the absolute path of the repo's data/ folder. The fallback keeps a bare
 // `g++ ...` build working when run from the repo root.

@@ -1,8 +1,8 @@
-#include "models/autoregressive.h"
+#include <dgm/models/autoregressive.h>
 
 #include <cmath>
 
-#include "nn/functional.h"
+#include <dgm/nn/functional.h>
 
 namespace dgm::models {
 

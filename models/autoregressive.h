@@ -15,7 +15,7 @@
 #pragma once
 #include <vector>
 
-#include "models/model.h"
+#include <dgm/models/model.h>
 
 namespace dgm::models {
 

@@ -1,8 +1,8 @@
-#include "models/baselines.h"
+#include <dgm/models/baselines.h>
 
 #include <cmath>
 
-#include "models/config.h"
+#include <dgm/models/config.h>
 
 namespace dgm::models {
 

@@ -17,7 +17,7 @@
 //
 // Config: {"data": "binary" | "8-bit", "image_size": 28}.
 #pragma once
-#include "models/autoregressive.h"
+#include <dgm/models/autoregressive.h>
 
 namespace dgm::models {
 

@@ -1,4 +1,4 @@
-#include "models/config.h"
+#include <dgm/models/config.h>
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 namespace dgm::models {
 

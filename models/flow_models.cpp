@@ -1,10 +1,10 @@
-#include "models/flow_models.h"
+#include <dgm/models/flow_models.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "models/config.h"
-#include "tensor/errors.h"
+#include <dgm/models/config.h>
+#include <dgm/tensor/errors.h>
 
 namespace dgm::models {
 

@@ -36,8 +36,8 @@
 #pragma once
 #include <memory>
 
-#include "models/model.h"
-#include "nn/flows.h"
+#include <dgm/models/model.h>
+#include <dgm/nn/flows.h>
 
 namespace dgm::models {
 

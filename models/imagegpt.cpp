@@ -1,7 +1,7 @@
-#include "models/imagegpt.h"
+#include <dgm/models/imagegpt.h>
 
-#include "models/config.h"
-#include "nn/init.h"
+#include <dgm/models/config.h>
+#include <dgm/nn/init.h>
 
 namespace dgm::models {
 

@@ -26,8 +26,8 @@
 #pragma once
 #include <vector>
 
-#include "models/autoregressive.h"
-#include "nn/attention.h"
+#include <dgm/models/autoregressive.h>
+#include <dgm/nn/attention.h>
 
 namespace dgm::models {
 

@@ -1,7 +1,7 @@
-#include "models/mlp_ar.h"
+#include <dgm/models/mlp_ar.h>
 
-#include "models/config.h"
-#include "nn/distributions.h"
+#include <dgm/models/config.h>
+#include <dgm/nn/distributions.h>
 
 namespace dgm::models {
 

@@ -1,4 +1,4 @@
-#include "models/model.h"
+#include <dgm/models/model.h>
 
 namespace dgm::models {
 

@@ -20,9 +20,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "autograd/ops.h"
-#include "nn/module.h"
-#include "nn/optim.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/nn/module.h>
+#include <dgm/nn/optim.h>
 
 namespace dgm::models {
 

@@ -1,9 +1,9 @@
-#include "models/pixelcnn.h"
+#include <dgm/models/pixelcnn.h>
 
 #include <algorithm>
 
-#include "autograd/engine.h"
-#include "models/config.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/models/config.h>
 
 namespace dgm::models {
 

@@ -26,8 +26,8 @@
 #pragma once
 #include <vector>
 
-#include "models/autoregressive.h"
-#include "nn/layers.h"
+#include <dgm/models/autoregressive.h>
+#include <dgm/nn/layers.h>
 
 namespace dgm::models {
 

@@ -1,16 +1,16 @@
-#include "models/registry.h"
+#include <dgm/models/registry.h>
 
 #include <algorithm>
 
-#include "models/config.h"
-#include "tensor/allocator.h"
+#include <dgm/models/config.h>
+#include <dgm/tensor/allocator.h>
 
-#include "models/baselines.h"
-#include "models/flow_models.h"
-#include "models/imagegpt.h"
-#include "models/mlp_ar.h"
-#include "models/pixelcnn.h"
-#include "models/template_model.h"
+#include <dgm/models/baselines.h>
+#include <dgm/models/flow_models.h>
+#include <dgm/models/imagegpt.h>
+#include <dgm/models/mlp_ar.h>
+#include <dgm/models/pixelcnn.h>
+#include <dgm/models/template_model.h>
 
 namespace dgm::models {
 

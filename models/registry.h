@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "models/model.h"
+#include <dgm/models/model.h>
 
 namespace dgm::models {
 

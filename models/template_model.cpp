@@ -1,7 +1,7 @@
-#include "models/template_model.h"
+#include <dgm/models/template_model.h>
 
-#include "models/config.h"
-#include "nn/distributions.h"
+#include <dgm/models/config.h>
+#include <dgm/nn/distributions.h>
 
 namespace dgm::models {
 

@@ -12,7 +12,7 @@
 //
 // Config: {"image_size": 28}.
 #pragma once
-#include "models/model.h"
+#include <dgm/models/model.h>
 
 namespace dgm::models {
 

@@ -1,4 +1,4 @@
-#include "nn/attention.h"
+#include <dgm/nn/attention.h>
 
 #include <algorithm>
 

@@ -3,7 +3,7 @@
 #pragma once
 #include <memory>
 
-#include "nn/layers.h"
+#include <dgm/nn/layers.h>
 
 namespace dgm::nn {
 

@@ -1,10 +1,10 @@
-#include "nn/distributions.h"
+#include <dgm/nn/distributions.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "nn/functional.h"
+#include <dgm/nn/functional.h>
 
 namespace dgm::nn {
 

@@ -3,8 +3,8 @@
 // applies, rsample (differentiable). Parameters broadcast like elementwise ops; "batch shape" is
 // their broadcast shape. Samples draw from a Generator (default: dgm::default_generator()).
 #pragma once
-#include "autograd/ops.h"
-#include "tensor/random.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/random.h>
 
 namespace dgm::nn {
 

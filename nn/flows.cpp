@@ -1,9 +1,9 @@
-#include "nn/flows.h"
+#include <dgm/nn/flows.h>
 
 #include <cmath>
 
-#include "nn/init.h"
-#include "tensor/kernels.h"
+#include <dgm/nn/init.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm::nn {
 

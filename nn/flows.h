@@ -13,8 +13,8 @@
 #include <memory>
 #include <vector>
 
-#include "nn/layers.h"
-#include "nn/module.h"
+#include <dgm/nn/layers.h>
+#include <dgm/nn/module.h>
 
 namespace dgm::nn {
 

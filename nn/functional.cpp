@@ -1,9 +1,9 @@
-#include "nn/functional.h"
+#include <dgm/nn/functional.h>
 
 #include <cmath>
 #include <functional>
 
-#include "autograd/fused.h"
+#include <dgm/autograd/fused.h>
 
 namespace dgm::nn::functional {
 

@@ -6,8 +6,8 @@
 #pragma once
 #include <string>
 
-#include "autograd/fused.h"
-#include "autograd/ops.h"
+#include <dgm/autograd/fused.h>
+#include <dgm/autograd/ops.h>
 
 namespace dgm::nn::functional {
 

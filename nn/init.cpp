@@ -1,8 +1,8 @@
-#include "nn/init.h"
+#include <dgm/nn/init.h>
 
 #include <cmath>
 
-#include "autograd/ops.h"
+#include <dgm/autograd/ops.h>
 
 namespace dgm::nn::init {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <utility>
 
-#include "autograd/tensor.h"
-#include "tensor/random.h"
+#include <dgm/autograd/tensor.h>
+#include <dgm/tensor/random.h>
 
 namespace dgm::nn::init {
 

@@ -1,6 +1,6 @@
-#include "nn/layers.h"
+#include <dgm/nn/layers.h>
 
-#include "nn/init.h"
+#include <dgm/nn/init.h>
 
 namespace dgm::nn {
 

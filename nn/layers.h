@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "nn/functional.h"
-#include "nn/module.h"
-#include "tensor/random.h"
+#include <dgm/nn/functional.h>
+#include <dgm/nn/module.h>
+#include <dgm/tensor/random.h>
 
 namespace dgm::nn {
 

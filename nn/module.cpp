@@ -1,10 +1,10 @@
-#include "nn/module.h"
+#include <dgm/nn/module.h>
 
 #include <map>
 #include <set>
 #include <sstream>
 
-#include "autograd/ops.h"
+#include <dgm/autograd/ops.h>
 
 namespace dgm::nn {
 

@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "autograd/tensor.h"
+#include <dgm/autograd/tensor.h>
 
 namespace dgm::nn {
 

@@ -1,11 +1,11 @@
 // Everything in nn/: modules and layers, functional forms and losses, distributions, init,
 // optimisers and schedules, safetensors checkpoints.
 #pragma once
-#include "nn/attention.h"
-#include "nn/distributions.h"
-#include "nn/functional.h"
-#include "nn/init.h"
-#include "nn/layers.h"
-#include "nn/module.h"
-#include "nn/optim.h"
-#include "nn/serialize.h"
+#include <dgm/nn/attention.h>
+#include <dgm/nn/distributions.h>
+#include <dgm/nn/functional.h>
+#include <dgm/nn/init.h>
+#include <dgm/nn/layers.h>
+#include <dgm/nn/module.h>
+#include <dgm/nn/optim.h>
+#include <dgm/nn/serialize.h>

@@ -1,9 +1,9 @@
-#include "nn/optim.h"
+#include <dgm/nn/optim.h>
 
 #include <cmath>
 #include <map>
 
-#include "autograd/ops.h"
+#include <dgm/autograd/ops.h>
 
 namespace dgm::nn {
 

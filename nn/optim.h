@@ -11,7 +11,7 @@
 #pragma once
 #include <vector>
 
-#include "nn/module.h"
+#include <dgm/nn/module.h>
 
 namespace dgm::nn {
 

@@ -1,4 +1,4 @@
-#include "nn/serialize.h"
+#include <dgm/nn/serialize.h>
 
 #include <fcntl.h>
 #include <unistd.h>

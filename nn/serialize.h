@@ -15,7 +15,7 @@
 #include <map>
 #include <string>
 
-#include "nn/module.h"
+#include <dgm/nn/module.h>
 
 namespace dgm::nn {
 

@@ -1,4 +1,4 @@
-#include "tensor/allocator.h"
+#include <dgm/tensor/allocator.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -6,8 +6,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tensor/errors.h"
-#include "tensor/storage.h"
+#include <dgm/tensor/errors.h>
+#include <dgm/tensor/storage.h>
 
 // GCC defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang (before 18) only answers
 // __has_feature(address_sanitizer).

@@ -1,4 +1,4 @@
-#include "tensor/array.h"
+#include <dgm/tensor/array.h>
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "tensor/loops.h"
+#include <dgm/tensor/loops.h>
 
 namespace dgm {
 

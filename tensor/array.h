@@ -8,9 +8,9 @@
 #include <memory>
 #include <vector>
 
-#include "tensor/dtype.h"
-#include "tensor/shape.h"
-#include "tensor/storage.h"
+#include <dgm/tensor/dtype.h>
+#include <dgm/tensor/shape.h>
+#include <dgm/tensor/storage.h>
 
 namespace dgm {
 

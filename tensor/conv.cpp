@@ -1,5 +1,5 @@
 // 2-D convolution on the blocked GEMM (see tensor/conv.h).
-#include "tensor/conv.h"
+#include <dgm/tensor/conv.h>
 
 #include <omp.h>
 
@@ -10,8 +10,8 @@
 #include <immintrin.h>
 #endif
 
-#include "tensor/errors.h"
-#include "tensor/gemm.h"
+#include <dgm/tensor/errors.h>
+#include <dgm/tensor/gemm.h>
 
 namespace dgm::cpu {
 namespace {

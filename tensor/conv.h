@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "tensor/array.h"
+#include <dgm/tensor/array.h>
 
 namespace dgm::cpu {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 namespace dgm {
 

@@ -1,4 +1,4 @@
-#include "tensor/fused.h"
+#include <dgm/tensor/fused.h>
 
 #include <omp.h>
 
@@ -6,10 +6,10 @@
 #include <cmath>
 #include <vector>
 
-#include "tensor/gemm.h"
-#include "tensor/kernels.h"
-#include "tensor/loops.h"
-#include "tensor/vecmath.h"
+#include <dgm/tensor/gemm.h>
+#include <dgm/tensor/kernels.h>
+#include <dgm/tensor/loops.h>
+#include <dgm/tensor/vecmath.h>
 
 namespace dgm::cpu {
 

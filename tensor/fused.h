@@ -2,7 +2,7 @@
 // Each has a composite reference built from primitive ops (autograd/fused.h) and a test that both
 // agree in value and gradient.
 #pragma once
-#include "tensor/array.h"
+#include <dgm/tensor/array.h>
 
 namespace dgm::cpu {
 

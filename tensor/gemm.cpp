@@ -23,7 +23,7 @@
 // Multiple threads each take a rectangle of C and run this loop nest on it independently; every C
 // element sees the same summation order (it depends on KC, which depends on K and the CPU only),
 // so the result does not depend on the thread count.
-#include "tensor/gemm.h"
+#include <dgm/tensor/gemm.h>
 
 #include <omp.h>
 
@@ -36,7 +36,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 #if defined(__AVX512F__) || defined(__AVX2__) || defined(__AVX__)
 #include <immintrin.h>

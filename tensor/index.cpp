@@ -2,8 +2,8 @@
 // tril/triu and constant padding.
 #include <cstring>
 
-#include "tensor/kernels.h"
-#include "tensor/loops.h"
+#include <dgm/tensor/kernels.h>
+#include <dgm/tensor/loops.h>
 
 namespace dgm::cpu {
 

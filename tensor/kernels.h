@@ -4,7 +4,7 @@
 #include <utility>
 #include <vector>
 
-#include "tensor/array.h"
+#include <dgm/tensor/array.h>
 
 namespace dgm::cpu {
 

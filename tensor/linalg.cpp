@@ -2,7 +2,7 @@
 // The change-of-variables chapter needs log|det J|; autograd differentiates it through inverse().
 #include <cmath>
 
-#include "tensor/kernels.h"
+#include <dgm/tensor/kernels.h>
 
 namespace dgm::cpu {
 

@@ -8,8 +8,8 @@
 #include <cmath>
 #include <type_traits>
 
-#include "tensor/array.h"
-#include "tensor/kernels.h"
+#include <dgm/tensor/array.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm::cpu {
 

@@ -1,6 +1,6 @@
 // matmul with torch.matmul semantics, on top of the strided GEMM in tensor/gemm.h.
-#include "tensor/gemm.h"
-#include "tensor/kernels.h"
+#include <dgm/tensor/gemm.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm::cpu {
 

@@ -1,4 +1,4 @@
-#include "tensor/random.h"
+#include <dgm/tensor/random.h>
 
 #include <cmath>
 #include <sstream>

@@ -5,7 +5,7 @@
 #include <random>
 #include <string>
 
-#include "tensor/array.h"
+#include <dgm/tensor/array.h>
 
 namespace dgm {
 

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <limits>
 
-#include "tensor/kernels.h"
-#include "tensor/loops.h"
+#include <dgm/tensor/kernels.h>
+#include <dgm/tensor/loops.h>
 
 namespace dgm::cpu {
 

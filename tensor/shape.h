@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 namespace dgm {
 

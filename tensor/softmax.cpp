@@ -2,9 +2,9 @@
 #include <cmath>
 #include <type_traits>
 
-#include "tensor/kernels.h"
-#include "tensor/loops.h"
-#include "tensor/vecmath.h"
+#include <dgm/tensor/kernels.h>
+#include <dgm/tensor/loops.h>
+#include <dgm/tensor/vecmath.h>
 
 namespace dgm::cpu {
 

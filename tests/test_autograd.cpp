@@ -4,10 +4,10 @@
 
 #include <cmath>
 
-#include "autograd/engine.h"
-#include "autograd/gradcheck.h"
-#include "autograd/node.h"
-#include "autograd/ops.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/gradcheck.h>
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
 
 namespace dgm {
 namespace {

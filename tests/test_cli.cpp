@@ -15,16 +15,16 @@
 #include <string>
 #include <vector>
 
-#include "tests/testing.h"
-#include "models/registry.h"
-#include "nn/functional.h"
-#include "nn/serialize.h"
-#include "tools/cli/args.h"
-#include "tools/cli/bench.h"
-#include "tools/cli/commands.h"
-#include "tools/image.h"
-#include "train/data_loader.h"
-#include "train/trainer.h"
+#include <dgm/tests/testing.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/functional.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/tools/cli/args.h>
+#include <dgm/tools/cli/bench.h>
+#include <dgm/tools/cli/commands.h>
+#include <dgm/tools/image.h>
+#include <dgm/train/data_loader.h>
+#include <dgm/train/trainer.h>
 
 using namespace dgm;
 using namespace dgm::cli;

@@ -11,17 +11,17 @@
 #include <regex>
 #include <sstream>
 
-#include "models/imagegpt.h"
-#include "models/pixelcnn.h"
-#include "models/registry.h"
-#include "nn/init.h"
-#include "nn/optim.h"
-#include "nn/serialize.h"
-#include "tools/cli/args.h"
-#include "tools/cli/commands.h"
-#include "tools/image.h"
-#include "train/classify.h"
-#include "train/trainer.h"
+#include <dgm/models/imagegpt.h>
+#include <dgm/models/pixelcnn.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/init.h>
+#include <dgm/nn/optim.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/tools/cli/args.h>
+#include <dgm/tools/cli/commands.h>
+#include <dgm/tools/image.h>
+#include <dgm/train/classify.h>
+#include <dgm/train/trainer.h>
 
 using namespace dgm;
 using namespace dgm::models;

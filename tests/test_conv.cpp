@@ -5,9 +5,9 @@
 
 #include <omp.h>
 
-#include "autograd/engine.h"
-#include "autograd/ops.h"
-#include "nn/layers.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/nn/layers.h>
 
 namespace dgm {
 namespace {

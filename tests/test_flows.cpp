@@ -10,9 +10,9 @@
 
 #include <cmath>
 
-#include "autograd/engine.h"
-#include "autograd/functional.h"
-#include "nn/flows.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/functional.h>
+#include <dgm/nn/flows.h>
 
 namespace dgm {
 namespace {

@@ -6,13 +6,13 @@
 
 #include <cmath>
 
-#include "autograd/engine.h"
-#include "autograd/fused.h"
-#include "autograd/ops.h"
-#include "models/registry.h"
-#include "nn/optim.h"
-#include "tensor/allocator.h"
-#include "tensor/vecmath.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/fused.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/optim.h>
+#include <dgm/tensor/allocator.h>
+#include <dgm/tensor/vecmath.h>
 
 namespace dgm {
 namespace {

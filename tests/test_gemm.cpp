@@ -13,8 +13,8 @@
 #include <tuple>
 #include <vector>
 
-#include "tensor/errors.h"
-#include "tensor/gemm.h"
+#include <dgm/tensor/errors.h>
+#include <dgm/tensor/gemm.h>
 
 namespace {
 

@@ -7,11 +7,11 @@
 #include <set>
 #include <unordered_set>
 
-#include "autograd/fused.h"
-#include "autograd/gradcheck.h"
-#include "autograd/node.h"
-#include "autograd/ops.h"
-#include "tensor/kernels.h"
+#include <dgm/autograd/fused.h>
+#include <dgm/autograd/gradcheck.h>
+#include <dgm/autograd/node.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/tensor/kernels.h>
 
 namespace dgm {
 namespace {

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "data/idx.h"
-#include "tools/files.h"
-#include "data/mnist.h"
-#include "tensor/errors.h"
+#include <dgm/data/idx.h>
+#include <dgm/tools/files.h>
+#include <dgm/data/mnist.h>
+#include <dgm/tensor/errors.h>
 
 using namespace dgm;
 using namespace dgm::data;

@@ -5,9 +5,9 @@
 
 #include <cmath>
 
-#include "autograd/engine.h"
-#include "autograd/functional.h"
-#include "autograd/ops.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/functional.h>
+#include <dgm/autograd/ops.h>
 
 namespace dgm {
 namespace {

@@ -13,9 +13,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "autograd/ops.h"
-#include "lectures/lecture01/lecture01.h"
-#include "tensor/errors.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/lectures/lecture01/lecture01.h>
+#include <dgm/tensor/errors.h>
 
 using namespace dgm;
 using namespace dgm::lecture01;

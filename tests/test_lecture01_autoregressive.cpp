@@ -7,7 +7,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "lectures/lecture01/autoregressive.h"
+#include <dgm/lectures/lecture01/autoregressive.h>
 
 using namespace dgm;
 using namespace dgm::lecture01;

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "lectures/lecture01/conditional.h"
-#include "lectures/lecture01/lecture01.h"
+#include <dgm/lectures/lecture01/conditional.h>
+#include <dgm/lectures/lecture01/lecture01.h>
 
 using namespace dgm;
 using namespace dgm::lecture01;

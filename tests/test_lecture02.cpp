@@ -10,7 +10,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "lectures/lecture02/lecture02.h"
+#include <dgm/lectures/lecture02/lecture02.h>
 
 using namespace dgm;
 using namespace dgm::lecture02;

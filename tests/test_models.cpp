@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "data/mnist.h"
-#include "models/autoregressive.h"
-#include "models/baselines.h"
-#include "models/imagegpt.h"
-#include "models/mlp_ar.h"
-#include "models/pixelcnn.h"
-#include "models/registry.h"
-#include "nn/optim.h"
+#include <dgm/data/mnist.h>
+#include <dgm/models/autoregressive.h>
+#include <dgm/models/baselines.h>
+#include <dgm/models/imagegpt.h>
+#include <dgm/models/mlp_ar.h>
+#include <dgm/models/pixelcnn.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/optim.h>
 
 using namespace dgm;
 using namespace dgm::models;

@@ -4,11 +4,11 @@
 
 #include <cmath>
 
-#include "autograd/functional.h"
-#include "autograd/ops.h"
-#include "models/flow_models.h"
-#include "models/registry.h"
-#include "nn/optim.h"
+#include <dgm/autograd/functional.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/models/flow_models.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/optim.h>
 
 using namespace dgm;
 using namespace dgm::models;

@@ -7,9 +7,9 @@
 #include <cmath>
 #include <numeric>
 
-#include "autograd/engine.h"
-#include "autograd/gradcheck.h"
-#include "nn/nn.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/gradcheck.h>
+#include <dgm/nn/nn.h>
 
 namespace {
 

@@ -5,8 +5,8 @@
 #include <functional>
 #include <map>
 
-#include "autograd/engine.h"
-#include "nn/nn.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/nn/nn.h>
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <limits>
 
-#include "nn/nn.h"
+#include <dgm/nn/nn.h>
 
 namespace {
 

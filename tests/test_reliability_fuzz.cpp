@@ -13,11 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "data/idx.h"
-#include "nn/serialize.h"
-#include "tensor/errors.h"
-#include "tests/fuzz/checkpoint_harness.h"
-#include "tools/cli/args.h"
+#include <dgm/data/idx.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/tensor/errors.h>
+#include <dgm/tests/fuzz/checkpoint_harness.h>
+#include <dgm/tools/cli/args.h>
 
 using namespace dgm;
 namespace fs = std::filesystem;

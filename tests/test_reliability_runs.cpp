@@ -16,12 +16,12 @@
 #include <thread>
 #include <vector>
 
-#include "tests/testing.h"
-#include "models/registry.h"
-#include "nn/serialize.h"
-#include "tools/cli/commands.h"
-#include "train/run_folder.h"
-#include "train/trainer.h"
+#include <dgm/tests/testing.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/tools/cli/commands.h>
+#include <dgm/train/run_folder.h>
+#include <dgm/train/trainer.h>
 
 using namespace dgm;
 namespace fs = std::filesystem;

@@ -16,17 +16,17 @@
 #include <string>
 #include <vector>
 
-#include "tests/testing.h"
-#include "data/idx.h"
-#include "tools/files.h"
-#include "data/mnist.h"
-#include "models/config.h"
-#include "models/registry.h"
-#include "nn/serialize.h"
-#include "tensor/allocator.h"
-#include "tensor/array.h"
-#include "tensor/kernels.h"
-#include "tools/cli/commands.h"
+#include <dgm/tests/testing.h>
+#include <dgm/data/idx.h>
+#include <dgm/tools/files.h>
+#include <dgm/data/mnist.h>
+#include <dgm/models/config.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/tensor/allocator.h>
+#include <dgm/tensor/array.h>
+#include <dgm/tensor/kernels.h>
+#include <dgm/tools/cli/commands.h>
 
 using namespace dgm;
 namespace fs = std::filesystem;

@@ -14,10 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "autograd/ops.h"
-#include "autograd/tensor.h"
-#include "tensor/kernels.h"
-#include "tensor/random.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/autograd/tensor.h>
+#include <dgm/tensor/kernels.h>
+#include <dgm/tensor/random.h>
 
 using namespace dgm;
 using ::testing::HasSubstr;

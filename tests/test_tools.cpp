@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "data/idx.h"
-#include "tools/files.h"
-#include "tensor/errors.h"
-#include "tools/image.h"
-#include "tools/plot.h"
-#include "tools/progress.h"
+#include <dgm/data/idx.h>
+#include <dgm/tools/files.h>
+#include <dgm/tensor/errors.h>
+#include <dgm/tools/image.h>
+#include <dgm/tools/plot.h>
+#include <dgm/tools/progress.h>
 
 using namespace dgm;
 using namespace dgm::tools;

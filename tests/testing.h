@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "tools/cli/commands.h"
+#include <dgm/tools/cli/commands.h>
 
 namespace dgm::testing {
 

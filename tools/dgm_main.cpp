@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tools/cli/commands.h"
+#include <dgm/tools/cli/commands.h>
 
 int main(int argc, char** argv) {
   return dgm::cli::run_cli(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);

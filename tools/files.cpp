@@ -1,4 +1,4 @@
-#include "tools/files.h"
+#include <dgm/tools/files.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 namespace dgm::tools {
 

@@ -1,13 +1,13 @@
 // PNG output through stb (Debian's libstb-dev headers). This is the one file that compiles the stb
 // implementations; STB_*_STATIC keeps them private to it, so another file that also compiles stb
 // cannot clash with these symbols at link time.
-#include "tools/image.h"
+#include <dgm/tools/image.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "tools/files.h"
-#include "tensor/errors.h"
+#include <dgm/tools/files.h>
+#include <dgm/tensor/errors.h>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"

@@ -1,15 +1,15 @@
 // SVG plotting; see plot.h for the API. The drawing follows matplotlib's defaults where a reader
 // expects them: tab10 colours, 5% margins around the data, bars standing on y = 0, ticks by the
 // 1-2-5 rule, powers of ten on log axes, a legend in the emptiest corner, viridis for heatmaps.
-#include "tools/plot.h"
+#include <dgm/tools/plot.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <tuple>
 #include <utility>
 
-#include "tools/files.h"
-#include "tensor/errors.h"
+#include <dgm/tools/files.h>
+#include <dgm/tensor/errors.h>
 
 namespace dgm::tools {
 

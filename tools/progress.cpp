@@ -1,5 +1,5 @@
 // tqdm-style progress bar; see progress.h.
-#include "tools/progress.h"
+#include <dgm/tools/progress.h>
 
 #include <sys/ioctl.h>
 #include <unistd.h>

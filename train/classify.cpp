@@ -1,11 +1,11 @@
 // The generative classifier; see classify.h.
-#include "train/classify.h"
+#include <dgm/train/classify.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "tools/progress.h"
+#include <dgm/tools/progress.h>
 
 namespace dgm::train {
 

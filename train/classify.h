@@ -20,8 +20,8 @@
 #include <ostream>
 #include <vector>
 
-#include "models/model.h"
-#include "train/dataset.h"
+#include <dgm/models/model.h>
+#include <dgm/train/dataset.h>
 
 namespace dgm::train {
 

@@ -1,5 +1,5 @@
 // Shuffled batches of a Dataset; see data_loader.h.
-#include "train/data_loader.h"
+#include <dgm/train/data_loader.h>
 
 #include <algorithm>
 #include <numeric>

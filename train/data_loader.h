@@ -15,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "autograd/tensor.h"
-#include "train/dataset.h"
+#include <dgm/autograd/tensor.h>
+#include <dgm/train/dataset.h>
 
 namespace dgm::train {
 

@@ -1,4 +1,4 @@
-#include "train/dataset.h"
+#include <dgm/train/dataset.h>
 
 #include <algorithm>
 #include <numeric>

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "data/mnist.h"
-#include "models/model.h"
+#include <dgm/data/mnist.h>
+#include <dgm/models/model.h>
 
 namespace dgm::train {
 

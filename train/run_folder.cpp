@@ -1,4 +1,4 @@
-#include "train/run_folder.h"
+#include <dgm/train/run_folder.h>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <string>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 namespace dgm::train {
 

@@ -1,5 +1,5 @@
 // The generic trainer; see trainer.h.
-#include "train/trainer.h"
+#include <dgm/train/trainer.h>
 
 #include <algorithm>
 #include <chrono>
@@ -11,11 +11,11 @@
 #include <map>
 #include <optional>
 
-#include "tools/files.h"
-#include "train/run_folder.h"
-#include "tools/image.h"
-#include "tools/plot.h"
-#include "tools/progress.h"
+#include <dgm/tools/files.h>
+#include <dgm/train/run_folder.h>
+#include <dgm/tools/image.h>
+#include <dgm/tools/plot.h>
+#include <dgm/tools/progress.h>
 
 namespace dgm::train {
 

@@ -29,11 +29,11 @@
 #include <string>
 #include <vector>
 
-#include "models/model.h"
-#include "nn/optim.h"
-#include "nn/serialize.h"
-#include "train/data_loader.h"
-#include "train/dataset.h"
+#include <dgm/models/model.h>
+#include <dgm/nn/optim.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/train/data_loader.h>
+#include <dgm/train/dataset.h>
 
 namespace dgm::train {
 

@@ -1,4 +1,4 @@
-#include "lectures/common/chapter.h"
+#include <dgm/lectures/common/chapter.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "tools/plot.h"
+#include <dgm/tools/plot.h>
 
 namespace dgm::lectures {
 

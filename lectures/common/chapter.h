@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "lectures/common/lecture.h"
+#include <dgm/lectures/common/lecture.h>
 
 namespace dgm::tools {
 class Figure;

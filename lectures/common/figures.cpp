@@ -1,4 +1,4 @@
-#include "lectures/common/figures.h"
+#include <dgm/lectures/common/figures.h>
 
 #include <cmath>
 

@@ -4,7 +4,7 @@
 #include <functional>
 #include <vector>
 
-#include "tools/plot.h"
+#include <dgm/tools/plot.h>
 
 namespace dgm::lectures {
 

@@ -1,5 +1,5 @@
 // The lecture registry and run(): report.md around the modules' sections.
-#include "lectures/common/lecture.h"
+#include <dgm/lectures/common/lecture.h>
 
 #include <algorithm>
 #include <chrono>
@@ -7,9 +7,9 @@
 #include <iostream>
 #include <mutex>
 
-#include "lectures/common/chapter.h"
-#include "tensor/errors.h"
-#include "tools/files.h"
+#include <dgm/lectures/common/chapter.h>
+#include <dgm/tensor/errors.h>
+#include <dgm/tools/files.h>
 
 namespace dgm::lectures {
 

@@ -1,5 +1,5 @@
 // Lecture 1, autoregressive modelling: the computations (report and figures in autoregressive_chapter.cpp).
-#include "lectures/lecture01/autoregressive.h"
+#include <dgm/lectures/lecture01/autoregressive.h>
 
 #include <algorithm>
 #include <chrono>
@@ -7,17 +7,17 @@
 #include <limits>
 #include <memory>
 
-#include "autograd/ops.h"
-#include "data/mnist.h"
-#include "models/baselines.h"
-#include "models/imagegpt.h"
-#include "models/mlp_ar.h"
-#include "models/pixelcnn.h"
-#include "models/registry.h"
-#include "nn/optim.h"
-#include "tensor/errors.h"
-#include "train/data_loader.h"
-#include "train/trainer.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/data/mnist.h>
+#include <dgm/models/baselines.h>
+#include <dgm/models/imagegpt.h>
+#include <dgm/models/mlp_ar.h>
+#include <dgm/models/pixelcnn.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/optim.h>
+#include <dgm/tensor/errors.h>
+#include <dgm/train/data_loader.h>
+#include <dgm/train/trainer.h>
 
 namespace dgm::lecture01 {
 

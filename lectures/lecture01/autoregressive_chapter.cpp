@@ -2,11 +2,11 @@
 #include <algorithm>
 #include <cmath>
 
-#include "lectures/lecture01/autoregressive.h"
-#include "lectures/common/figures.h"
-#include "lectures/lecture01/lecture01.h"
-#include "tools/image.h"
-#include "tools/plot.h"
+#include <dgm/lectures/lecture01/autoregressive.h>
+#include <dgm/lectures/common/figures.h>
+#include <dgm/lectures/lecture01/lecture01.h>
+#include <dgm/tools/image.h>
+#include <dgm/tools/plot.h>
 
 namespace dgm::lecture01 {
 

@@ -1,17 +1,17 @@
 // Lecture 1, conditional models: the numbers (see conditional.h).
-#include "lectures/lecture01/conditional.h"
+#include <dgm/lectures/lecture01/conditional.h>
 
 #include <algorithm>
 #include <chrono>
 #include <numeric>
 
-#include "data/mnist.h"
-#include "lectures/lecture01/histograms.h"
-#include "models/registry.h"
-#include "nn/optim.h"
-#include "nn/serialize.h"
-#include "train/data_loader.h"
-#include "train/trainer.h"
+#include <dgm/data/mnist.h>
+#include <dgm/lectures/lecture01/histograms.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/optim.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/train/data_loader.h>
+#include <dgm/train/trainer.h>
 
 namespace dgm::lecture01 {
 

@@ -15,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "autograd/tensor.h"
-#include "train/classify.h"
+#include <dgm/autograd/tensor.h>
+#include <dgm/train/classify.h>
 
 namespace dgm::lecture01 {
 

@@ -2,10 +2,10 @@
 #include <algorithm>
 #include <sstream>
 
-#include "data/mnist.h"
-#include "lectures/lecture01/conditional.h"
-#include "lectures/lecture01/lecture01.h"
-#include "tools/image.h"
+#include <dgm/data/mnist.h>
+#include <dgm/lectures/lecture01/conditional.h>
+#include <dgm/lectures/lecture01/lecture01.h>
+#include <dgm/tools/image.h>
 
 namespace dgm::lecture01 {
 

@@ -1,13 +1,13 @@
 // Lecture 1, divergence minimisation: the computations (report and figures in divergences_chapter.cpp).
-#include "lectures/lecture01/divergences.h"
+#include <dgm/lectures/lecture01/divergences.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
-#include "autograd/ops.h"
-#include "nn/distributions.h"
-#include "nn/optim.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/nn/distributions.h>
+#include <dgm/nn/optim.h>
 
 namespace dgm::lecture01 {
 

@@ -1,12 +1,12 @@
 // Lecture 1, divergence minimisation: the report section and the figures (numbers from divergences.cpp).
 #include <cmath>
 
-#include "autograd/ops.h"
-#include "lectures/common/figures.h"
-#include "lectures/lecture01/lecture01.h"
-#include "lectures/lecture01/divergences.h"
-#include "nn/distributions.h"
-#include "tools/plot.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/lectures/common/figures.h>
+#include <dgm/lectures/lecture01/lecture01.h>
+#include <dgm/lectures/lecture01/divergences.h>
+#include <dgm/nn/distributions.h>
+#include <dgm/tools/plot.h>
 
 namespace dgm::lecture01 {
 

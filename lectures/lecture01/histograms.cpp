@@ -1,16 +1,16 @@
 // Lecture 1, problem statement: the computations (report and figures in histograms_chapter.cpp).
-#include "lectures/lecture01/histograms.h"
+#include <dgm/lectures/lecture01/histograms.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
-#include "autograd/ops.h"
-#include "data/mnist.h"
-#include "nn/distributions.h"
-#include "nn/functional.h"
-#include "nn/optim.h"
+#include <dgm/autograd/ops.h>
+#include <dgm/data/mnist.h>
+#include <dgm/nn/distributions.h>
+#include <dgm/nn/functional.h>
+#include <dgm/nn/optim.h>
 
 namespace dgm::lecture01 {
 

@@ -1,11 +1,11 @@
 // Lecture 1, problem statement: the report section and the figures (numbers from histograms.cpp).
 #include <cmath>
 
-#include "lectures/common/figures.h"
-#include "lectures/lecture01/lecture01.h"
-#include "lectures/lecture01/histograms.h"
-#include "tools/image.h"
-#include "tools/plot.h"
+#include <dgm/lectures/common/figures.h>
+#include <dgm/lectures/lecture01/lecture01.h>
+#include <dgm/lectures/lecture01/histograms.h>
+#include <dgm/tools/image.h>
+#include <dgm/tools/plot.h>
 
 namespace dgm::lecture01 {
 

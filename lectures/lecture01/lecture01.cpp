@@ -1,7 +1,7 @@
 // Lecture 1's module table, registered in the lecture registry.
-#include "lectures/lecture01/lecture01.h"
+#include <dgm/lectures/lecture01/lecture01.h>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 namespace dgm::lectures {
 

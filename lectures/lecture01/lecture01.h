@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "lectures/common/chapter.h"
-#include "lectures/common/lecture.h"
+#include <dgm/lectures/common/chapter.h>
+#include <dgm/lectures/common/lecture.h>
 
 namespace dgm::lecture01 {
 
@@ -43,6 +43,6 @@ void run(const std::string& name, const Options& opt);
 
 }  // namespace dgm::lecture01
 
-#include "lectures/lecture01/divergences.h"
-#include "lectures/lecture01/histograms.h"
-#include "lectures/lecture01/tricks.h"
+#include <dgm/lectures/lecture01/divergences.h>
+#include <dgm/lectures/lecture01/histograms.h>
+#include <dgm/lectures/lecture01/tricks.h>

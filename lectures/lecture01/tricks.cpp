@@ -1,14 +1,14 @@
 // Lecture 1, course tricks: the computations (the report and the figures are in tricks_chapter.cpp).
-#include "lectures/lecture01/tricks.h"
+#include <dgm/lectures/lecture01/tricks.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
-#include "autograd/engine.h"
-#include "autograd/gradcheck.h"
-#include "autograd/ops.h"
-#include "nn/distributions.h"
+#include <dgm/autograd/engine.h>
+#include <dgm/autograd/gradcheck.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/nn/distributions.h>
 
 namespace dgm::lecture01 {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/tensor.h"
+#include <dgm/autograd/tensor.h>
 
 namespace dgm::lecture01 {
 

@@ -1,10 +1,10 @@
 // Lecture 1, course tricks: the report section and the figures (the numbers come from tricks.cpp).
 #include <cmath>
 
-#include "lectures/common/figures.h"
-#include "lectures/lecture01/lecture01.h"
-#include "lectures/lecture01/tricks.h"
-#include "tools/plot.h"
+#include <dgm/lectures/common/figures.h>
+#include <dgm/lectures/lecture01/lecture01.h>
+#include <dgm/lectures/lecture01/tricks.h>
+#include <dgm/tools/plot.h>
 
 namespace dgm::lecture01 {
 

@@ -2,10 +2,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "lectures/common/figures.h"
-#include "lectures/lecture02/common.h"
-#include "lectures/lecture02/lecture02.h"
-#include "tools/plot.h"
+#include <dgm/lectures/common/figures.h>
+#include <dgm/lectures/lecture02/common.h>
+#include <dgm/lectures/lecture02/lecture02.h>
+#include <dgm/tools/plot.h>
 
 namespace dgm::lecture02 {
 

@@ -4,8 +4,8 @@
 #include <memory>
 #include <vector>
 
-#include "autograd/tensor.h"
-#include "nn/flows.h"
+#include <dgm/autograd/tensor.h>
+#include <dgm/nn/flows.h>
 
 namespace dgm::lecture02 {
 

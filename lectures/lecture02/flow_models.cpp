@@ -1,16 +1,16 @@
 // Lecture 2, flow families and fitting them: numbers only (the chapter is flow_models_chapter.cpp).
-#include "lectures/lecture02/flow_models.h"
+#include <dgm/lectures/lecture02/flow_models.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
-#include "autograd/functional.h"
-#include "autograd/ops.h"
-#include "lectures/lecture02/common.h"
-#include "nn/flows.h"
-#include "nn/optim.h"
-#include "tensor/errors.h"
+#include <dgm/autograd/functional.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/lectures/lecture02/common.h>
+#include <dgm/nn/flows.h>
+#include <dgm/nn/optim.h>
+#include <dgm/tensor/errors.h>
 
 namespace dgm::lecture02 {
 

@@ -1,16 +1,16 @@
 // Lecture 2, the Jacobian claims: numbers only (the chapter is jacobians_chapter.cpp).
-#include "lectures/lecture02/jacobians.h"
+#include <dgm/lectures/lecture02/jacobians.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <functional>
 
-#include "autograd/functional.h"
-#include "autograd/ops.h"
-#include "lectures/lecture02/common.h"
-#include "nn/flows.h"
-#include "nn/optim.h"
+#include <dgm/autograd/functional.h>
+#include <dgm/autograd/ops.h>
+#include <dgm/lectures/lecture02/common.h>
+#include <dgm/nn/flows.h>
+#include <dgm/nn/optim.h>
 
 namespace dgm::lecture02 {
 

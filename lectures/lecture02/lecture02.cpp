@@ -1,7 +1,7 @@
 // Lecture 2's module table, registered in the lecture registry.
-#include "lectures/lecture02/lecture02.h"
+#include <dgm/lectures/lecture02/lecture02.h>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 namespace dgm::lectures {
 

@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "lectures/common/chapter.h"
-#include "lectures/common/lecture.h"
-#include "lectures/lecture02/flow_models.h"
-#include "lectures/lecture02/jacobians.h"
+#include <dgm/lectures/common/chapter.h>
+#include <dgm/lectures/common/lecture.h>
+#include <dgm/lectures/lecture02/flow_models.h>
+#include <dgm/lectures/lecture02/jacobians.h>
 
 namespace dgm::lecture02 {
 

@@ -17,11 +17,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "autograd/tensor.h"
-#include "models/registry.h"
-#include "nn/serialize.h"
-#include "tensor/allocator.h"
-#include "tensor/errors.h"
+#include <dgm/autograd/tensor.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/tensor/allocator.h>
+#include <dgm/tensor/errors.h>
 
 namespace dgm::fuzz {
 

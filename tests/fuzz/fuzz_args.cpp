@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "lectures/common/lecture.h"
-#include "models/registry.h"
-#include "tensor/errors.h"
-#include "tools/cli/args.h"
+#include <dgm/lectures/common/lecture.h>
+#include <dgm/models/registry.h>
+#include <dgm/tensor/errors.h>
+#include <dgm/tools/cli/args.h>
 
 namespace dgm::models {
 const std::vector<ModelInfo>& registry() {

@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "tests/fuzz/checkpoint_harness.h"
+#include <dgm/tests/fuzz/checkpoint_harness.h>
 
 namespace {
 char g_path[256];  // a plain buffer: the atexit handler may run after static destructors

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "data/idx.h"
-#include "tensor/errors.h"
+#include <dgm/data/idx.h>
+#include <dgm/tensor/errors.h>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> bytes(data, data + size);

@@ -12,8 +12,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "nn/serialize.h"
-#include "tensor/errors.h"
+#include <dgm/nn/serialize.h>
+#include <dgm/tensor/errors.h>
 
 namespace {
 // A plain buffer, not a static std::string: the atexit handler runs after static destructors of

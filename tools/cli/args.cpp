@@ -1,7 +1,7 @@
 // The `dgm` command-line grammar; see args.h.
-#include "tools/cli/args.h"
+#include <dgm/tools/cli/args.h>
 
-#include "lectures/common/lecture.h"
+#include <dgm/lectures/common/lecture.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,7 +11,7 @@
 #include <map>
 #include <sstream>
 
-#include "models/registry.h"
+#include <dgm/models/registry.h>
 
 namespace dgm::cli {
 

@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tensor/errors.h"
+#include <dgm/tensor/errors.h>
 
 namespace dgm::cli {
 

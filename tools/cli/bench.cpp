@@ -1,5 +1,5 @@
 // `dgm bench`; see bench.h.
-#include "tools/cli/bench.h"
+#include <dgm/tools/cli/bench.h>
 
 #include <algorithm>
 #include <chrono>
@@ -11,10 +11,10 @@
 #endif
 #include <omp.h>
 
-#include "models/registry.h"
-#include "nn/optim.h"
-#include "tensor/gemm.h"
-#include "tools/cli/args.h"
+#include <dgm/models/registry.h>
+#include <dgm/nn/optim.h>
+#include <dgm/tensor/gemm.h>
+#include <dgm/tools/cli/args.h>
 
 namespace dgm::cli {
 

@@ -1,5 +1,5 @@
 // The `dgm` commands; see commands.h.
-#include "tools/cli/commands.h"
+#include <dgm/tools/cli/commands.h>
 
 #include <cmath>
 #include <csignal>
@@ -10,16 +10,16 @@
 #include <iomanip>
 #include <iostream>
 
-#include "data/mnist.h"
-#include "models/registry.h"
-#include "nn/serialize.h"
-#include "tensor/kernels.h"
-#include "lectures/common/lecture.h"
-#include "tools/cli/bench.h"
-#include "tools/image.h"
-#include "train/run_folder.h"
-#include "train/classify.h"
-#include "train/trainer.h"
+#include <dgm/data/mnist.h>
+#include <dgm/models/registry.h>
+#include <dgm/nn/serialize.h>
+#include <dgm/tensor/kernels.h>
+#include <dgm/lectures/common/lecture.h>
+#include <dgm/tools/cli/bench.h>
+#include <dgm/tools/image.h>
+#include <dgm/train/run_folder.h>
+#include <dgm/train/classify.h>
+#include <dgm/train/trainer.h>
 
 namespace dgm::cli {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "tools/cli/args.h"
+#include <dgm/tools/cli/args.h>
 
 namespace dgm::cli {
 
