@@ -432,8 +432,11 @@ IdxArray read_idx(const std::string& path) {
   return read_idx_stream(in, path);
 }
 
-IdxImages read_idx_images(const std::string& path) {
-  IdxArray array = read_idx(path);
+IdxImages read_idx_images(const std::string& path) { return idx_images(read_idx(path), path); }
+
+std::vector<uint8_t> read_idx_labels(const std::string& path) { return idx_labels(read_idx(path), path); }
+
+IdxImages idx_images(IdxArray array, const std::string& path) {
   if (array.dims.size() != 3)
     throw FormatError(cat(path, ": magic number ", hex32(0x0800 | uint32_t(array.dims.size())), " says ",
                           array.dims.size(), " dimension(s), expected ", hex32(kIdxImagesMagic),
@@ -449,8 +452,7 @@ IdxImages read_idx_images(const std::string& path) {
   return images;
 }
 
-std::vector<uint8_t> read_idx_labels(const std::string& path) {
-  IdxArray array = read_idx(path);
+std::vector<uint8_t> idx_labels(IdxArray array, const std::string& path) {
   if (array.dims.size() != 1)
     throw FormatError(cat(path, ": magic number ", hex32(0x0800 | uint32_t(array.dims.size())), " says ",
                           array.dims.size(), " dimension(s), expected ", hex32(kIdxLabelsMagic), " (labels: n)",

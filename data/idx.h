@@ -51,6 +51,9 @@ IdxArray read_idx(const std::string& path);
 IdxImages read_idx_images(const std::string& path);
 // Labels: magic must be 0x00000801.
 std::vector<uint8_t> read_idx_labels(const std::string& path);
+// The same two checks on an array already read (`name` in the messages).
+IdxImages idx_images(IdxArray array, const std::string& name);
+std::vector<uint8_t> idx_labels(IdxArray array, const std::string& name);
 
 // Parses IDX bytes already in memory (after decompression). `name` is used in error messages.
 IdxArray parse_idx(std::vector<uint8_t> bytes, const std::string& name);

@@ -9,12 +9,6 @@
 #include <dgm/data/idx.h>
 #include <dgm/tensor/errors.h>
 
-// CMake sets this to the absolute path of the repo's data/ folder. The fallback keeps a bare
-// `g++ ...` build working when run from the repo root.
-#ifndef DGM_DATA_DIR
-#define DGM_DATA_DIR "data"
-#endif
-
 namespace dgm::data {
 
 namespace fs = std::filesystem;
@@ -85,17 +79,17 @@ const char* split_name(Split split) { return split == Split::Train ? "train" : "
 
 std::string data_dir() {
   const char* env = std::getenv("DGM_DATA_DIR");
-  if (env && *env) return env;
-  return DGM_DATA_DIR;
+  return env && *env ? env : "";
 }
 
 std::string resolve_mnist_dir(const std::string& src) {
   if (src.empty() || src == "mnist") {
+    if (data_dir().empty()) return "";  // compiled in
     fs::path dir = fs::path(data_dir()) / "mnist10k";
     if (!folder_exists(dir))
-      throw IOError(cat("mnist: embedded data folder ", dir.string(),
-                        " not found; set the environment variable DGM_DATA_DIR to the repo's data/ folder, "
-                        "or regenerate it with `python3 scripts/make_mnist10k.py`"));
+      throw IOError(cat("mnist: folder ", dir.string(), " not found (the environment variable DGM_DATA_DIR names ",
+                        data_dir(), "); unset DGM_DATA_DIR to use the digits compiled into dgm, or write the folder with "
+                        "`python3 scripts/make_mnist10k.py DIR/mnist10k`"));
     return dir.string();
   }
   if (src == "fashion-mnist" || src == "fashion_mnist") {
@@ -115,24 +109,37 @@ std::string resolve_mnist_dir(const std::string& src) {
 }
 
 MnistData load_mnist(const std::string& src, Split split) {
-  const fs::path dir = resolve_mnist_dir(src);
-  const fs::path images_path = find_mnist_file(dir, split, "images");
-  const fs::path labels_path = find_mnist_file(dir, split, "labels");
-
-  IdxImages images = read_idx_images(images_path.string());
-  std::vector<uint8_t> labels = read_idx_labels(labels_path.string());
+  const std::string dir = resolve_mnist_dir(src);
+  std::string images_path, labels_path, source = dir;
+  IdxImages images;
+  std::vector<uint8_t> labels;
+  if (dir.empty()) {  // the compiled-in digits
+    source = "mnist10k (embedded)";
+    images_path = cat(source, " ", split_name(split), " images");
+    labels_path = cat(source, " ", split_name(split), " labels");
+    auto decode = [](std::span<const uint8_t> bytes, const std::string& name) {
+      return decode_idx(std::vector<uint8_t>(bytes.begin(), bytes.end()), name);
+    };
+    images = idx_images(decode(embedded_mnist_file(split, "images"), images_path), images_path);
+    labels = idx_labels(decode(embedded_mnist_file(split, "labels"), labels_path), labels_path);
+  } else {
+    images_path = find_mnist_file(dir, split, "images").string();
+    labels_path = find_mnist_file(dir, split, "labels").string();
+    images = read_idx_images(images_path);
+    labels = read_idx_labels(labels_path);
+  }
   if (static_cast<int64_t>(labels.size()) != images.n)
-    throw FormatError(cat(images_path.string(), " has ", images.n, " images but ", labels_path.string(), " has ",
+    throw FormatError(cat(images_path, " has ", images.n, " images but ", labels_path, " has ",
                           labels.size(), " labels; they must match one to one"));
   if (images.rows > kMaxImageSide || images.cols > kMaxImageSide)
-    throw FormatError(cat(images_path.string(), ": images of ", images.rows, "x", images.cols, " pixels; an MNIST-style dataset has at most ",
+    throw FormatError(cat(images_path, ": images of ", images.rows, "x", images.cols, " pixels; an MNIST-style dataset has at most ",
                           kMaxImageSide, "x", kMaxImageSide));
   for (size_t i = 0; i < labels.size(); ++i)
     if (labels[i] >= kNumClasses)
-      throw FormatError(cat(labels_path.string(), ": label ", int(labels[i]), " of image ", i, " is outside 0..", kNumClasses - 1));
+      throw FormatError(cat(labels_path, ": label ", int(labels[i]), " of image ", i, " is outside 0..", kNumClasses - 1));
 
   MnistData data;
-  data.source = dir.string();
+  data.source = source;
   data.split = split;
   data.n = images.n;
   data.rows = images.rows;

@@ -1,6 +1,6 @@
 // MNIST-style datasets: 28x28 grey digits (or clothes) with a label 0..9 each.
 //
-//   MnistData train = load_mnist("", Split::Train);        // the embedded 10,000 digits (data/mnist10k)
+//   MnistData train = load_mnist("", Split::Train);        // the embedded 10,000 digits (compiled in)
 //   MnistData test  = load_mnist("fashion-mnist", "test"); // Debian package dataset-fashion-mnist
 //   MnistData mine  = load_mnist("/path/to/mnist", "train"); // any folder of standard MNIST files
 //   std::vector<uint8_t> x = binarize(train.pixels);      // the course's binarized MNIST: pixel > 128
@@ -8,6 +8,7 @@
 // Plain vectors only; adapters to Tensors live with the tensor code.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,7 @@ constexpr int kNumClasses = 10;         // labels are 0..9
 constexpr int64_t kMaxImageSide = 1024;  // rows and cols of an MNIST-style image, at most
 
 struct MnistData {
-  std::string source;  // the folder the files came from
+  std::string source;  // the folder the files came from; "mnist10k (embedded)" for the built-in digits
   Split split = Split::Train;
   int64_t n = 0, rows = 0, cols = 0;
   std::vector<uint8_t> pixels;  // n * rows * cols grey levels 0..255; image i at pixels[i * rows * cols]
@@ -30,7 +31,9 @@ struct MnistData {
 };
 
 // Loads one split. `src` is
-//   "" or "mnist"      the embedded default: <data dir>/mnist10k (9003 train / 997 test images)
+//   "" or "mnist"      the embedded default, data/mnist10k's 9003 train / 997 test digits compiled into
+//                      the library (no file is read); $DGM_DATA_DIR/mnist10k instead when the
+//                      environment variable DGM_DATA_DIR is set and non-empty
 //   "fashion-mnist"    /usr/share/datasets/fashion-mnist from the Debian package dataset-fashion-mnist
 //                      (env DGM_FASHION_MNIST_DIR overrides the folder)
 //   a folder           holding train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz] and
@@ -49,11 +52,14 @@ void check_splits(const MnistData& train, const MnistData& test);
 Split parse_split(const std::string& split);  // "train" / "test"; dgm::ValueError otherwise
 const char* split_name(Split split);           // "train" / "test"
 
-// The folder holding the embedded data (mnist10k/): the environment variable DGM_DATA_DIR when set
-// and non-empty, else the compile definition DGM_DATA_DIR (the repo's data/ folder, set by CMake).
+// The override of the embedded data: the environment variable DGM_DATA_DIR (a folder holding
+// mnist10k/) when set and non-empty, else "" (the digits compiled into the library are used).
 std::string data_dir();
-// The folder `load_mnist(src, ...)` reads from, without reading it.
+// The folder `load_mnist(src, ...)` reads from, without reading it; "" for the compiled-in digits.
 std::string resolve_mnist_dir(const std::string& src);
+// The gzip'd IDX bytes of data/mnist10k compiled into the library (kind "images" or "labels"):
+// what load_mnist("") reads. dgm::ValueError for another kind.
+std::span<const uint8_t> embedded_mnist_file(Split split, const std::string& kind);
 
 // ---- pixel transforms ----
 

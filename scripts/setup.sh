@@ -21,5 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 build_dir=${DGM_BUILD_DIR:-build}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release ${DGM_CMAKE_ARGS:-} >/dev/null
+# Built for this machine (-march=native) unless DGM_NATIVE=OFF: the README's commands build where
+# they run. A package for other machines: see README.md, "Using dgm in your homework".
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DDGM_NATIVE="${DGM_NATIVE:-ON}" ${DGM_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j "$(nproc)" "$@"

@@ -4,6 +4,8 @@
 # machine on 2026-11-30, stage 1 about 10 and stage 2 about 20; the three-stage layout before it
 # measured 32 — still over the ~25 asked, the checking build's compile is most of stage 2):
 #   1. the suite, Release build with g++ (-march=native) in $DGM_BUILD_DIR (default build/)
+#   1b. scripts/test-install.sh: that build installed into a temporary prefix, moved, and the
+#      README's homework project built against it and run                    DGM_INSTALL_TEST=0 skips
 #   2. one checking build (scripts/build-sanitize.sh) in $DGM_SANITIZE_BUILD_DIR (default
 #      build-sanitize/): clang 16+ (installed with apt-get as root if missing), -O1, the portable
 #      baseline (-DDGM_NATIVE=OFF; DGM_SANITIZE_NATIVE=ON for -march=native), AddressSanitizer +
@@ -19,6 +21,8 @@ jobs=$(nproc)
 
 bash scripts/setup.sh
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600
+# 1b. the install test: the README's homework project built against an installed, moved dgm
+[ "${DGM_INSTALL_TEST:-1}" != 0 ] && DGM_BUILD_DIR=$build_dir bash scripts/test-install.sh
 
 if [ "${DGM_SANITIZE:-1}" != 0 ] || [ "${DGM_FUZZ:-1}" != 0 ]; then
   san_dir=${DGM_SANITIZE_BUILD_DIR:-build-sanitize}

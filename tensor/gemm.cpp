@@ -811,4 +811,14 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha, 
   gemm_batched_impl(batch, M, N, K, alpha, A, bsA, rsA, csA, B, bsB, rsB, csB, beta, C, bsC, rsC, csC);
 }
 
+const char* gemm_kernel_isa() {
+#if defined(__AVX512F__)
+  return "AVX-512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "AVX2+FMA";
+#else
+  return "portable";
+#endif
+}
+
 }  // namespace dgm::cpu

@@ -50,4 +50,8 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
                   const double* B, int64_t bsB, int64_t rsB, int64_t csB,
                   double beta, double* C, int64_t bsC, int64_t rsC, int64_t csC);
 
+// The instruction set the GEMM micro-kernel was compiled for: "AVX-512", "AVX2+FMA" (with
+// -DDGM_NATIVE=ON on such a CPU) or "portable" (plain C++, which the compiler vectorises as it can).
+const char* gemm_kernel_isa();
+
 }  // namespace dgm::cpu

@@ -676,7 +676,7 @@ TEST(CliCommand, BinarizedThirtyTwoPixelRealNVP) {
 TEST(CliBench, PrintsNameValueUnitAndRejectsUnknownNames) {
   std::ostringstream out;
   run_bench({"gemm_256"}, out);
-  EXPECT_TRUE(std::regex_match(out.str(), std::regex(R"(peak_f32_fma [0-9]+\.[0-9] GFLOP/s # [0-9]+ threads\n)"
+  EXPECT_TRUE(std::regex_match(out.str(), std::regex(R"(peak_f32_fma [0-9]+\.[0-9] GFLOP/s # [0-9]+ threads, (AVX-512|AVX2\+FMA|portable) GEMM kernel\n)"
                                                      R"(gemm_256 [0-9]+\.[0-9] GFLOP/s # [0-9]+% of peak\n)")))
       << out.str();
   EXPECT_THROW(run_bench({"gemm_256", "gemm_7"}, out), UsageError);

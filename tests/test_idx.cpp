@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -320,6 +322,37 @@ TEST(EmbeddedMnist, LoadsBothSplitsWithTheDocumentedSplitRule) {
       ASSERT_GT(dark, 392) << split_name(data->split) << " image " << i;
     }
   }
+}
+
+// The digits compiled into dgm_data are data/mnist10k's files byte for byte, and reading them
+// through DGM_DATA_DIR from the repository gives the same data as the compiled-in copy.
+TEST(EmbeddedMnist, CompiledInBytesAreTheRepositoryFiles) {
+  const std::string dir = std::string(DGM_SOURCE_DIR) + "/data/mnist10k/";
+  for (Split split : {Split::Train, Split::Test})
+    for (const std::string kind : {"images", "labels"}) {
+      const std::string file = dir + split_name(split) + "-" + kind + (kind == "images" ? "-idx3" : "-idx1") + "-ubyte.gz";
+      const std::vector<uint8_t> on_disk = tools::read_file_bytes(file);
+      const std::span<const uint8_t> embedded = embedded_mnist_file(split, kind);
+      ASSERT_EQ(embedded.size(), on_disk.size()) << file;
+      EXPECT_TRUE(std::equal(embedded.begin(), embedded.end(), on_disk.begin())) << file;
+    }
+  EXPECT_THROW(embedded_mnist_file(Split::Train, "pixels"), ValueError);
+
+  const char* old = std::getenv("DGM_DATA_DIR");
+  const std::string saved = old ? old : "";
+  unsetenv("DGM_DATA_DIR");
+  const MnistData built_in = load_mnist("", Split::Test);
+  EXPECT_EQ(resolve_mnist_dir("mnist"), "");
+  setenv("DGM_DATA_DIR", (std::string(DGM_SOURCE_DIR) + "/data").c_str(), 1);
+  const MnistData from_folder = load_mnist("mnist", Split::Test);
+  const std::string resolved = resolve_mnist_dir("");
+  if (old) setenv("DGM_DATA_DIR", saved.c_str(), 1); else unsetenv("DGM_DATA_DIR");
+  EXPECT_EQ(built_in.source, "mnist10k (embedded)");
+  EXPECT_EQ(resolved, std::string(DGM_SOURCE_DIR) + "/data/mnist10k");
+  EXPECT_EQ(from_folder.source, resolved);
+  EXPECT_EQ(built_in.n, 997);
+  EXPECT_EQ(built_in.pixels, from_folder.pixels);
+  EXPECT_EQ(built_in.labels, from_folder.labels);
 }
 
 TEST(EmbeddedMnist, DataDirCanBeOverriddenFromTheEnvironment) {

@@ -156,7 +156,8 @@ void run_realnvp_step(const std::string& name, std::ostream& out) {
 
 void run_one(const std::string& name, std::ostream& out, double peak) {
   if (name == "peak_f32_fma") {
-    out << name << " " << format("%.1f", peak) << " GFLOP/s # " << omp_get_max_threads() << " threads\n" << std::flush;
+    out << name << " " << format("%.1f", peak) << " GFLOP/s # " << omp_get_max_threads() << " threads, "
+        << cpu::gemm_kernel_isa() << " GEMM kernel\n" << std::flush;
   } else if (name.rfind("gemm_", 0) == 0) {
     const int64_t n = std::stoll(name.substr(5));
     const double g = gemm_gflops(n);

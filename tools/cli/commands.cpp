@@ -290,9 +290,9 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
 
   options.stop = &g_stop;
   options.overwrite = args.overwrite;
-  if (!options.data_source.empty() && train::inside(options.out_dir, data::resolve_mnist_dir(options.data_source)))
-    throw UsageError(cat("--out ", options.out_dir, " is inside the data folder ", data::resolve_mnist_dir(options.data_source),
-                         "; a run must not write among its inputs"));
+  if (const std::string data_dir = options.data_source.empty() ? "" : data::resolve_mnist_dir(options.data_source);
+      !data_dir.empty() && train::inside(options.out_dir, data_dir))  // "": the compiled-in digits
+    throw UsageError(cat("--out ", options.out_dir, " is inside the data folder ", data_dir, "; a run must not write among its inputs"));
   const models::DataKind kind = model->data_kind();
   // Images are resized to the model's size when it asks for another (the homework's 32x32 MNIST).
   Trainer trainer(model, Dataset::from_mnist(train, kind, model->height(), model->width()),
@@ -378,8 +378,9 @@ int run_sample(const CliArgs& args, std::ostream& out, std::ostream& err) {
   if (train::same_path(png, loaded.file))
     throw UsageError(cat("--out ", png, " is the checkpoint itself; writing the samples there would destroy it"));
   const std::string data_src = args.has("data") ? args.data : metadata_or(loaded.metadata, "data", "");
-  if (!data_src.empty() && train::inside(png, data::resolve_mnist_dir(data_src)))
-    throw UsageError(cat("--out ", png, " is inside the data folder ", data::resolve_mnist_dir(data_src)));
+  if (const std::string data_dir = data_src.empty() ? "" : data::resolve_mnist_dir(data_src);
+      !data_dir.empty() && train::inside(png, data_dir))
+    throw UsageError(cat("--out ", png, " is inside the data folder ", data_dir));
   Generator gen(args.seed);
   NoGradGuard no_grad;
 
