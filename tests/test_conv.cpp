@@ -7,7 +7,6 @@
 
 #include <dgm/autograd/engine.h>
 #include <dgm/autograd/ops.h>
-#include <dgm/nn/layers.h>
 
 namespace dgm {
 namespace {
@@ -90,19 +89,6 @@ TEST(Conv2d, SameBitsForAnyThreadCount) {
     EXPECT_EQ(one[i].to_vector<float>(), two[i].to_vector<float>()) << "output " << i << " differs between 1 and 2 threads";
     EXPECT_EQ(one[i].to_vector<float>(), three[i].to_vector<float>()) << "output " << i << " differs between 1 and 3 threads";
   }
-}
-
-TEST(Conv2d, MaskedLayerSkipsTapsAndMatchesTheMaskedWeight) {
-  Generator g(9);
-  nn::MaskedConv2d conv('B', 3, 4, 3, {.padding = 1, .gen = &g});
-  Tensor x = randn({2, 3, 6, 6}, {}, &g);
-  Tensor y = conv.forward(x), y_ref = reference::conv2d(x, conv.weight * conv.mask, conv.bias, 1, 1);
-  EXPECT_LT(rel_err(y, y_ref), 2e-6);
-  sum(y * y).backward();
-  // the weights the mask hides (the centre row right of the centre, the rows below) get no gradient
-  Tensor dw = conv.weight.grad().reshape({12, 9});
-  for (int64_t t : {5, 6, 7, 8}) EXPECT_EQ(amax(abs(select(dw, 1, t))).item(), 0.0) << "tap " << t;
-  EXPECT_GT(amax(abs(select(dw, 1, 4))).item(), 0.0);
 }
 
 TEST(Conv2d, ErrorsNameTheShapes) {

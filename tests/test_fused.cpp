@@ -9,8 +9,6 @@
 #include <dgm/autograd/engine.h>
 #include <dgm/autograd/fused.h>
 #include <dgm/autograd/ops.h>
-#include <dgm/models/registry.h>
-#include <dgm/nn/optim.h>
 #include <dgm/tensor/allocator.h>
 #include <dgm/tensor/vecmath.h>
 
@@ -200,33 +198,6 @@ TEST(Allocator, SteadyStateStepDoesNotCallTheSystemAllocator) {
   for (int i = 0; i < 5; ++i) step();
   EXPECT_EQ(allocator_stats().system_allocs, before);
   EXPECT_GT(allocator_stats().cache_hits, 0u);
-}
-
-// The same for the lecture's training steps (small shapes): model, loss, backward, Adam.
-TEST(Allocator, ModelTrainingStepsDoNotCallTheSystemAllocator) {
-  if (!caching_enabled()) GTEST_SKIP() << "caching disabled (sanitizer build or DGM_CACHING_ALLOCATOR=0)";
-  manual_seed(11);
-  struct Case {
-    const char* name;
-    nlohmann::json config;
-    Tensor x;
-  };
-  for (const Case& c : {Case{"imagegpt", {{"embed_dim", 16}, {"heads", 2}, {"layers", 1}, {"image_size", 10}},
-                             (rand({4, 100}) > 0.7).to(DType::Int64)},
-                        Case{"mlp_ar", {{"hidden", 32}, {"image_size", 10}}, randint(0, 256, {4, 100})}}) {
-    auto model = models::create_model(c.name, c.config);
-    nn::Adam optimizer(model->parameters(), {.lr = 1e-3});
-    auto step = [&] {
-      optimizer.zero_grad();
-      model->loss(c.x, default_generator()).backward();
-      optimizer.step();
-    };
-    step();
-    step();
-    const uint64_t before = allocator_stats().system_allocs;
-    for (int i = 0; i < 3; ++i) step();
-    EXPECT_EQ(allocator_stats().system_allocs, before) << c.name;
-  }
 }
 
 // ---- one composite reference per fused op: value, gradient and second derivative -------------------

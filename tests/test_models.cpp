@@ -15,6 +15,7 @@
 #include <dgm/models/pixelcnn.h>
 #include <dgm/models/registry.h>
 #include <dgm/nn/optim.h>
+#include <dgm/tensor/allocator.h>
 
 using namespace dgm;
 using namespace dgm::models;
@@ -386,6 +387,34 @@ TEST(ModelsTemplate, TrainsOneStepAndItsLossDrops) {
   NoGradGuard no_grad;
   EXPECT_LT(m->loss(x, default_generator()).item(), before.item());
   EXPECT_EQ(m->sample(2, gen).shape(), (Shape{2, 16}));
+}
+
+// As Allocator.SteadyStateStepDoesNotCallTheSystemAllocator (tests/test_fused.cpp) for the lecture's
+// training steps (small shapes): model, loss, backward, Adam.
+TEST(Allocator, ModelTrainingStepsDoNotCallTheSystemAllocator) {
+  if (!caching_enabled()) GTEST_SKIP() << "caching disabled (sanitizer build or DGM_CACHING_ALLOCATOR=0)";
+  manual_seed(11);
+  struct Case {
+    const char* name;
+    nlohmann::json config;
+    Tensor x;
+  };
+  for (const Case& c : {Case{"imagegpt", {{"embed_dim", 16}, {"heads", 2}, {"layers", 1}, {"image_size", 10}},
+                             (rand({4, 100}) > 0.7).to(DType::Int64)},
+                        Case{"mlp_ar", {{"hidden", 32}, {"image_size", 10}}, randint(0, 256, {4, 100})}}) {
+    auto model = models::create_model(c.name, c.config);
+    nn::Adam optimizer(model->parameters(), {.lr = 1e-3});
+    auto step = [&] {
+      optimizer.zero_grad();
+      model->loss(c.x, default_generator()).backward();
+      optimizer.step();
+    };
+    step();
+    step();
+    const uint64_t before = allocator_stats().system_allocs;
+    for (int i = 0; i < 3; ++i) step();
+    EXPECT_EQ(allocator_stats().system_allocs, before) << c.name;
+  }
 }
 
 // ---- the registry ------------------------------------------------------------------------------------------

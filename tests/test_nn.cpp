@@ -516,6 +516,21 @@ TEST(NnMaskedConv2d, MaskedWeightsGetNoGradientAndGradcheck) {
   check_module_grads(conv, randn({1, 2, 3, 3}, kF64Grad));
 }
 
+// The layer runs conv2d with the mask's taps only (tensor/conv.h): the same output as the dense conv
+// of the masked weight, and no gradient for a hidden tap.
+TEST(Conv2d, MaskedLayerSkipsTapsAndMatchesTheMaskedWeight) {
+  Generator g(9);
+  nn::MaskedConv2d conv('B', 3, 4, 3, {.padding = 1, .gen = &g});
+  Tensor x = randn({2, 3, 6, 6}, {}, &g);
+  Tensor y = conv.forward(x), y_ref = reference::conv2d(x, conv.weight * conv.mask, conv.bias, 1, 1);
+  EXPECT_LT(amax(abs(y.to(DType::Float64) - y_ref.to(DType::Float64))).item() / amax(abs(y_ref.to(DType::Float64))).item(), 2e-6);
+  sum(y * y).backward();
+  // the weights the mask hides (the centre row right of the centre, the rows below) get no gradient
+  Tensor dw = conv.weight.grad().reshape({12, 9});
+  for (int64_t t : {5, 6, 7, 8}) EXPECT_EQ(amax(abs(select(dw, 1, t))).item(), 0.0) << "tap " << t;
+  EXPECT_GT(amax(abs(select(dw, 1, 4))).item(), 0.0);
+}
+
 // ================================================= Attention =================================================
 TEST(NnAttention, ScaledDotProductByHand) {
   // one query (1, 0) against keys (1, 0), (0, 1): weights softmax(1/sqrt 2, 0)
