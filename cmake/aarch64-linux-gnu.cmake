@@ -21,6 +21,5 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # the target's dynamic loader and shared libraries (libstdc++, libgomp, libm).
 set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu)
 
-# -march=native names the build machine's CPU, not the target's: the generic ARMv8-A baseline
-# (Advanced SIMD is part of it, so the portable kernels still vectorise).
-set(DGM_NATIVE OFF CACHE BOOL "Optimise for this CPU (-march=native); turn off for a portable build")
+# Keep DGM_NATIVE off (the default): -march=native would name the build machine's CPU, not the
+# target's. The generic ARMv8-A baseline has Advanced SIMD, so the portable kernels still vectorise.
