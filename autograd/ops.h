@@ -95,6 +95,8 @@ Tensor operator!=(const Tensor& a, double b);
 Tensor sum(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
 Tensor mean(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
 Tensor var(const Tensor& x, std::vector<int64_t> dims = {}, int64_t correction = 1, bool keepdim = false);
+// After `using namespace dgm;` a bare `std(x)` is ambiguous with namespace std (as torch::std is):
+// write dgm::std(x) or x.std().
 Tensor std(const Tensor& x, std::vector<int64_t> dims = {}, int64_t correction = 1, bool keepdim = false);
 struct ValuesIndices {
   Tensor values, indices;

@@ -101,6 +101,12 @@ Tensor Tensor::relu() const { return dgm::relu(*this); }
 Tensor Tensor::pow(double p) const { return dgm::pow(*this, p); }
 Tensor Tensor::sum(std::vector<int64_t> dims, bool keepdim) const { return dgm::sum(*this, std::move(dims), keepdim); }
 Tensor Tensor::mean(std::vector<int64_t> dims, bool keepdim) const { return dgm::mean(*this, std::move(dims), keepdim); }
+Tensor Tensor::var(std::vector<int64_t> dims, int64_t correction, bool keepdim) const {
+  return dgm::var(*this, std::move(dims), correction, keepdim);
+}
+Tensor Tensor::std(std::vector<int64_t> dims, int64_t correction, bool keepdim) const {
+  return dgm::std(*this, std::move(dims), correction, keepdim);
+}
 Tensor Tensor::reshape(const Shape& s) const { return dgm::reshape(*this, s); }
 Tensor Tensor::view(const Shape& s) const { return dgm::view(*this, s); }
 Tensor Tensor::flatten(int64_t start, int64_t end) const { return dgm::flatten(*this, start, end); }

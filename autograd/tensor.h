@@ -92,6 +92,8 @@ class Tensor {
   Tensor pow(double p) const;
   Tensor sum(std::vector<int64_t> dims = {}, bool keepdim = false) const;
   Tensor mean(std::vector<int64_t> dims = {}, bool keepdim = false) const;
+  Tensor var(std::vector<int64_t> dims = {}, int64_t correction = 1, bool keepdim = false) const;
+  Tensor std(std::vector<int64_t> dims = {}, int64_t correction = 1, bool keepdim = false) const;  // x.std({1}): no clash with namespace std
   Tensor reshape(const Shape& s) const;
   Tensor view(const Shape& s) const;
   Tensor flatten(int64_t start = 0, int64_t end = -1) const;

@@ -11,6 +11,7 @@
 #      names neither folder either;
 #   5. run it from an empty folder with DGM_DATA_DIR unset: it loads the compiled-in digits, trains
 #      a few steps and writes a checkpoint, which must exist.
+# Steps 4 and 5 run with the source and build folders hidden where the machine allows it (below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd -P)
@@ -43,18 +44,28 @@ for f in CMakeLists.txt homework.cpp; do
   [ -s "$tmp/consumer/$f" ] || fail "README.md's section \"Using dgm in your homework\" has no $f block"
 done
 
+# Where it can (root, Linux mount namespaces), the consumer is built and run with the source and build
+# folders hidden under empty file systems, so anything that still reached into them would fail.
+hide=()
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && unshare -m true 2>/dev/null; then
+  hide=(unshare -m sh -c 'mount -t tmpfs none "$0" && { [ "$1" = "${1#"$0"/}" ] && mount -t tmpfs none "$1"; true; } && shift && exec "$@"' "$src" "$build")
+  echo "== install test: $src and $build are hidden (empty tmpfs mounts) while the consumer builds and runs"
+else
+  echo "== install test: cannot hide $src and $build here (needs root and mount namespaces); relying on the moved prefix and the grep"
+fi
+run_consumer() { (cd "$tmp/consumer" && env -u DGM_DATA_DIR -u CPATH -u CPLUS_INCLUDE_PATH -u LIBRARY_PATH "${hide[@]}" "$@"); }
+
 echo "== install test: building the README's homework project against the moved prefix"
-(cd "$tmp/consumer" && env -u DGM_DATA_DIR -u CPATH -u CPLUS_INCLUDE_PATH -u LIBRARY_PATH \
-   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
-   >"$tmp/consumer-cmake.log" 2>&1) || { cat "$tmp/consumer-cmake.log"; fail "configuring the consumer"; }
 grep -q "CMAKE_CXX_STANDARD" "$tmp/consumer/CMakeLists.txt" && fail "the consumer must build on the compiler's default standard"
-(cd "$tmp/consumer" && cmake --build build -j "$(nproc)" >"$tmp/consumer-build.log" 2>&1) ||
+run_consumer cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+  >"$tmp/consumer-cmake.log" 2>&1 || { cat "$tmp/consumer-cmake.log"; fail "configuring the consumer"; }
+run_consumer cmake --build build -j "$(nproc)" >"$tmp/consumer-build.log" 2>&1 ||
   { cat "$tmp/consumer-build.log"; fail "building the consumer"; }
 if grep -qF -e "$src" -e "$build" "$tmp/consumer/build/homework"; then fail "the consumer binary names the source or build folder"; fi
 
 echo "== install test: running it"
 mkdir "$tmp/run"
-out=$(cd "$tmp/run" && env -u DGM_DATA_DIR OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "$tmp/consumer/build/homework") ||
+out=$(run_consumer sh -c 'cd "$0" && OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} ./../consumer/build/homework' "$tmp/run") ||
   fail "the consumer exited with $?"
 echo "$out"
 [ -s "$tmp/run/homework-run/model.safetensors" ] || fail "no checkpoint homework-run/model.safetensors"

@@ -29,6 +29,15 @@ std::string message_of(const std::function<void()>& f) {
   return "";
 }
 
+// var / std as methods too: after `using namespace dgm;` a bare std(x) names namespace std as well.
+TEST(Autograd, VarAndStdMethodFormsMatchTheFreeFunctions) {
+  Tensor x = tensor({{1.0, 2.0, 4.0}, {3.0, 3.0, 9.0}}, f64);
+  expect_near(x.var({1}), {7.0 / 3, 12.0});
+  expect_near(x.std({1}, 0), {std::sqrt(14.0 / 9), std::sqrt(8.0)});
+  expect_near(x.std({}, 1, true), dgm::std(x).to_vector<double>());
+  EXPECT_EQ(x.std({0}, 1, true).shape(), (Shape{1, 3}));
+}
+
 TEST(Autograd, ScalarBackwardAndAccumulation) {
   Tensor x = tensor({1, 2, 3}, f64g);
   Tensor y = sum(x * x * x);  // dy/dx = 3x^2
