@@ -4,7 +4,7 @@
 # LeakSanitizer + UBSan, the portable x86-64 baseline (-DDGM_NATIVE=OFF: no -march=native, so the
 # kernels' non-AVX paths), and every object instrumented for libFuzzer (-DDGM_FUZZ=ON), so that the
 # test binary and the fuzz targets link the same library objects: one compile serves both.
-#   bash scripts/build-sanitize.sh dgm_tests fuzz_targets     # the targets to build (make targets)
+#   bash scripts/build-sanitize.sh dgm_tests fuzz_targets     # the targets to build (CMake targets)
 # The compiler: $DGM_SANITIZE_CXX (or the older $FUZZ_CXX), else the newest of clang++-18/-17/-16
 # found; as root with apt-get, clang-16 (+ libclang-rt-16-dev for the sanitizer and libFuzzer
 # runtimes, libomp-16-dev for OpenMP) is installed when none is. Without clang it falls back to g++
@@ -42,8 +42,13 @@ case "$("$cxx" --version | head -n 1)" in
      flags="-O1 -Wno-maybe-uninitialized" ;;
 esac
 
+# Ninja for a new folder when installed (scripts/setup.sh installs it as root), as in scripts/setup.sh.
+generator=()
+if [ ! -f "$dir/CMakeCache.txt" ] && [ -z "${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null; then
+  generator=(-G Ninja)
+fi
 # shellcheck disable=SC2086
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS="$flags" \
+cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS="$flags" \
   -DDGM_NATIVE="${DGM_SANITIZE_NATIVE:-OFF}" -DDGM_SANITIZE=ON -DDGM_FUZZ=$fuzz ${DGM_CMAKE_ARGS:-} >/dev/null
 targets=("$@")
 if [ "$fuzz" = OFF ]; then  # no fuzz targets in a g++ tree

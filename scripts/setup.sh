@@ -9,6 +9,11 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# Ninja is optional (make builds the same tree), but on 2 cores it keeps both busy where make
+# waits for each layer's last file: installed along when root is installing anyway, or alone.
+if ! command -v ninja >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  missing+=(ninja-build)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "dgm: installing missing packages: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -21,7 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 build_dir=${DGM_BUILD_DIR:-build}
+# A new build folder uses Ninja when it is installed (CMAKE_GENERATOR, if set, chooses instead); an
+# existing one keeps the generator it was configured with.
+generator=()
+if [ ! -f "$build_dir/CMakeCache.txt" ] && [ -z "${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null; then
+  generator=(-G Ninja)
+fi
 # Built for this machine (-march=native) unless DGM_NATIVE=OFF: the README's commands build where
 # they run. A package for other machines: see README.md, "Using dgm in your homework".
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DDGM_NATIVE="${DGM_NATIVE:-ON}" ${DGM_CMAKE_ARGS:-} >/dev/null
+cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DDGM_NATIVE="${DGM_NATIVE:-ON}" ${DGM_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j "$(nproc)" "$@"
