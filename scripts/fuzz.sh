@@ -37,12 +37,32 @@ grep -q '^DGM_FUZZ:BOOL=ON' "$out/CMakeCache.txt" || {
 }
 out=$(cd "$out" && pwd)
 
-for t in "${targets[@]}"; do
-  corpus="$PWD/tests/fuzz/corpus/${t#fuzz_}"
-  work="$out/corpus-$t"
-  mkdir -p "$work"
+# The targets run FUZZ_JOBS at a time (default: one per core), each on one thread (libFuzzer runs one
+# input at a time; OMP_NUM_THREADS=1 so that two targets never share a core's OpenMP spin) and each
+# still for the full FUZZ_SECONDS.
+jobs=${FUZZ_JOBS:-$(nproc)}
+fuzz_one() {
+  local t=$1 corpus="$PWD/tests/fuzz/corpus/${1#fuzz_}"
+  mkdir -p "$out/corpus-$t"
   echo "== $t: fuzzing for ${seconds}s (seed corpus ${corpus#"$PWD"/})"
-  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 "./$t" -max_total_time="$seconds" -max_len="${max_len[$t]}" -rss_limit_mb=2048 -timeout=10 \
-      -print_final_stats=1 "corpus-$t" "$corpus" 2>"$t.log") || { tail -n 40 "$out/$t.log"; echo "== $t: FAILED (see $out/$t.log)"; exit 1; }
-  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$out/$t.log" | sed "s/^/   /"
+  (cd "$out" && ASAN_OPTIONS=detect_leaks=1 OMP_NUM_THREADS=1 "./$t" -max_total_time="$seconds" -max_len="${max_len[$t]}" -rss_limit_mb=2048 -timeout=10 \
+      -print_final_stats=1 "corpus-$t" "$corpus" 2>"$t.log")
+}
+declare -A pid_of=()
+failed=()
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  fuzz_one "$t" &
+  pid_of[$t]=$!
 done
+for t in "${targets[@]}"; do
+  if wait "${pid_of[$t]}"; then
+    echo "== $t:"
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$out/$t.log" | sed "s/^/   /"
+  else
+    tail -n 40 "$out/$t.log"
+    echo "== $t: FAILED (see $out/$t.log)"
+    failed+=("$t")
+  fi
+done
+[ ${#failed[@]} -eq 0 ] || exit 1

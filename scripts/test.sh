@@ -26,13 +26,22 @@ cd "$(dirname "$0")/.."
 build_dir=${DGM_BUILD_DIR:-build}
 jobs=$(nproc)
 
+# Each stage ends with a line "== time: <stage> N s (M s so far)": where a run's minutes went.
+stage_start=$SECONDS
+stage_done() {
+  echo "== time: $1 $((SECONDS - stage_start)) s ($SECONDS s so far)"
+  stage_start=$SECONDS
+}
 bash scripts/setup.sh
+stage_done "1 build"
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600
+stage_done "1 tests"
 # 1b. the install test: the README's homework project built against an installed, moved dgm
-[ "${DGM_INSTALL_TEST:-1}" != 0 ] && DGM_BUILD_DIR=$build_dir bash scripts/test-install.sh
+[ "${DGM_INSTALL_TEST:-1}" != 0 ] && DGM_BUILD_DIR=$build_dir bash scripts/test-install.sh && stage_done "1b install test"
 # 1c. the ARM check: tensor and autograd cross-built for aarch64, their tests run under qemu-user
 if [ "${DGM_ARM:-1}" != 0 ]; then
   DGM_ARM_MISSING_OK=1 bash scripts/test-arm.sh
+  stage_done "1c ARM"
 fi
 
 if [ "${DGM_SANITIZE:-1}" != 0 ] || [ "${DGM_FUZZ:-1}" != 0 ]; then
@@ -42,6 +51,7 @@ if [ "${DGM_SANITIZE:-1}" != 0 ] || [ "${DGM_FUZZ:-1}" != 0 ]; then
   [ "${DGM_FUZZ:-1}" != 0 ] && targets+=(fuzz_targets)
   echo "== checking build: ${targets[*]} in $san_dir (sanitizers, libFuzzer instrumentation, -DDGM_NATIVE=${DGM_SANITIZE_NATIVE:-OFF})"
   DGM_SANITIZE_BUILD_DIR=$san_dir bash scripts/build-sanitize.sh "${targets[@]}"
+  stage_done "2 checking build"
   fuzz_built=$(grep -q '^DGM_FUZZ:BOOL=ON' "$san_dir/CMakeCache.txt" && echo 1 || echo 0)
 
   if [ "${DGM_SANITIZE:-1}" != 0 ]; then
@@ -60,12 +70,14 @@ if [ "${DGM_SANITIZE:-1}" != 0 ] || [ "${DGM_FUZZ:-1}" != 0 ]; then
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     echo "== sanitizers: running the tests (excluding '$san_exclude')"
     ctest --test-dir "$san_dir" --output-on-failure -j "$jobs" --timeout 900 -E "$san_exclude"
+    stage_done "2a sanitizer tests"
   fi
 
   if [ "${DGM_FUZZ:-1}" != 0 ]; then
     if [ "$fuzz_built" = 1 ]; then
       echo "== fuzzing: ${FUZZ_SECONDS:-30} s per target"
       DGM_FUZZ_DIR=$san_dir bash scripts/fuzz.sh
+      stage_done "2b fuzzing"
     else
       echo "== fuzzing skipped: $san_dir was built without clang (apt-get install clang-16 libclang-rt-16-dev libomp-16-dev)"
     fi
