@@ -50,7 +50,12 @@ fi
 # ---- cross build: dgm_tensor, dgm_autograd, dgm_core_tests --------------------------------------------
 echo "== ARM: cross build (aarch64-linux-gnu, -DDGM_CORE_ONLY=ON) in $build_dir"
 start=$SECONDS
-cmake -S . -B "$build_dir" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
+# Ninja for a new folder when installed, as scripts/setup.sh does (both cores stay busy).
+generator=()
+if [ ! -f "$build_dir/CMakeCache.txt" ] && [ -z "${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null; then
+  generator=(-G Ninja)
+fi
+cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
   -DDGM_CORE_ONLY=ON -DDGM_NATIVE=OFF -DDGM_GTEST_SOURCE_DIR="$gtest_src" ${DGM_ARM_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" -j "$jobs" --target dgm_core_tests
 build_s=$((SECONDS - start))
