@@ -16,6 +16,10 @@ namespace dgm::models {
 struct TrainDefaults {
   int64_t epochs = 1;  // passes over the training split
   double lr = 1e-3;    // Adam's learning rate
+  // The learning-rate schedule and warm-up steps (train::TrainOptions::lr_schedule): a model whose
+  // test NLL is noisy at the end of a constant-lr run ends lower on a decaying one.
+  std::string lr_schedule = "constant";
+  int64_t warmup = 0;
   // Passes with `--conditional true` (0: `epochs`): a class-conditional model learns p(x | y) and
   // is judged as a classifier too, which takes longer than the unconditional NLL.
   int64_t conditional_epochs = 0;

@@ -203,6 +203,10 @@ TEST(CliArgs, DefaultsAndOtherCommands) {
   EXPECT_EQ(t.batch, 32);
   EXPECT_DOUBLE_EQ(t.lr, 1e-3);
   EXPECT_TRUE(t.model_config.empty());
+  CliArgs c = parse_args({"train", "template", "--lr-schedule", "cosine", "--warmup", "50"});
+  EXPECT_EQ(c.lr_schedule, "cosine");
+  EXPECT_EQ(c.warmup, 50);
+  EXPECT_TRUE(c.model_config.empty());  // flags of the trainer, not model keys
 
   CliArgs s = parse_args({"sample", "imagegpt", "--checkpoint", "run", "--n", "16", "--complete", "392"});
   EXPECT_EQ(s.command, Command::Sample);
@@ -242,6 +246,11 @@ TEST(CliArgs, BadLinesExitWithCode2AndOneLine) {
       {"train", "template", "extra"},
       {"train", "template", "--heads", "two"},
       {"train", "template", "--save-every", "-1"},
+      {"train", "template", "--lr-schedule", "linear"},
+      {"train", "template", "--lr-schedule", ""},
+      {"train", "template", "--warmup", "-1"},
+      {"train", "template", "--warmup", "ten"},
+      {"eval", "template", "--checkpoint", "x", "--lr-schedule", "cosine"},
       {"train", "template", "--out", ""},
       {"train", "template", "--complete", "3"},
       {"train", "template", "-s"},
@@ -309,7 +318,7 @@ TEST(CliArgs, TrainingDefaults) {
     EXPECT_GT(d.epochs, 1);
     CliRun r = run({"train", "imagegpt", "--help"});
     EXPECT_EQ(r.code, 0);
-    const std::string budget = cat(d.epochs, " epochs at lr ", d.lr);
+    const std::string budget = cat(d.epochs, " epochs at lr ", d.lr);  // imagegpt: constant lr, no warm-up
     EXPECT_NE(r.out.find("default training " + budget), std::string::npos) << r.out;  // the model's description
     EXPECT_NE(r.out.find("imagegpt " + budget), std::string::npos) << r.out;           // the defaults line of the usage
   }
@@ -418,6 +427,40 @@ TEST(CliDataLoader, StateRestoresThePositionMidEpoch) {
 
 // ---- Trainer ------------------------------------------------------------------------------------------------
 
+// The lr of step k (0-based) with a warm-up of w steps out of N: lr (k + 1) / w while k < w, then
+// lr (1 + cos(pi (k - w) / (N - w))) / 2 for "cosine" and lr for "constant"; without a warm-up and
+// constant, lr at every step. Read by the model at each of its loss calls.
+TEST(CliTrainer, LearningRateSchedulesFollowTheirFormulas) {
+  const data::MnistData train = synthetic_images(40, 4, 4, 1), test = synthetic_images(12, 4, 4, 2);
+  for (const auto& [schedule, warmup] : {std::pair<std::string, int64_t>{"cosine", 3}, {"constant", 3}, {"cosine", 0}, {"constant", 0}}) {
+    SCOPED_TRACE(cat(schedule, ", warm-up ", warmup));
+    TempDir dir("trainer_schedule");
+    manual_seed(7);
+    auto model = std::make_shared<TinyBernoulli>(4);
+    TrainOptions o = tiny_options(dir.path.string());
+    o.steps = 10;
+    o.lr_schedule = schedule;
+    o.warmup = warmup;
+    Trainer trainer = make_trainer(model, train, test, o);
+    std::vector<double> lrs;
+    model->on_loss = [&] { lrs.push_back(trainer.optimizer().lr()); };
+    trainer.run();
+    ASSERT_EQ(lrs.size(), 10u);
+    for (int64_t k = 0; k < 10; ++k) {
+      const double expected = k < warmup              ? 0.05 * double(k + 1) / double(warmup)
+                              : schedule == "cosine" ? 0.05 * (1 + std::cos(M_PI * double(k - warmup) / double(10 - warmup))) / 2
+                                                     : 0.05;
+      EXPECT_NEAR(lrs[static_cast<size_t>(k)], expected, 1e-15) << "step " << k;
+    }
+  }
+  TrainOptions bad = tiny_options("unused");
+  bad.lr_schedule = "linear";
+  EXPECT_THROW(make_trainer(std::make_shared<TinyBernoulli>(4), train, test, bad), ValueError);
+  bad.lr_schedule = "cosine";
+  bad.warmup = -1;
+  EXPECT_THROW(make_trainer(std::make_shared<TinyBernoulli>(4), train, test, bad), ValueError);
+}
+
 TEST(CliTrainer, WritesTheFourFilesAndATestNll) {
   TempDir dir("trainer_files");
   const data::MnistData train = synthetic_images(40, 4, 4, 1), test = synthetic_images(12, 4, 4, 2);
@@ -497,55 +540,63 @@ TEST(CliTrainer, EightBitDataIsReportedInBitsPerDim) {
 }
 
 // Training 2N steps in one go equals N steps, a checkpoint, a new process-like restart and N more:
-// the same parameters and Adam state, bit for bit, and the same train losses.
+// the same parameters and Adam state, bit for bit, and the same train losses. With a constant lr and
+// with a cosine schedule after a warm-up (the lr of a step depends on the step and the total only).
 TEST(CliTrainer, ResumeEqualsAnUninterruptedRun) {
   const data::MnistData train = synthetic_images(40, 4, 4, 1), test = synthetic_images(12, 4, 4, 2);
   const int64_t total = 13;  // 5 steps per epoch: the runs cross two epoch boundaries
-
-  TempDir full_dir("resume_full");
-  manual_seed(7);
-  auto full = std::make_shared<TinyBernoulli>(4);
-  TrainOptions o = tiny_options(full_dir.path.string());
-  o.steps = total;
-  Trainer full_trainer = make_trainer(full, train, test, o);
-  full_trainer.run();
-
-  for (int64_t stop_at : {int64_t{3}, int64_t{5}, int64_t{7}}) {
-    SCOPED_TRACE(cat("stopped at step ", stop_at));
-    TempDir dir(cat("resume_part_", stop_at));
-    // The first part: a run that is told to stop (as by Ctrl-C) after `stop_at` steps.
-    std::atomic<bool> stop{false};
-    manual_seed(7);
-    auto first = std::make_shared<TinyBernoulli>(4);
-    int64_t calls = 0;
-    first->on_loss = [&] {
-      if (++calls == stop_at) stop = true;
+  for (const auto& [schedule, warmup] : {std::pair<std::string, int64_t>{"constant", 0}, {"cosine", 4}}) {
+    auto options = [&, schedule = schedule, warmup = warmup](const std::string& out) {
+      TrainOptions o = tiny_options(out);
+      o.lr_schedule = schedule;
+      o.warmup = warmup;
+      return o;
     };
-    TrainOptions o1 = tiny_options(dir.path.string());
-    o1.steps = total;
-    o1.stop = &stop;
-    TrainResult part = make_trainer(first, train, test, o1).run();
-    EXPECT_TRUE(part.interrupted);
-    EXPECT_EQ(part.steps, stop_at);
+    TempDir full_dir("resume_full");
+    manual_seed(7);
+    auto full = std::make_shared<TinyBernoulli>(4);
+    TrainOptions o = options(full_dir.path.string());
+    o.steps = total;
+    Trainer full_trainer = make_trainer(full, train, test, o);
+    full_trainer.run();
 
-    // The second part: a new model with other initial values and a scrambled default generator.
-    manual_seed(999);
-    auto second = std::make_shared<TinyBernoulli>(4);
-    randn({17});
-    TrainOptions o2 = tiny_options(dir.path.string());  // no steps: the checkpoint's total
-    Trainer resumed = make_trainer(second, train, test, o2);
-    resumed.resume(dir.path.string());
-    EXPECT_EQ(resumed.step(), stop_at);
-    EXPECT_EQ(resumed.total_steps(), total);
-    TrainResult r = resumed.run();
-    EXPECT_EQ(r.steps, total);
+    for (int64_t stop_at : {int64_t{3}, int64_t{5}, int64_t{7}}) {
+      SCOPED_TRACE(cat(schedule, ", stopped at step ", stop_at));
+      TempDir dir(cat("resume_part_", stop_at));
+      // The first part: a run that is told to stop (as by Ctrl-C) after `stop_at` steps.
+      std::atomic<bool> stop{false};
+      manual_seed(7);
+      auto first = std::make_shared<TinyBernoulli>(4);
+      int64_t calls = 0;
+      first->on_loss = [&] {
+        if (++calls == stop_at) stop = true;
+      };
+      TrainOptions o1 = options(dir.path.string());
+      o1.steps = total;
+      o1.stop = &stop;
+      TrainResult part = make_trainer(first, train, test, o1).run();
+      EXPECT_TRUE(part.interrupted);
+      EXPECT_EQ(part.steps, stop_at);
 
-    EXPECT_TRUE(bit_identical(second->logits, full->logits));
-    const nn::NamedTensors sa = resumed.optimizer().state_dict(), sb = full_trainer.optimizer().state_dict();
-    ASSERT_EQ(sa.size(), sb.size());
-    for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(bit_identical(sa[i].second, sb[i].second)) << sa[i].first;
-    // The log matches row for row (the interrupted part evaluated nothing extra).
-    EXPECT_EQ(without_seconds(read_text(dir / kLogFile)), without_seconds(read_text(full_dir / kLogFile)));
+      // The second part: a new model with other initial values and a scrambled default generator.
+      manual_seed(999);
+      auto second = std::make_shared<TinyBernoulli>(4);
+      randn({17});
+      TrainOptions o2 = options(dir.path.string());  // no steps: the checkpoint's total
+      Trainer resumed = make_trainer(second, train, test, o2);
+      resumed.resume(dir.path.string());
+      EXPECT_EQ(resumed.step(), stop_at);
+      EXPECT_EQ(resumed.total_steps(), total);
+      TrainResult r = resumed.run();
+      EXPECT_EQ(r.steps, total);
+
+      EXPECT_TRUE(bit_identical(second->logits, full->logits));
+      const nn::NamedTensors sa = resumed.optimizer().state_dict(), sb = full_trainer.optimizer().state_dict();
+      ASSERT_EQ(sa.size(), sb.size());
+      for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(bit_identical(sa[i].second, sb[i].second)) << sa[i].first;
+      // The log matches row for row (the interrupted part evaluated nothing extra).
+      EXPECT_EQ(without_seconds(read_text(dir / kLogFile)), without_seconds(read_text(full_dir / kLogFile)));
+    }
   }
 }
 

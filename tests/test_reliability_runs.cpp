@@ -182,6 +182,36 @@ TEST(ReliabilityRuns, ResumeKeepsTheRunsSettingsAndRefusesAShorterBudget) {
   EXPECT_EQ(nn::load_safetensors(dir / "model.safetensors").metadata.at("save_every"), "2");
 }
 
+// The schedule comes back from the checkpoint on --resume; a schedule or warm-up in the metadata
+// that no run writes is refused in one line naming the file, and the checkpoint is left alone.
+TEST(ReliabilityRuns, ResumeRefusesAHostileScheduleInTheMetadata) {
+  TempDir dir("hostile_schedule");
+  CliRun first = run({"train", "template", "--steps", "4", "--batch", "16", "--n", "2", "--lr-schedule", "cosine", "--warmup", "2",
+                      "--out", dir.path.string(), "--quiet"});
+  ASSERT_EQ(first.code, 0) << first.err;
+  const nn::SafetensorsFile ck = nn::load_safetensors(dir / "model.safetensors");
+  EXPECT_EQ(ck.metadata.at("lr_schedule"), "cosine");
+  EXPECT_EQ(ck.metadata.at("warmup"), "2");
+  CliRun more = run({"train", "template", "--resume", dir.path.string(), "--steps", "6", "--quiet"});
+  ASSERT_EQ(more.code, 0) << more.err;
+  EXPECT_EQ(nn::load_safetensors(dir / "model.safetensors").metadata.at("lr_schedule"), "cosine");  // from the checkpoint
+  const nn::SafetensorsFile good = nn::load_safetensors(dir / "model.safetensors");
+  for (const auto& [key, value, says] : {std::tuple<std::string, std::string, std::string>{"lr_schedule", "linear", "unknown learning-rate schedule 'linear'"},
+                                         {"warmup", "-5", "'warmup' metadata must be a non-negative integer, got '-5'"},
+                                         {"warmup", "99999999999999999999", "'warmup' metadata must be a non-negative integer"}}) {
+    SCOPED_TRACE(key + "=" + value);
+    nn::SafetensorsFile bad = good;
+    bad.metadata[key] = value;
+    nn::save_safetensors(dir / "model.safetensors", bad.tensors, bad.metadata);
+    const std::string before = bytes_of(dir / "model.safetensors");
+    CliRun r = run({"train", "template", "--resume", dir.path.string(), "--steps", "8", "--quiet"});
+    EXPECT_EQ(r.code, 1);
+    expect_one_line_naming(r, says);
+    EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;
+    EXPECT_EQ(bytes_of(dir / "model.safetensors"), before);
+  }
+}
+
 TEST(ReliabilityRuns, StaleTemporariesOfDeadProcessesAreRemoved) {
   TempDir dir("stale");
   make_run(dir.path.string());

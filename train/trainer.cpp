@@ -168,6 +168,9 @@ Trainer::Trainer(std::shared_ptr<models::GenerativeModel> model, Dataset train, 
   }
   const int64_t epochs = options_.epochs > 0 ? options_.epochs : 1;
   total_steps_ = options_.steps > 0 ? options_.steps : epochs * train_loader_.num_batches();
+  if (!is_lr_schedule(options_.lr_schedule))
+    throw ValueError(cat("train: unknown learning-rate schedule '", options_.lr_schedule, "' (known: constant, cosine)"));
+  if (options_.warmup < 0) throw ValueError(cat("train: warmup must be a non-negative number of steps, got ", options_.warmup));
 }
 
 std::ostream& Trainer::log() const { return options_.log ? *options_.log : std::cerr; }
@@ -179,7 +182,7 @@ std::string Trainer::path(const char* file) const { return (fs::path(options_.ou
 //   trainer.train_loss        (step,) float64, train loss per step in the report unit
 //   trainer.eval_steps        (E,) int64 and trainer.test_nll (E,) float64: the test NLL history
 //   metadata: format, model, config (JSON), data_kind, unit, data, step, total_steps,
-//             steps_per_epoch, batch, lr, seed, loader (JSON), default_generator
+//             steps_per_epoch, batch, lr, lr_schedule, warmup, seed, loader (JSON), default_generator
 void Trainer::save_checkpoint(const std::string& file) const {
   nn::NamedTensors tensors = model_->state_dict();
   for (size_t i = 0; i < optimizers_.size(); ++i)
@@ -201,6 +204,8 @@ void Trainer::save_checkpoint(const std::string& file) const {
       {"steps_per_epoch", std::to_string(train_loader_.num_batches())},
       {"batch", std::to_string(options_.batch_size)},
       {"lr", format_double(options_.lr, "%.17g")},
+      {"lr_schedule", options_.lr_schedule},
+      {"warmup", std::to_string(options_.warmup)},
       {"seed", std::to_string(options_.seed)},
       {"save_every", std::to_string(options_.save_every)},
       {"num_samples", std::to_string(options_.num_samples)},
@@ -329,7 +334,9 @@ void Trainer::write_curves() const {
     ax.plot(xs, ys, stride == 1 ? "train loss" : cat("train loss (mean of ", stride, " steps)"));
     ax.plot(eval_x, test_nll_, test_name, tools::Style::markers_only());
     ax.title(cat(options_.model_name.empty() ? "model" : options_.model_name, " on ", models::data_kind_name(model_->data_kind()),
-                 " data, batch ", options_.batch_size, ", Adam lr ", format_double(options_.lr, "%g")))
+                 " data, batch ", options_.batch_size, ", Adam lr ", format_double(options_.lr, "%g"),
+                 options_.lr_schedule == "constant" ? "" : cat(" (", options_.lr_schedule, ")"),
+                 options_.warmup > 0 ? cat(", warm-up ", options_.warmup) : ""))
         .xlabel(against_time ? "seconds of training" : "step")
         .ylabel(cat("loss (", models::nll_unit(model_->data_kind()), ")"));
     fig.save(path(against_time ? kTimeCurvesFile : kCurvesFile));
@@ -389,6 +396,19 @@ TrainResult Trainer::run() {
     total_steps_ = 0;
   }
 
+  // The lr of step k (0-based) is the schedule's value at k: linear warm-up over `warmup` steps, then
+  // lr throughout ("constant": a cosine whose floor is lr itself) or down to 0 along half a cosine
+  // over the remaining steps. A warm-up longer than the run is cut to the run's steps.
+  schedulers_.clear();
+  if (options_.lr_schedule != "constant" || options_.warmup > 0) {
+    const int64_t total = std::max<int64_t>(total_steps_, 1), warmup = std::min(options_.warmup, total - 1);
+    for (size_t i = 0; i < optimizers_.size(); ++i) {
+      const double lr = options_.lr * groups_[i].lr_scale;
+      optimizers_[i]->set_lr(lr);  // the schedule's base
+      schedulers_.push_back(std::make_unique<nn::WarmupCosineLR>(*optimizers_[i], warmup, total, options_.lr_schedule == "constant" ? lr : 0.0));
+    }
+  }
+
   model_->train();
   std::unique_ptr<tools::ProgressBar> bar;
   double epoch_loss_sum = 0;
@@ -410,6 +430,7 @@ TrainResult Trainer::run() {
       epoch_loss_count = 0;
     }
 
+    for (auto& scheduler : schedulers_) scheduler->set_step(step_);
     models::Batch batch = train_loader_.next();  // x (B, D), labels y (B,)
     double loss = 0;
     {

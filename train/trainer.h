@@ -1,7 +1,8 @@
 // The generic trainer — behind `dgm train`, and usable from lecture programs and homework code
 // (find_package(dgm), target dgm::train): any models::GenerativeModel, Adam, batches of a Dataset.
 //
-//   for each step:   batch = next (x (B, D), labels y);  model.train_step(batch, gen, optimisers)
+//   for each step:   lr of the step (TrainOptions::lr_schedule, warmup) into every optimiser;
+//                    batch = next (x (B, D), labels y);  model.train_step(batch, gen, optimisers)
 //                    (by default: loss = model.loss(batch, gen), the mean NLL per dim in nats;
 //                    loss.backward(); an Adam step — a model with several optimisers overrides it)
 //   each epoch end:  test NLL = -sum_i log p(x_i) / (N D) over the test split, in nats/dim for
@@ -44,6 +45,12 @@ struct TrainOptions {
   int64_t epochs = 0;            // total epochs; neither: 1 epoch (dgm train passes the model's default)
   int64_t batch_size = 32;
   double lr = 1e-3;
+  // The learning rate over the run, a function of the step and the run's total only (so a resumed
+  // run continues the same curve): "constant" (lr throughout) or "cosine" (lr down to 0 along half a
+  // cosine, reaching it after the last step; PyTorch's CosineAnnealingLR with T_max = the run's
+  // steps). Either starts with `warmup` steps of linear warm-up, lr (k + 1) / warmup at step k.
+  std::string lr_schedule = "constant";
+  int64_t warmup = 0;
   uint64_t seed = 0;             // data order and the samples in samples.png
   std::string out_dir;           // where the run's files go (created if missing)
   int64_t save_every = 0;        // also checkpoint every N steps (0: epoch ends and the end only)
@@ -75,6 +82,10 @@ inline constexpr const char* kTimeCurvesFile = "curves-time.svg";  // the same a
 inline constexpr const char* kLogFile = "log.csv";
 // The "format" metadata of a checkpoint written by Trainer::save_checkpoint.
 inline constexpr const char* kCheckpointFormat = "dgm-train-checkpoint/1";
+
+// The schedules TrainOptions::lr_schedule accepts: "constant" and "cosine".
+// (Inline: tools/cli/args.cpp checks --lr-schedule with it and links without the trainer.)
+inline bool is_lr_schedule(const std::string& name) { return name == "constant" || name == "cosine"; }
 
 class Trainer {
  public:
@@ -117,6 +128,9 @@ class Trainer {
   std::vector<models::OptimizerGroup> groups_;
   std::vector<std::unique_ptr<nn::Adam>> optimizers_;
   std::vector<nn::Optimizer*> optimizer_ptrs_;
+  // One per optimiser when the lr changes over the run (not for "constant" without warm-up), made
+  // by run() once the total is known (resume() may change it).
+  std::vector<std::unique_ptr<nn::LRScheduler>> schedulers_;
   int64_t step_ = 0, total_steps_ = 0;
   bool resumed_ = false;  // resume() succeeded: out_dir's run is this one's
   // History, in the report unit: train loss of steps 1..step_, test NLL at eval_steps_.

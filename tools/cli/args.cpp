@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include <dgm/models/registry.h>
+#include <dgm/train/trainer.h>
 
 namespace dgm::cli {
 
@@ -32,6 +33,8 @@ const std::vector<FlagSpec>& flag_specs() {
       {"epochs", true, {C::Train}},
       {"batch", true, {C::Train, C::Eval}},
       {"lr", true, {C::Train}},
+      {"lr-schedule", true, {C::Train}},
+      {"warmup", true, {C::Train}},
       {"seed", true, {C::Train, C::Sample, C::Lecture}},
       {"threads", true, {C::Train, C::Eval, C::Sample, C::Bench, C::Lecture}},
       {"out", true, {C::Train, C::Sample, C::Lecture}},
@@ -109,6 +112,13 @@ void set_flag(CliArgs& a, const std::string& name, const std::string& value) {
   else if (name == "epochs") a.epochs = parse_int("--epochs", value);
   else if (name == "batch") a.batch = parse_int("--batch", value);
   else if (name == "lr") a.lr = parse_double("--lr", value);
+  else if (name == "lr-schedule") {
+    if (!train::is_lr_schedule(value)) throw UsageError(cat("--lr-schedule: expected constant or cosine, got '", value, "'"));
+    a.lr_schedule = value;
+  } else if (name == "warmup") {
+    a.warmup = parse_int("--warmup", value);
+    if (a.warmup < 0) throw UsageError(cat("--warmup: expected a non-negative number of steps, got '", value, "'"));
+  }
   else if (name == "seed") {
     int64_t s = parse_int("--seed", value);
     if (s < 0) throw UsageError(cat("--seed: expected a non-negative integer, got '", value, "'"));
@@ -371,13 +381,17 @@ std::string model_list() {
 
 // "1 epoch at lr 0.001; imagegpt 6 epochs at lr 0.003": the training defaults of the registered models.
 std::string default_budgets() {
-  auto budget = [](const models::TrainDefaults& d) { return cat(d.epochs, d.epochs == 1 ? " epoch" : " epochs", " at lr ", d.lr); };
+  auto budget = [](const models::TrainDefaults& d) {
+    return cat(d.epochs, d.epochs == 1 ? " epoch" : " epochs", " at lr ", d.lr, d.lr_schedule == "constant" ? "" : cat(" (", d.lr_schedule, ")"),
+               d.warmup > 0 ? cat(", warm-up ", d.warmup) : "");
+  };
   const models::TrainDefaults usual;
   std::ostringstream os;
   os << budget(usual);
   try {
     for (const auto& m : models::registry())
-      if (m.train_defaults.epochs != usual.epochs || m.train_defaults.lr != usual.lr || m.train_defaults.conditional_epochs > 0) {
+      if (m.train_defaults.epochs != usual.epochs || m.train_defaults.lr != usual.lr || m.train_defaults.conditional_epochs > 0 ||
+          m.train_defaults.lr_schedule != usual.lr_schedule || m.train_defaults.warmup != usual.warmup) {
         os << "; " << m.name << " " << budget(m.train_defaults);
         if (m.train_defaults.conditional_epochs > 0) os << " (" << m.train_defaults.conditional_epochs << " with --conditional true)";
       }
@@ -427,18 +441,22 @@ std::string usage(Command command) {
             "  --epochs N          train N passes over the training split (default: the model's, see below)\n"
             "  --batch B           batch size (default 32)\n"
             "  --lr X              Adam learning rate (default: the model's, see below)\n"
+            "  --lr-schedule S     constant, or cosine: the lr falls to 0 along half a cosine over the run\n"
+            "                      (default: the model's, see below)\n"
+            "  --warmup N          first N steps: the lr rises linearly to --lr (default: the model's, mostly 0)\n"
             "  --seed S            seed of the initial weights, the data order and the samples (default 0)\n"
             "  --out DIR           run folder (default runs/MODEL-YYYYmmdd-HHMMSS)\n"
             "  --resume PATH       continue a run exactly where it stopped: its folder or its checkpoint\n"
             "                      (the model, data, batch and seed come from the checkpoint; --steps/--epochs\n"
-            "                      set a new total, --lr a new learning rate; --out defaults to the run folder)\n"
+            "                      set a new total, --lr a new learning rate, --lr-schedule / --warmup a new\n"
+            "                      schedule; --out defaults to the run folder)\n"
             "  --save-every N      also save the checkpoint every N steps (default: at epoch ends only)\n"
             "  --overwrite         replace the run already in --out (without it, dgm train refuses to)\n"
             "  --max-memory SIZE   memory a model may take while built, e.g. 16G (default 8G, or DGM_MAX_MEMORY)\n"
             "  --n N               samples in samples.png (default 64)\n"
             "  --detect-anomaly    stop at the first NaN/Inf in forward or backward, naming the op (slower)\n"
          << kCommonFlags
-         << "\nDefaults without --steps/--epochs and --lr: " << default_budgets() << "\n"
+         << "\nDefaults without --steps/--epochs, --lr and --lr-schedule/--warmup: " << default_budgets() << "\n"
          << "\nModel flags (the model's config keys; any other --some-key VALUE sets the key some_key):\n"
             "  --embed-dim D  --heads H  --layers L  --hidden H  --context C  --filters F  --blocks B\n\n"
          << model_list();

@@ -43,6 +43,8 @@ struct CliArgs {
   int64_t steps = 0, epochs = 0;      // at most one of them > 0; neither = the model's default (train_epochs)
   int64_t batch = 32;
   double lr = 1e-3;                   // without --lr, dgm train uses the model's default (train_lr)
+  std::string lr_schedule = "constant";  // --lr-schedule constant|cosine; without it, the model's default
+  int64_t warmup = 0;                 // --warmup N: steps of linear lr warm-up; without it, the model's default
   uint64_t seed = 0;
   int threads = 0;                    // 0 = env DGM_NUM_THREADS, else all cores
   std::string out;                    // train: run folder; sample: PNG file

@@ -1,6 +1,7 @@
 // The `dgm` commands; see commands.h.
 #include <dgm/tools/cli/commands.h>
 
+#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -178,8 +179,8 @@ void describe_model(const std::string& name, std::ostream& out) {
     out << "  default config " << model->config().dump() << " (" << model->num_parameters() << " parameters, "
         << models::data_kind_name(model->data_kind()) << " data)\n";
     const models::TrainDefaults& d = info.train_defaults;
-    out << "  default training " << d.epochs << (d.epochs == 1 ? " epoch" : " epochs") << " at lr " << d.lr
-        << " (without --steps / --epochs / --lr)";
+    out << "  default training " << d.epochs << (d.epochs == 1 ? " epoch" : " epochs") << " at lr " << d.lr << ", " << d.lr_schedule
+        << " schedule" << (d.warmup > 0 ? cat(", warm-up ", d.warmup, " steps") : "") << " (without --steps / --epochs / --lr / --lr-schedule)";
     if (d.conditional_epochs > 0) out << "; " << d.conditional_epochs << " epochs with --conditional true";
     out << "\n";
   } catch (const std::exception& e) {
@@ -258,6 +259,20 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
     options.batch_size = parse_int("batch", keep("batch", std::to_string(args.batch), "batch"));
     options.seed = static_cast<uint64_t>(parse_int("seed", keep("seed", std::to_string(args.seed), "seed")));
     if (!args.has("lr")) options.lr = parse_double("lr", metadata_or(metadata, "lr", "0.001"));
+    // Checkpoints from before schedules: a constant lr without warm-up.
+    options.lr_schedule = args.has("lr-schedule") ? args.lr_schedule : metadata_or(metadata, "lr_schedule", "constant");
+    if (!train::is_lr_schedule(options.lr_schedule))
+      throw FormatError(cat(resume_file, ": unknown learning-rate schedule '", options.lr_schedule, "' in its metadata (known: constant, cosine)"));
+    if (args.has("warmup")) {
+      options.warmup = args.warmup;
+    } else {
+      const std::string w = metadata_or(metadata, "warmup", "0");
+      int64_t v = -1;
+      auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), v);
+      if (ec != std::errc() || end != w.data() + w.size() || v < 0)
+        throw FormatError(cat(resume_file, ": 'warmup' metadata must be a non-negative integer, got '", w, "'"));
+      options.warmup = v;
+    }
     // the run's own settings come back unless given again
     if (!args.has("save-every")) options.save_every = parse_int("save_every", metadata_or(metadata, "save_every", "0"));
     if (!args.has("n")) options.num_samples = parse_int("num_samples", metadata_or(metadata, "num_samples", std::to_string(args.n)));
@@ -268,6 +283,9 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
     check_data_source(args.data);
     options.epochs = train_epochs(args);  // neither --steps nor --epochs: the model's default budget
     options.lr = train_lr(args);
+    const models::TrainDefaults& defaults = find_model_or_usage(args.model).train_defaults;
+    options.lr_schedule = args.has("lr-schedule") ? args.lr_schedule : defaults.lr_schedule;
+    options.warmup = args.has("warmup") ? args.warmup : defaults.warmup;
     options.out_dir = args.has("out") ? args.out : default_run_dir(args.model);
     manual_seed(args.seed);  // the initial weights
     model = create_from_flags(args.model, args.model_config, args.max_memory);
@@ -284,9 +302,11 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
         << " data (" << train.n << " train / " << test.n << " test images from " << train.source << "), writing to "
         << options.out_dir << "\n";
   const bool default_budget = !args.has("steps") && !args.has("epochs");
-  if (!args.quiet && resume_file.empty() && (default_budget || !args.has("lr")))
+  if (!args.quiet && resume_file.empty() && (default_budget || !args.has("lr") || !args.has("lr-schedule")))
     err << "training " << (options.epochs > 0 ? cat(options.epochs, options.epochs == 1 ? " epoch" : " epochs") : cat(options.steps, " steps"))
-        << " at lr " << options.lr << " (the model's defaults where --steps/--epochs/--lr are not given)\n";
+        << " at lr " << options.lr << (options.lr_schedule == "constant" ? "" : cat(", ", options.lr_schedule, " schedule"))
+        << (options.warmup > 0 ? cat(", warm-up ", options.warmup, " steps") : "")
+        << " (the model's defaults where --steps/--epochs/--lr/--lr-schedule are not given)\n";
 
   options.stop = &g_stop;
   options.overwrite = args.overwrite;
