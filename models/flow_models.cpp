@@ -184,6 +184,7 @@ MAF::MAF(MAFConfig c, Generator* gen) : DequantizedFlow("MAF"), config_(c) {
     const auto& out = layer->made->layers.back();
     out->weight.set_data(Array::zeros(out->weight.shape(), out->weight.dtype()));
     out->bias.set_data(Array::zeros(out->bias.shape(), out->bias.dtype()));
+    layer->max_log_scale = c.max_log_scale;
     flow->push_back(layer);
     if (k + 1 < c.layers) flow->push_back(nn::Permutation::reverse(d));
   }
@@ -195,14 +196,15 @@ std::shared_ptr<GenerativeModel> MAF::create(const nlohmann::json& config) {
   c.layers = r.integer("layers", c.layers);
   c.hidden = r.integer("hidden", c.hidden);
   c.image_size = r.integer("image_size", c.image_size, 2);
+  c.max_log_scale = r.number("max_log_scale", c.max_log_scale, 0, 50);
   read_shared_keys(r, c);
   r.finish();
   return std::make_shared<MAF>(c);
 }
 
 nlohmann::json MAF::config() const {
-  return {{"layers", config_.layers}, {"hidden", config_.hidden}, {"image_size", config_.image_size}, {"binary", config_.binary},
-          {"logit_alpha", config_.logit_alpha}, {"max_grad_norm", config_.max_grad_norm}};
+  return {{"layers", config_.layers}, {"hidden", config_.hidden}, {"image_size", config_.image_size}, {"max_log_scale", config_.max_log_scale},
+          {"binary", config_.binary}, {"logit_alpha", config_.logit_alpha}, {"max_grad_norm", config_.max_grad_norm}};
 }
 
 }  // namespace dgm::models

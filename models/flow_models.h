@@ -28,9 +28,11 @@
 //            binarized, K = 2, logit alpha 1e-6).
 //   maf      MAF (Papamakarios et al. 2017) over the flattened image: logit, then `layers` x
 //            [MADE Gaussian autoregressive layer, reverse permutation], each layer starting as the
-//            identity (MADE's output layer at zero). No ActNorm: initialised per pixel from one
+//            identity (MADE's output layer at zero), each log-scale softly bounded,
+//            alpha = c tanh(a / c) with c = max_log_scale (3; 0 = unbounded; unbounded, MADE's
+//            outputs drifted until e^{-alpha} overflowed). No ActNorm: initialised per pixel from one
 //            batch, it scales the near-constant border pixels by ~100 and training diverges.
-//            Config: layers (5), hidden (512), image_size (28).
+//            Config: layers (5), hidden (512), image_size (28), max_log_scale (3).
 // Both take the keys binary (false), logit_alpha (0.05, RealNVP's choice for 8-bit MNIST; 1e-6,
 // the homework's, when binary) and max_grad_norm (1.0: gradients clipped to that norm per step).
 #pragma once
@@ -110,6 +112,7 @@ class RealNVP : public DequantizedFlow {
 
 struct MAFConfig {
   int64_t layers = 5, hidden = 512, image_size = 28;
+  double max_log_scale = 3.0;  // each layer's alpha = c tanh(a / c) (nn::GaussianAutoregressiveFlow); 0: unbounded
   bool binary = false;
   double logit_alpha = 0;  // 0: 0.05 for 8-bit pixels, 1e-6 for binary ones
   double max_grad_norm = 1.0;

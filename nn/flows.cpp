@@ -390,7 +390,9 @@ GaussianAutoregressiveFlow::GaussianAutoregressiveFlow(int64_t d, const std::vec
 }
 std::pair<Tensor, Tensor> GaussianAutoregressiveFlow::mu_alpha(const Tensor& v) {
   Tensor out = made->forward(v);
-  return {narrow(out, 1, 0, dim), narrow(out, 1, dim, dim)};
+  Tensor alpha = narrow(out, 1, dim, dim);
+  if (max_log_scale > 0) alpha = tanh(alpha * (1.0 / max_log_scale)) * max_log_scale;
+  return {narrow(out, 1, 0, dim), alpha};
 }
 FlowOutput GaussianAutoregressiveFlow::normalize_one_pass(const Tensor& x) {
   auto [mu, alpha] = mu_alpha(x);

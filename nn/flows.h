@@ -242,6 +242,10 @@ class MADE : public Module {
 //     x = z e^{alpha(z)} + mu(z)   one pass (sampling is parallel),
 //     z_j = (x_j - mu_j(z_{<j})) e^{-alpha_j(z_{<j})}   D passes (density is sequential),
 //     log|det dz/dx| = -sum_j alpha_j(z).
+// max_log_scale = c > 0 bounds the log-scale softly, alpha = c tanh(a / c) for MADE's output a
+// (about a for |a| << c, never beyond +-c): a deep MAF whose MADEs drift to |a| ~ 50 overflows
+// e^{-alpha} in float32 and its loss becomes inf; RealNVP's couplings bound s with tanh the same way.
+// 0 (the default): alpha = a, unbounded.
 enum class AutoregressiveDirection { MAF, IAF };
 class GaussianAutoregressiveFlow : public Flow {
  public:
@@ -255,6 +259,7 @@ class GaussianAutoregressiveFlow : public Flow {
   int64_t dim;
   AutoregressiveDirection direction;
   std::shared_ptr<MADE> made;
+  double max_log_scale = 0;  // c: alpha = c tanh(a / c); 0 = unbounded
 
  private:
   std::pair<Tensor, Tensor> mu_alpha(const Tensor& v);  // (B, D) each

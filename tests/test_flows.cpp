@@ -269,6 +269,17 @@ TEST_P(AutoregressiveFlows, TriangularJacobianInverseAndLogDet) {
     Tensor alpha = narrow(f.made->forward(x), 1, 4, 4);
     EXPECT_LT(max_abs_diff(sum(j * eye(4, kF64), {2}), exp(-alpha)), 1e-13);
   }
+  // The soft bound alpha = c tanh(a / c), with c small enough to bend every alpha: still the
+  // inverse and the log-det of the Jacobian, and then |alpha| < c.
+  f.max_log_scale = 0.3;
+  check_flow(f, x);
+  if (GetParam() == nn::AutoregressiveDirection::MAF) {
+    Tensor a = narrow(f.made->forward(x), 1, 4, 4), alpha = tanh(a / 0.3) * 0.3;
+    Tensor jc = autograd::batch_jacobian([&](const Tensor& t) { return f.forward(t); }, x);
+    EXPECT_LT(max_abs_diff(sum(jc * eye(4, kF64), {2}), exp(-alpha)), 1e-13);
+    EXPECT_LT(max_abs_diff(f.forward_and_log_det(x).log_det, -sum(alpha, {1})), 1e-13);
+    EXPECT_GT(max_abs(a), 0.3);  // the bound was active somewhere
+  }
 }
 INSTANTIATE_TEST_SUITE_P(Directions, AutoregressiveFlows, ::testing::Values(nn::AutoregressiveDirection::MAF, nn::AutoregressiveDirection::IAF),
                          [](const auto& info) { return info.param == nn::AutoregressiveDirection::MAF ? "MAF" : "IAF"; });
