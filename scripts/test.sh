@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: set up, build, and run the whole test suite — then again under the sanitizers,
 # then the fuzzers; and the core once more, cross-built for 64-bit ARM. Two builds, plus 1c's small
-# one. CI runs everything: about 22 minutes from a clean clone on a 2-core AVX2 machine on
-# 2026-11-30 (the "== time:" lines: 1 build 381 s, tests 34, 1b 6, 1c 196, 2 build ~470, 2a 176,
+# one. CI runs everything: 1308 s (22 minutes) from a clean clone on a 2-core AVX2 machine on
+# 2026-11-30 (the "== time:" lines: 1 build 423 s, tests 31, 1b 9, 1c 187, 2 build 504, 2a 91,
 # 2b 63):
 #   1. the suite, Release build with g++ (-march=native) in $DGM_BUILD_DIR (default build/)
 #   1b. scripts/test-install.sh: that build installed into a temporary prefix, moved, and the
@@ -11,7 +11,7 @@
 #      and their tests (-DDGM_CORE_ONLY=ON), cross-compiled for aarch64 with g++-aarch64-linux-gnu
 #      in $DGM_ARM_BUILD_DIR (default build-arm/) and run under qemu-aarch64 (qemu-user); both
 #      installed with apt-get as root if missing, else the stage is skipped with a note. 455
-#      tests; 2026-11-30 on 2 idle cores: build 146 s, tests 50 s                DGM_ARM=0 skips
+#      tests; 2026-11-30 on 2 idle cores: build 140 s, tests 47 s                DGM_ARM=0 skips
 #   2. one checking build (scripts/build-sanitize.sh) in $DGM_SANITIZE_BUILD_DIR (default
 #      build-sanitize/): clang 16+ (installed with apt-get as root if missing), -O1, the portable
 #      baseline (-DDGM_NATIVE=OFF; DGM_SANITIZE_NATIVE=ON for -march=native), AddressSanitizer +
