@@ -1,6 +1,6 @@
 """PyTorch reference of dgm's `realnvp` (models/flow_models.h), layer for layer.
 
-Usage: [THREADS=T] /usr/bin/python3 bench/realnvp_ref.py train STEPS [DATA_DIR] [SEED] [BATCH] [LR]
+Usage: [THREADS=T] [FILTERS=F BLOCKS=N] /usr/bin/python3 bench/realnvp_ref.py train STEPS [DATA_DIR] [SEED] [BATCH] [LR]
        /usr/bin/python3 bench/realnvp_ref.py step [BATCH]       ms per Adam step (the `realnvp_step` workload)
 
 8-bit MNIST (the embedded 10k digits, data/mnist10k by default), dequantised y = (x + u) / 256,
@@ -18,6 +18,8 @@ import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 
 ALPHA = 0.05
 THREADS = int(os.environ.get("THREADS", "2"))  # torch threads; THREADS=1 for a one-thread comparison
+FILTERS = int(os.environ.get("FILTERS", "16"))  # the conditioners' width and residual blocks (dgm's --filters / --blocks)
+BLOCKS = int(os.environ.get("BLOCKS", "1"))
 
 
 def load(d, split):
@@ -147,7 +149,7 @@ def bits_per_dim(model, te, seed=12345):
 def train(steps, d, seed, B, lr):
     torch.manual_seed(seed); torch.set_num_threads(THREADS)
     tr, te = torch.tensor(load(d, "train")).float(), torch.tensor(load(d, "test")).float()
-    model = RealNVP()
+    model = RealNVP(FILTERS, BLOCKS)
     print(f"parameters {sum(p.numel() for p in model.parameters())}", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr)
     g = torch.Generator().manual_seed(seed)
@@ -164,7 +166,7 @@ def train(steps, d, seed, B, lr):
 
 def step_ms(B):
     torch.manual_seed(0); torch.set_num_threads(THREADS)
-    model = RealNVP(); opt = torch.optim.Adam(model.parameters(), 1e-3)
+    model = RealNVP(FILTERS, BLOCKS); opt = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.randint(0, 256, (B, 1, 28, 28)).float()
     times = []
     for r in range(7):

@@ -46,6 +46,14 @@ Tensor DequantizedFlow::log_prob_with_noise(const Tensor& x, const Tensor& u) {
   return log_base + out.log_det - double(D) * std::log(double(levels_));
 }
 
+void DequantizedFlow::start_flow(int64_t image_size, bool binary, double logit_alpha, double max_grad_norm) {
+  image_size_ = image_size;
+  levels_ = binary ? 2 : 256;
+  max_grad_norm_ = max_grad_norm;
+  flow = register_module("flow", std::make_shared<nn::FlowSequence>());
+  flow->push_back(std::make_shared<nn::LogitFlow>(logit_alpha));
+}
+
 Tensor DequantizedFlow::hashed_noise(const Tensor& x) {
   Tensor xc = x.contiguous();
   const int64_t B = xc.size(0), D = xc.size(1);
@@ -99,13 +107,12 @@ ResidualConditioner::ResidualConditioner(int64_t in_channels, int64_t out_channe
   out_conv_ = register_module("out", std::make_shared<nn::Conv2d>(filters, out_channels, 3, nn::Conv2dOptions{.padding = 1, .gen = gen}));
   // Zero the shift half only (output channels out/2..out-1); see the header for why not the scale half.
   const int64_t half = out_channels / 2;
-  Tensor w = out_conv_->weight.detach().contiguous(), b = out_conv_->bias.detach().contiguous();
-  std::vector<float> wv = w.to_vector<float>(), bv = b.to_vector<float>();
-  const int64_t per_out = static_cast<int64_t>(wv.size()) / out_channels;
-  std::fill(wv.begin() + half * per_out, wv.end(), 0.0f);
-  std::fill(bv.begin() + half, bv.end(), 0.0f);
-  out_conv_->weight.set_data(from_vector(wv, w.shape()).array());
-  out_conv_->bias.set_data(from_vector(bv, b.shape()).array());
+  for (Tensor* p : {&out_conv_->weight, &out_conv_->bias}) {
+    Tensor kept = narrow(p->detach(), 0, 0, half);
+    Shape zeroed = p->shape();
+    zeroed[0] = out_channels - half;
+    p->set_data(cat({kept, zeros(zeroed, {.dtype = p->dtype()})}, 0).array());
+  }
 }
 
 Tensor ResidualConditioner::forward(const Tensor& x) {
@@ -121,13 +128,9 @@ Tensor ResidualConditioner::forward(const Tensor& x) {
 // ---- RealNVP -------------------------------------------------------------------------------------------------
 
 RealNVP::RealNVP(RealNVPConfig c, Generator* gen) : DequantizedFlow("RealNVP"), config_(c) {
-  c.logit_alpha = config_.logit_alpha = resolved_alpha(c);
-  image_size_ = c.image_size;
-  levels_ = c.binary ? 2 : 256;
-  max_grad_norm_ = c.max_grad_norm;
   if (c.image_size % 2 != 0) throw ValueError(cat("realnvp: image_size must be even (the squeeze halves it), got ", c.image_size));
-  flow = register_module("flow", std::make_shared<nn::FlowSequence>());
-  flow->push_back(std::make_shared<nn::LogitFlow>(c.logit_alpha));
+  c.logit_alpha = config_.logit_alpha = resolved_alpha(c);
+  start_flow(c.image_size, c.binary, c.logit_alpha, c.max_grad_norm);
   const int64_t s = c.image_size;
   bool parity = true;
   auto checkerboard = [&](int64_t n) {
@@ -171,12 +174,8 @@ nlohmann::json RealNVP::config() const {
 
 MAF::MAF(MAFConfig c, Generator* gen) : DequantizedFlow("MAF"), config_(c) {
   c.logit_alpha = config_.logit_alpha = resolved_alpha(c);
-  image_size_ = c.image_size;
-  levels_ = c.binary ? 2 : 256;
-  max_grad_norm_ = c.max_grad_norm;
+  start_flow(c.image_size, c.binary, c.logit_alpha, c.max_grad_norm);
   const int64_t d = c.image_size * c.image_size;
-  flow = register_module("flow", std::make_shared<nn::FlowSequence>());
-  flow->push_back(std::make_shared<nn::LogitFlow>(c.logit_alpha));
   for (int64_t k = 0; k < c.layers; ++k) {
     auto layer = std::make_shared<nn::GaussianAutoregressiveFlow>(d, std::vector<int64_t>{c.hidden}, nn::AutoregressiveDirection::MAF, gen);
     // Each layer starts as the identity (mu = alpha = 0): MADE's output layer at zero. From a random

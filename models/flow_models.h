@@ -67,6 +67,9 @@ class DequantizedFlow : public GenerativeModel {
 
  protected:
   virtual Shape flow_shape(int64_t batch) const = 0;  // (B, 1, H, W) or (B, D)
+  // What every dequantised flow's constructor does first: K = 2 or 256 levels, the image size, the
+  // clipping norm, and `flow` started with the logit transform of strength alpha.
+  void start_flow(int64_t image_size, bool binary, double logit_alpha, double max_grad_norm);
   int64_t image_size_ = 28;
   int64_t levels_ = 256;
   double max_grad_norm_ = 1.0;  // config key "max_grad_norm" (0: no clipping)

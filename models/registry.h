@@ -41,6 +41,10 @@ struct ModelInfo {
   // is enough): create_model refuses a config past its memory limit before building anything.
   // Models whose size cannot grow large need none.
   std::function<double(const nlohmann::json& config)> parameters = nullptr;
+  // Keys added to the config after checkpoints without them were written, with the value that
+  // reproduces how those checkpoints were trained (maf: max_log_scale 0, unbounded). A saved config
+  // goes through saved_config() so an old checkpoint keeps its meaning; a new config takes the defaults.
+  nlohmann::json saved_defaults = nlohmann::json::object();
 };
 
 const std::vector<ModelInfo>& registry();
@@ -52,5 +56,8 @@ const ModelInfo& find_model(const std::string& name);
 // naming the model and its size keys before the allocation that would cross the limit.
 std::shared_ptr<GenerativeModel> create_model(const std::string& name, const nlohmann::json& config = nlohmann::json::object(),
                                               size_t max_memory = 0);
+// A config read back from a checkpoint or a run's metadata, with the model's saved_defaults filled in
+// for the keys it lacks (a non-object is returned as it is, for create_model to refuse).
+nlohmann::json saved_config(const std::string& name, nlohmann::json config);
 
 }  // namespace dgm::models

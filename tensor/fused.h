@@ -18,6 +18,8 @@ Array bce_with_logits_forward(const Array& x, const Array& y);
 Array bce_with_logits_backward(const Array& x, const Array& y, const Array& grad);
 
 // LayerNorm over the last dim: y = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps).
+// An x (B, ..., C) that is the permute of contiguous (B, C, ...) memory (a ConvNet's channel norm) is
+// normalised in that memory, y and dx coming back in the same layout: no copy either way.
 struct LayerNormResult {
   Array y, mean, rstd;  // mean, rstd: (rows,) kept for backward
 };

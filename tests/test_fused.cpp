@@ -83,6 +83,30 @@ TEST(Fused, LayerNormMatchesReference) {
               {x, w, b}, kTol32);
 }
 
+// A ConvNet's channel norm: (B, C, H, W) permuted to (B, H, W, C). The fused kernel normalises in the
+// NCHW memory (no copy); its output and input gradient come back as views of that layout.
+TEST(Fused, LayerNormOverChannelsOfAnImageMatchesReference) {
+  manual_seed(4);
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const double tol = dt == DType::Float64 ? 1e-12 : kTol32;
+    Tensor x = (randn({3, 24, 20, 15}, {.dtype = dt}) * 2.0 + 1.0).detach().requires_grad_();  // 300 pixels: two blocks
+    Tensor w = (randn({24}, {.dtype = dt}) * 0.5 + 1.0).detach().requires_grad_(), b = randn({24}, {.dtype = dt, .requires_grad = true});
+    Tensor y = fused::layer_norm(permute(x, {0, 2, 3, 1}), w, b);
+    EXPECT_FALSE(y.is_contiguous());
+    EXPECT_TRUE(permute(y, {0, 3, 1, 2}).is_contiguous());  // the output is NCHW memory, as the input
+    // the output gradient in the (B, H, W, C) layout (copied to channels first inside) ...
+    expect_same([](auto& a) { return fused::layer_norm(permute(a[0], {0, 2, 3, 1}), a[1], a[2]); },
+                [](auto& a) { return reference::layer_norm(permute(a[0], {0, 2, 3, 1}), a[1], a[2]); }, {x, w, b}, tol);
+    // ... and in NCHW, as a following convolution gives it (read in place)
+    expect_same([](auto& a) { return permute(fused::layer_norm(permute(a[0], {0, 2, 3, 1}), a[1], a[2]), {0, 3, 1, 2}); },
+                [](auto& a) { return permute(reference::layer_norm(permute(a[0], {0, 2, 3, 1}), a[1], a[2]), {0, 3, 1, 2}); },
+                {x, w, b}, tol);
+    expect_same([](auto& a) { return fused::layer_norm(permute(a[0], {0, 2, 3, 1}), Tensor(), Tensor()); },
+                [](auto& a) { return reference::layer_norm(permute(a[0], {0, 2, 3, 1}), Tensor(), Tensor()); }, {x}, tol);
+  }
+}
+
 TEST(Fused, LinearWithBiasAndActivationMatchesReference) {
   manual_seed(5);
   Tensor x = randn({200, 64}, {.requires_grad = true}), w = (randn({96, 64}) * 0.1).detach().requires_grad_();

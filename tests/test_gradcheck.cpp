@@ -225,6 +225,8 @@ std::vector<Row> table() {
       IN(NC(g, 3, 4, -3, 3), U(g, {4}, 0, 1)));
   row(Op::LayerNorm, "layer_norm", F(fused::layer_norm(x[0], x[1], x[2])), IN(U(g, {2, 3, 5}), U(g, {5}, 0.5, 1.5), U(g, {5})));
   row(Op::LayerNorm, "layer_norm_noncontig_no_affine", F(fused::layer_norm(x[0], Tensor(), Tensor())), IN(NC(g, 3, 4)));
+  row(Op::LayerNorm, "layer_norm_channels_of_nchw", F(fused::layer_norm(permute(x[0], {0, 2, 3, 1}), x[1], x[2])),
+      IN(U(g, {2, 4, 3, 2}), U(g, {4}, 0.5, 1.5), U(g, {4})));
   row(Op::Attention, "attention_causal", F(fused::attention(x[0], x[1], x[2], true)), IN(U(g, {1, 2, 5, 3}), U(g, {1, 2, 5, 3}), U(g, {1, 2, 5, 3})));
   row(Op::Attention, "attention_full", F(fused::attention(x[0], x[1], x[2], false, 0.7)), IN(U(g, {2, 1, 3, 2}), U(g, {2, 1, 4, 2}), U(g, {2, 1, 4, 2})));
   row(Op::Attention, "attention_causal_queries_after_cache", F(fused::attention(x[0], x[1], x[2], true)),

@@ -229,3 +229,33 @@ TEST(ModelsFlows, RegistryConfigsRoundTrip) {
   }
   EXPECT_THROW(create_model("realnvp", {{"filter", 3}}), ValueError);
 }
+
+// A maf checkpoint written before max_log_scale existed was trained unbounded: its saved config,
+// read back through saved_config(), must rebuild that model (c = 0), not the bounded default (c = 3).
+TEST(ModelsFlows, OldMafConfigsKeepTheirUnboundedLogScales) {
+  nlohmann::json old_config = {{"layers", 2}, {"hidden", 24}, {"image_size", 4}};  // no max_log_scale key
+  EXPECT_EQ(saved_config("maf", old_config)["max_log_scale"], 0);
+  EXPECT_EQ(saved_config("maf", {{"max_log_scale", 2.5}})["max_log_scale"], 2.5);  // a saved value wins
+  EXPECT_EQ(create_model("maf", old_config)->config()["max_log_scale"], 3);          // a new config: the default
+  EXPECT_FALSE(saved_config("realnvp", {{"filters", 4}}).contains("max_log_scale"));
+  EXPECT_TRUE(saved_config("maf", nlohmann::json::array()).is_array());  // left for create_model to refuse
+
+  manual_seed(3);
+  auto unbounded = create_model("maf", {{"layers", 2}, {"hidden", 24}, {"image_size", 4}, {"max_log_scale", 0}});
+  // weights that make log-scales large, where the bound changes the density
+  Generator init(5);
+  for (Tensor& p : unbounded->parameters()) p.set_data((rand(p.shape(), {.dtype = p.dtype()}, &init) * 2.0 - 1.0).array());
+  auto restored = create_model("maf", saved_config("maf", old_config));
+  auto bounded = create_model("maf", old_config);
+  restored->load_state_dict(unbounded->state_dict());
+  bounded->load_state_dict(unbounded->state_dict());
+  Generator gen(4);
+  Tensor x = byte_images(6, 4, gen);
+  std::vector<double> want = values(unbounded->log_prob(x)), got = values(restored->log_prob(x)), other = values(bounded->log_prob(x));
+  double most_apart = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_DOUBLE_EQ(got[i], want[i]);
+    most_apart = std::max(most_apart, std::abs(other[i] - want[i]));
+  }
+  EXPECT_GT(most_apart, 1e-3);  // the test means something: the bound does change these densities
+}

@@ -109,7 +109,7 @@ ConditionalRun load_conditional(const std::string& checkpoint, uint64_t seed, co
   ConditionalRun run;
   run.model = meta("model");
   run.source = file;
-  std::shared_ptr<models::GenerativeModel> model = models::create_model(run.model, nlohmann::json::parse(meta("config")));
+  std::shared_ptr<models::GenerativeModel> model = models::create_model(run.model, models::saved_config(run.model, nlohmann::json::parse(meta("config"))));
   if (model->num_classes() != 10)
     throw ValueError(cat(file, ": the ", run.model, " in it is not conditional on the 10 digits (train it with --conditional true)"));
   model->load_state_dict(train::model_tensors(ck));

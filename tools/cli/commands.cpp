@@ -91,6 +91,7 @@ std::shared_ptr<models::GenerativeModel> create_from_checkpoint(const std::strin
   nlohmann::json config = nlohmann::json::object();
   try {
     if (auto it = metadata.find("config"); it != metadata.end()) config = nlohmann::json::parse(it->second);
+    config = models::saved_config(name, config);
     return models::create_model(name, config, max_memory);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(cat(file, ": bad model config '", config.dump(), "': ", e.what()));
@@ -301,8 +302,13 @@ int run_train(const CliArgs& args, std::ostream& out, std::ostream& err) {
     err << "dgm train " << args.model << ": " << model->num_parameters() << " parameters, " << models::data_kind_name(model->data_kind())
         << " data (" << train.n << " train / " << test.n << " test images from " << train.source << "), writing to "
         << options.out_dir << "\n";
-  const bool default_budget = !args.has("steps") && !args.has("epochs");
-  if (!args.quiet && resume_file.empty() && (default_budget || !args.has("lr") || !args.has("lr-schedule")))
+  // Said only when a setting came from the model's own defaults: the budget, the lr, or a schedule or
+  // warm-up the model asks for (not the plain constant schedule every model has unless told otherwise).
+  const models::TrainDefaults& model_defaults = find_model_or_usage(args.model).train_defaults;
+  const bool from_defaults = (!args.has("steps") && !args.has("epochs")) || !args.has("lr") ||
+                             (!args.has("lr-schedule") && model_defaults.lr_schedule != "constant") ||
+                             (!args.has("warmup") && model_defaults.warmup > 0);
+  if (!args.quiet && resume_file.empty() && from_defaults)
     err << "training " << (options.epochs > 0 ? cat(options.epochs, options.epochs == 1 ? " epoch" : " epochs") : cat(options.steps, " steps"))
         << " at lr " << options.lr << (options.lr_schedule == "constant" ? "" : cat(", ", options.lr_schedule, " schedule"))
         << (options.warmup > 0 ? cat(", warm-up ", options.warmup, " steps") : "")
