@@ -38,10 +38,11 @@ inline void run_checkpoint(const std::string& path) {
   const auto model_it = file.metadata.find("model");
   if (model_it == file.metadata.end()) throw FormatError("no model in the metadata");
   const auto config_it = file.metadata.find("config");
-  const nlohmann::json config =
+  nlohmann::json config =
       nlohmann::json::parse(config_it == file.metadata.end() ? std::string("{}") : config_it->second, nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded()) throw FormatError("the config is not JSON");
   models::find_model(model_it->second);  // ValueError for an unknown name
+  config = models::saved_config(model_it->second, config);  // as dgm eval: an old checkpoint's missing keys
   auto model = models::create_model(model_it->second, config, kMaxModelBytes);
   model->load_state_dict(file.tensors);
   const int64_t pixels = model->height() * model->width();
