@@ -16,6 +16,16 @@
 //                      its batch or position (a fixed single-sample estimate of the bound above)
 //   sample(n, gen, T)  z ~ N(0, T^2 I), y = f^{-1}(z), x = clamp(floor(K y), 0, K - 1)
 //
+// With the config key dequantization = variational (Ho et al. 2019, Flow++, in its smallest form)
+// the noise is not uniform but drawn from a learned q(u | x), a logit-normal per grey level,
+//   u = sigmoid(m_x + e^{l_x} eps),  eps ~ N(0, 1),  log q(u | x) = log N(eps) - l_x - log u - log(1 - u),
+// and the bound becomes log P(x) >= E_q [log p(y) - log q(u | x)] - D log K: still an upper bound
+// on the discrete NLL (equal to it when q matches the flow's density inside each bin), so its
+// bits/dim compare with lecture 1's baselines as before. A uniform q (log q = 0) is the special
+// case above. It pays where the data are sharp: a flow of affine couplings puts a smooth bump
+// on a background pixel's bin [0, 1/256), and against uniform noise that costs about
+// KL(uniform || bump) >= 0.25 bits per pixel; q learns the bump's shape instead.
+//
 // Two models:
 //   realnvp  multi-scale RealNVP (Dinh et al. 2016) on (B, 1, H, W): logit, then
 //            checkerboard couplings -> squeeze -> channel couplings -> unsqueeze -> checkerboard
@@ -24,6 +34,11 @@
 //            Config: filters (16), blocks (1), checkerboard (3: layers before and after the squeeze),
 //            channel (3), image_size (28). The defaults are sized for dgm's current im2col
 //            convolutions (a 2-core step of batch 32 must fit the 20-minute default budget).
+//            scales (1): with 2, a second scale runs inside an nn::FactorOut on half the channels
+//            after the channel couplings (checkerboard couplings at H/2, squeeze, channel couplings
+//            at H/4, unsqueeze, checkerboard couplings), and so on; image_size must be divisible by
+//            2^scales. mixtures (0): K > 0 makes every coupling an nn::MixtureLogisticCoupling of K
+//            components instead of an affine one.
 //            The homework's variant: --binary true --image-size 32 (MNIST resized to 32x32 and
 //            binarized, K = 2, logit alpha 1e-6).
 //   maf      MAF (Papamakarios et al. 2017) over the flattened image: logit, then `layers` x
@@ -34,7 +49,8 @@
 //            batch, it scales the near-constant border pixels by ~100 and training diverges.
 //            Config: layers (5), hidden (512), image_size (28), max_log_scale (3).
 // Both take the keys binary (false), logit_alpha (0.05, RealNVP's choice for 8-bit MNIST; 1e-6,
-// the homework's, when binary) and max_grad_norm (1.0: gradients clipped to that norm per step).
+// the homework's, when binary), max_grad_norm (1.0: gradients clipped to that norm per step) and
+// dequantization (uniform or variational, see above).
 #pragma once
 #include <memory>
 
@@ -60,16 +76,25 @@ class DequantizedFlow : public GenerativeModel {
   int64_t height() const override { return image_size_; }
   int64_t width() const override { return image_size_; }
 
-  // The deterministic noise of log_prob: (B, D) in [0, 1).
-  static Tensor hashed_noise(const Tensor& x);
+  // The deterministic noise of log_prob: (B, D) in [0, 1) (or N(0, 1) with normal = true).
+  static Tensor hashed_noise(const Tensor& x, bool normal = false);
+  // u ~ q(u | x) from eps (B, D): {u, log q(u | x) summed per example (B,)}; uniform
+  // dequantisation takes u = eps in [0, 1) and log q = 0.
+  std::pair<Tensor, Tensor> dequantize(const Tensor& x, const Tensor& eps);
+  bool variational() const { return dequant_mean.defined(); }
+  // Uniform noise: log_prob is the exact density of the dequantised pixels. Variational: a bound
+  // (it subtracts log q), so the evaluator says test_nll_bound.
+  Objective objective() const override { return variational() ? Objective::NLLBound : Objective::ExactNLL; }
 
   std::shared_ptr<nn::FlowSequence> flow;  // y (flow_shape) -> z (any shape with D per example)
+  Tensor dequant_mean, dequant_log_scale;   // (K) parameters of q(u | x); undefined when uniform
+  std::shared_ptr<nn::Module> dequant_net;  // conditional: (B, 1, H, W) image -> (B, 2, H, W) added to m, l
 
  protected:
   virtual Shape flow_shape(int64_t batch) const = 0;  // (B, 1, H, W) or (B, D)
   // What every dequantised flow's constructor does first: K = 2 or 256 levels, the image size, the
   // clipping norm, and `flow` started with the logit transform of strength alpha.
-  void start_flow(int64_t image_size, bool binary, double logit_alpha, double max_grad_norm);
+  void start_flow(int64_t image_size, bool binary, double logit_alpha, double max_grad_norm, const std::string& dequantization);
   int64_t image_size_ = 28;
   int64_t levels_ = 256;
   double max_grad_norm_ = 1.0;  // config key "max_grad_norm" (0: no clipping)
@@ -94,8 +119,11 @@ class ResidualConditioner : public nn::Module {
 };
 
 struct RealNVPConfig {
-  int64_t filters = 16, blocks = 1, checkerboard = 3, channel = 3, image_size = 28;
+  int64_t filters = 16, blocks = 1, checkerboard = 3, channel = 3, scales = 1, image_size = 28;
+  int64_t mixtures = 0;  // 0: affine couplings; K > 0: mixture-of-logistics couplings of K components
+  bool learned_prior = false;  // an nn::ElementwiseAffine last: a mean and scale of the base per pixel
   bool binary = false;
+  std::string dequantization = "uniform";  // or "variational"
   double logit_alpha = 0;  // 0: 0.05 for 8-bit pixels, 1e-6 for binary ones
   double max_grad_norm = 1.0;
 };
@@ -111,12 +139,15 @@ class RealNVP : public DequantizedFlow {
 
  private:
   RealNVPConfig config_;
+  std::shared_ptr<nn::Flow> coupling(const Tensor& mask, int64_t channels, Generator* gen) const;
+  void add_scale(nn::FlowSequence& seq, int64_t channels, int64_t size, int64_t level, bool& parity, Generator* gen);
 };
 
 struct MAFConfig {
   int64_t layers = 5, hidden = 512, image_size = 28;
   double max_log_scale = 3.0;  // each layer's alpha = c tanh(a / c) (nn::GaussianAutoregressiveFlow); 0: unbounded
   bool binary = false;
+  std::string dequantization = "uniform";  // or "variational"
   double logit_alpha = 0;  // 0: 0.05 for 8-bit pixels, 1e-6 for binary ones
   double max_grad_norm = 1.0;
 };

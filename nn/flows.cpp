@@ -460,6 +460,71 @@ Tensor AffineCoupling::inverse(const Tensor& z) {
   return (z - t) * exp(-s);
 }
 
+// ---- MixtureLogisticCoupling -----------------------------------------------------------------------------
+MixtureLogisticCoupling::MixtureLogisticCoupling(const Tensor& m, int64_t k, std::shared_ptr<Module> cond)
+    : Flow("MixtureLogisticCoupling"), components(k) {
+  check_positive(k, "MixtureLogisticCoupling", "components");
+  if (!cond) throw ValueError("MixtureLogisticCoupling: the conditioner is null");
+  mask = register_buffer("mask", m.to(DType::Float32).contiguous());
+  scale = register_parameter("scale", zeros({1}));
+  shift = register_parameter("shift", zeros({1}));
+  conditioner = register_module("conditioner", std::move(cond));
+}
+std::string MixtureLogisticCoupling::extra_repr() const { return cat("components=", components); }
+
+MixtureLogisticCoupling::Params MixtureLogisticCoupling::params(const Tensor& kept) {
+  Tensor h = conditioner->forward(kept);
+  const int64_t C = kept.size(1), K = components;
+  if (h.dim() != kept.dim() || h.size(1) != (2 + 3 * K) * C)
+    throw ShapeError(cat("MixtureLogisticCoupling: the conditioner maps ", shape_str(kept.shape()), " to ", shape_str(h.shape()),
+                         "; expected ", 2 + 3 * K, " times the channels (dim 1)"));
+  Shape mix = kept.shape();  // (B, K, C, ...)
+  mix.insert(mix.begin() + 1, K);
+  auto block = [&](int64_t first, int64_t n) { return narrow(h, 1, first * C, n * C); };
+  Tensor free = 1.0 - mask;
+  Params p;
+  p.s = (scale * tanh(block(0, 1)) + shift) * free;
+  p.t = block(1, 1) * free;
+  p.log_pi = log_softmax(reshape(block(2, K), mix), 1);
+  p.mu = reshape(block(2 + K, K), mix);
+  p.log_s = clamp_min(reshape(block(2 + 2 * K, K), mix), -7.0);
+  return p;
+}
+
+std::pair<Tensor, Tensor> MixtureLogisticCoupling::logit_cdf(const Tensor& x, const Params& p, bool log_det) {
+  Tensor u = (unsqueeze(x, 1) - p.mu) * exp(-p.log_s);
+  Tensor log_sig = -softplus(-u), log_sig_neg = -softplus(u);  // log sigmoid(u), log sigmoid(-u)
+  Tensor log_F = logsumexp(p.log_pi + log_sig, {1}), log_1mF = logsumexp(p.log_pi + log_sig_neg, {1});
+  if (!log_det) return {log_F - log_1mF, Tensor()};
+  Tensor log_f = logsumexp(p.log_pi + log_sig + log_sig_neg - p.log_s, {1});
+  return {log_F - log_1mF, log_f - log_F - log_1mF};
+}
+
+FlowOutput MixtureLogisticCoupling::forward_and_log_det(const Tensor& x) {
+  Params p = params(x * mask);
+  auto [w, log_dw] = logit_cdf(x, p, true);
+  Tensor kept = mask > 0.5;
+  Tensor z = where(kept, x, w * exp(p.s) + p.t);
+  return {z, sum_except_batch(where(kept, zeros_like(log_dw), log_dw + p.s))};
+}
+
+Tensor MixtureLogisticCoupling::inverse(const Tensor& z) {
+  NoGradGuard no_grad;
+  Params p = params(z * mask);
+  Tensor target = (z - p.t) * exp(-p.s);
+  // Bracket: logit(F(x)) is increasing, below min_k of the components' own logits and above their
+  // max, so x lies between min_k (mu_k + e^{l_k} target) and max_k of the same.
+  Tensor ends = p.mu + exp(p.log_s) * unsqueeze(target, 1);
+  Tensor lo = amin(ends, {1}) - 1.0, hi = amax(ends, {1}) + 1.0;
+  for (int it = 0; it < 100; ++it) {
+    Tensor mid = (lo + hi) * 0.5;
+    Tensor below = logit_cdf(mid, p, false).first < target;
+    lo = where(below, mid, lo);
+    hi = where(below, hi, mid);
+  }
+  return where(mask > 0.5, z, (lo + hi) * 0.5);
+}
+
 Tensor checkerboard_mask(int64_t height, int64_t width, bool top_left_kept) {
   check_positive(height, "checkerboard_mask", "height");
   check_positive(width, "checkerboard_mask", "width");
@@ -498,5 +563,53 @@ std::shared_ptr<Module> conv_conditioner(int64_t channels, int64_t filters, Gene
 // ---- SqueezeFlow ----------------------------------------------------------------------------------------
 FlowOutput SqueezeFlow::forward_and_log_det(const Tensor& x) { return {squeeze2d(x), zero_log_det(x)}; }
 Tensor SqueezeFlow::inverse(const Tensor& z) { return unsqueeze2d(z); }
+
+// ---- ElementwiseAffine -----------------------------------------------------------------------------------
+ElementwiseAffine::ElementwiseAffine(const Shape& example_shape) : Flow("ElementwiseAffine") {
+  if (example_shape.empty()) throw ValueError("ElementwiseAffine: the example shape is empty");
+  for (int64_t d : example_shape) check_positive(d, "ElementwiseAffine", "example dim");
+  log_scale = register_parameter("log_scale", zeros(example_shape));
+  bias = register_parameter("bias", zeros(example_shape));
+}
+void ElementwiseAffine::check_input(const Tensor& x, const char* op) const {
+  Shape want = log_scale.shape();
+  want.insert(want.begin(), x.dim() > 0 ? x.size(0) : 1);
+  if (x.shape() != want) throw ShapeError(cat("ElementwiseAffine.", op, ": expected (B, ", shape_str(log_scale.shape()).substr(1), ", got ", shape_str(x.shape())));
+}
+FlowOutput ElementwiseAffine::forward_and_log_det(const Tensor& x) {
+  check_input(x, "forward");
+  return {x * exp(log_scale) + bias, per_example(sum(log_scale), x)};
+}
+Tensor ElementwiseAffine::inverse(const Tensor& z) {
+  check_input(z, "inverse");
+  return (z - bias) * exp(-log_scale);
+}
+std::string ElementwiseAffine::extra_repr() const { return cat("shape=", shape_str(log_scale.shape())); }
+
+// ---- FactorOut ------------------------------------------------------------------------------------------
+FactorOut::FactorOut(int64_t k, std::shared_ptr<Flow> flow) : Flow("FactorOut"), channels(k), flow_(flow) {
+  check_positive(k, "FactorOut", "channels");
+  if (!flow) throw ValueError("FactorOut: the flow on the kept channels is null");
+  add_child("flow", std::move(flow));
+}
+void FactorOut::check_input(const Tensor& x, const char* op) const {
+  if (x.dim() < 2 || x.size(1) <= channels)
+    throw ShapeError(cat("FactorOut.", op, ": needs (B, C, ...) with more than ", channels, " channels, got ", shape_str(x.shape())));
+}
+FlowOutput FactorOut::forward_and_log_det(const Tensor& x) {
+  check_input(x, "forward");
+  auto [z, log_det] = flow_->forward_and_log_det(narrow(x, 1, 0, channels));
+  return {cat({z, narrow(x, 1, channels, x.size(1) - channels)}, 1), log_det};
+}
+Tensor FactorOut::inverse(const Tensor& z) {
+  check_input(z, "inverse");
+  return cat({flow_->inverse(narrow(z, 1, 0, channels)), narrow(z, 1, channels, z.size(1) - channels)}, 1);
+}
+FlowOutput FactorOut::inverse_and_log_det(const Tensor& z) {
+  check_input(z, "inverse");
+  auto [x, log_det] = flow_->inverse_and_log_det(narrow(z, 1, 0, channels));
+  return {cat({x, narrow(z, 1, channels, z.size(1) - channels)}, 1), log_det};
+}
+std::string FactorOut::extra_repr() const { return cat("channels=", channels); }
 
 }  // namespace dgm::nn

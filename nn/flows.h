@@ -291,6 +291,39 @@ class AffineCoupling : public Flow {
   std::pair<Tensor, Tensor> scale_and_shift(const Tensor& kept);  // s, t, both zero where mask = 1
 };
 
+// Mixture-of-logistics coupling (Flow++, Ho et al. 2019): the free part (mask 0) goes through the
+// CDF of a K-component logistic mixture, its logit, then the affine map, every parameter from
+// NN(b * x) per element:
+//   F(x) = sum_k pi_k sigmoid(u_k),  u_k = (x - mu_k) e^{-l_k},    z = logit(F(x)) e^{s} + t,
+//   log|dz/dx| = s + log f(x) - log F(x) - log(1 - F(x)),  f = F' = sum_k pi_k e^{-l_k} sigmoid(u_k) sigmoid(-u_k),
+//   inverse: logit(F(x)) = (z - t) e^{-s}, solved for x by bisection (F increases; no closed form),
+// with s = (scale tanh(s_raw) + shift) as in AffineCoupling and l_k >= -7. An affine coupling gives
+// each element one bump per layer; this one a mixture, so a pixel that is black with probability
+// 0.9 and anything else otherwise takes one layer instead of many. The conditioner maps (B, C, ...)
+// to (B, (2 + 3K) C, ...): [s_raw, t, logits of pi (K blocks of C), mu (K x C), l (K x C)]. All-zero
+// outputs give the identity (F = sigmoid, so logit(F(x)) = x), as a fresh coupling should be.
+class MixtureLogisticCoupling : public Flow {
+ public:
+  MixtureLogisticCoupling(const Tensor& mask, int64_t components, std::shared_ptr<Module> conditioner);
+  FlowOutput forward_and_log_det(const Tensor& x) override;
+  Tensor inverse(const Tensor& z) override;
+  std::string extra_repr() const override;
+
+  Tensor mask;          // buffer, as AffineCoupling's
+  Tensor scale, shift;  // (1) parameters
+  int64_t components;   // K
+  std::shared_ptr<Module> conditioner;
+
+ private:
+  struct Params {
+    Tensor s, t;              // (B, C, ...), zero where mask = 1
+    Tensor log_pi, mu, log_s;  // (B, K, C, ...)
+  };
+  Params params(const Tensor& kept);
+  // logit(F(x)) and, with log_det, log f - log F - log(1 - F) (B, C, ...)
+  std::pair<Tensor, Tensor> logit_cdf(const Tensor& x, const Params& p, bool log_det);
+};
+
 // (1, H, W): 1 on pixels (h, w) with h + w even when top_left_kept (b_00 = 1), else on the odd ones.
 Tensor checkerboard_mask(int64_t height, int64_t width, bool top_left_kept);
 // (C, 1, 1): 1 on the first C/2 channels when first_half_kept, else on the last C - C/2.
@@ -309,6 +342,46 @@ class SqueezeFlow : public Flow {
   SqueezeFlow() : Flow("SqueezeFlow") {}
   FlowOutput forward_and_log_det(const Tensor& x) override;
   Tensor inverse(const Tensor& z) override;
+};
+
+// A learned affine map per element of an example, z = x e^{l} + b with l, b shaped like one
+// example ((C, H, W) or (D)), log|det| = sum l; both start at 0 (the identity). Last in a flow it is
+// Glow's learned prior: N(0, 1) for z is N(-b e^{-l}, e^{-2l}) per position for the layer's input,
+// so a position that is black in every image (MNIST's border) gets its own narrow density, which
+// convolutions (translation-equivariant) and ActNorm (one scale per channel) cannot give it.
+class ElementwiseAffine : public Flow {
+ public:
+  explicit ElementwiseAffine(const Shape& example_shape);
+  FlowOutput forward_and_log_det(const Tensor& x) override;
+  Tensor inverse(const Tensor& z) override;
+  std::string extra_repr() const override;
+
+  Tensor log_scale, bias;  // parameters shaped like one example
+
+ private:
+  void check_input(const Tensor& x, const char* op) const;
+};
+
+// Multi-scale factor-out (RealNVP, Dinh et al. 2016, section 3.6) as a flow on (B, C, ...): `flow`
+// transforms the first `channels` channels of dim 1 and the other C - channels pass through
+// unchanged, so they reach the base distribution at this scale while the rest is transformed further
+// (at a coarser scale, after a squeeze inside `flow`):
+//   z = cat(flow(x[:, :k]), x[:, k:]),  x = cat(flow^{-1}(z[:, :k]), z[:, k:]),  log|det| = flow's.
+// Its Jacobian is block diagonal (flow's block and the identity), hence the log-det. Later layers
+// outside it may still mix the factored-out channels back in (RealNVP's U shape in models/).
+class FactorOut : public Flow {
+ public:
+  FactorOut(int64_t channels, std::shared_ptr<Flow> flow);
+  FlowOutput forward_and_log_det(const Tensor& x) override;
+  Tensor inverse(const Tensor& z) override;
+  FlowOutput inverse_and_log_det(const Tensor& z) override;
+  std::string extra_repr() const override;
+
+  int64_t channels;
+
+ private:
+  std::shared_ptr<Flow> flow_;
+  void check_input(const Tensor& x, const char* op) const;
 };
 
 }  // namespace dgm::nn

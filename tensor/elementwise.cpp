@@ -72,8 +72,8 @@ T gelu_tanh(T x) {  // PyTorch's approximate="tanh": x/2 (1 + tanh(sqrt(2/pi) (x
   return static_cast<T>(0.5) * x * (static_cast<T>(1) + std::tanh(k * (x + c * x * x * x)));
 }
 template <class T>
-T softplus(T x) {  // log(1 + e^x) without overflow
-  return x > 20 ? x : std::log1p(std::exp(x));
+T softplus(T x) {  // log(1 + e^x) without overflow; float: vectorisable (tensor/vecmath.h)
+  return softplus_approx(x);
 }
 // One exp of -|x| (never overflows) and a select: vectorisable in float (exp_approx, relative error
 // ~2e-7), where two library exps per value kept the loop scalar.

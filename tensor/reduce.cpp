@@ -83,6 +83,37 @@ void reduce_each(const Array& x, const ReducePlan& p, Fn&& fn) {
 template <class T>
 using acc_t = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
 
+// A contiguous x whose reduced dims are one run of consecutive dims before the last: x is
+// (outer, R, inner) with inner > 1 (a mixture's K components in (B, K, C, H, W), logsumexp over
+// dim 1). The per-output walk of reduce_each would visit R strided elements for each of the
+// outer * inner outputs; here each output row of `inner` values accumulates the R contiguous rows in
+// turn, a vectorised loop, in the same order (so the same sums). false: not this layout.
+struct MiddleRun {
+  int64_t outer = 1, red = 1, inner = 1;
+};
+bool middle_run(const Array& x, const std::vector<int64_t>& dims, MiddleRun& m) {
+  const int64_t nd = x.dim();
+  if (dims.empty() || nd < 2 || !x.is_contiguous()) return false;
+  std::vector<bool> reduced(nd, false);
+  for (int64_t d : dims) {
+    const int64_t w = d < 0 ? d + nd : d;
+    if (w < 0 || w >= nd || reduced[w]) return false;  // the generic path names the error
+    reduced[w] = true;
+  }
+  int64_t first = -1, last = -1;
+  for (int64_t d = 0; d < nd; ++d)
+    if (reduced[d]) {
+      if (first < 0) first = d;
+      else if (last != d - 1) return false;  // not consecutive
+      last = d;
+    }
+  if (last == nd - 1) return false;
+  for (int64_t d = 0; d < first; ++d) m.outer *= x.shape()[d];
+  for (int64_t d = first; d <= last; ++d) m.red *= x.shape()[d];
+  for (int64_t d = last + 1; d < nd; ++d) m.inner *= x.shape()[d];
+  return m.inner > 1 && m.red > 0;
+}
+
 }  // namespace
 
 Array sum(const Array& x, std::vector<int64_t> dims, bool keepdim) {
@@ -91,6 +122,25 @@ Array sum(const Array& x, std::vector<int64_t> dims, bool keepdim) {
   Array xx = x.dtype() == DType::Bool ? x.to(DType::Int64) : x;
   if (x.dtype() == DType::Bool) p = plan_reduce(xx, dims, keepdim, "sum");
   Array out = Array::empty(p.out_shape, out_t);
+  MiddleRun mr;
+  if (middle_run(xx, dims, mr)) {
+    dispatch_numeric(out_t, "sum", [&]<class T>() {
+      const T* xp = xx.data<T>();
+      T* op = out.data<T>();
+      parallel_for(mr.outer, [&](int64_t o0, int64_t o1) {
+        std::vector<acc_t<T>> acc(static_cast<size_t>(mr.inner));
+        for (int64_t o = o0; o < o1; ++o) {
+          std::fill(acc.begin(), acc.end(), acc_t<T>{0});
+          for (int64_t r = 0; r < mr.red; ++r) {
+            const T* row = xp + (o * mr.red + r) * mr.inner;
+            for (int64_t i = 0; i < mr.inner; ++i) acc[i] += row[i];
+          }
+          for (int64_t i = 0; i < mr.inner; ++i) op[o * mr.inner + i] = static_cast<T>(acc[i]);
+        }
+      }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(mr.red * mr.inner, 1)));
+    });
+    return out;
+  }
   dispatch_numeric(out_t, "sum", [&]<class T>() {
     T* op = out.data<T>();
     reduce_each<T>(xx, p, [&](int64_t o, auto&& visit) {
@@ -126,6 +176,27 @@ static Array extreme(const Array& x, std::vector<int64_t> dims, bool keepdim, bo
   ReducePlan p = plan_reduce(x, dims, keepdim, op);
   if (p.red_numel == 0) throw ValueError(cat(op, ": cannot reduce over an empty dim (shape ", shape_str(x.shape()), ")"));
   Array out = Array::empty(p.out_shape, x.dtype());
+  MiddleRun mr;
+  if (middle_run(x, dims, mr)) {  // row by row, as in sum; NaN propagates: once best is NaN it stays
+    dispatch_numeric(x.dtype(), op, [&]<class T>() {
+      const T* xp = x.data<T>();
+      T* o_ = out.data<T>();
+      parallel_for(mr.outer, [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) {
+          T* best = o_ + o * mr.inner;
+          std::copy(xp + o * mr.red * mr.inner, xp + (o * mr.red + 1) * mr.inner, best);
+          for (int64_t r = 1; r < mr.red; ++r) {
+            const T* row = xp + (o * mr.red + r) * mr.inner;
+            for (int64_t i = 0; i < mr.inner; ++i) {
+              const T v = row[i];
+              best[i] = (is_nan(v) || (is_max ? v > best[i] : v < best[i])) ? v : best[i];
+            }
+          }
+        }
+      }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(mr.red * mr.inner, 1)));
+    });
+    return out;
+  }
   dispatch_numeric(x.dtype(), op, [&]<class T>() {
     T* o_ = out.data<T>();
     reduce_each<T>(x, p, [&](int64_t o, auto&& visit) {

@@ -354,6 +354,117 @@ TEST(Flows, Squeeze) {
   EXPECT_EQ(values(f.forward(x)), values(squeeze2d(x)));
 }
 
+// A conditioner for the mixture coupling: C -> (2 + 3K) C channels by one 3x3 convolution.
+std::shared_ptr<nn::Module> mixture_conditioner(int64_t channels, int64_t components, Generator& g) {
+  return std::make_shared<nn::Conv2d>(channels, (2 + 3 * components) * channels, 3, nn::Conv2dOptions{.padding = 1, .gen = &g});
+}
+
+TEST(Flows, MixtureLogisticCouplingInvertsAndMatchesItsJacobian) {
+  Generator g(20);
+  nn::MixtureLogisticCoupling checker(nn::checkerboard_mask(4, 4, false), 3, mixture_conditioner(1, 3, g));
+  checker.to(DType::Float64);
+  perturb(checker, g, 0.5);
+  check_flow(checker, normal(g, {2, 1, 4, 4}) * 2.0, 1e-9);
+  nn::MixtureLogisticCoupling channels(nn::channel_mask(4, true), 2, mixture_conditioner(4, 2, g));
+  channels.to(DType::Float64);
+  perturb(channels, g, 0.5);
+  Tensor x = normal(g, {2, 4, 2, 2});
+  check_flow(channels, x, 1e-9);
+  Tensor z = channels.forward(x);
+  EXPECT_EQ(values(narrow(z, 1, 0, 2)), values(narrow(x, 1, 0, 2)));  // the kept half
+  EXPECT_GT(max_abs_diff(narrow(z, 1, 2, 2), narrow(x, 1, 2, 2)), 1e-3);
+  nn::MixtureLogisticCoupling wrong(nn::channel_mask(4, true), 2, nn::conv_conditioner(4, 4, &g));  // 2C outputs, not 8C
+  wrong.to(DType::Float64);
+  EXPECT_THROW(wrong.forward(x), ShapeError);
+  EXPECT_THROW(nn::MixtureLogisticCoupling(nn::channel_mask(4, true), 0, mixture_conditioner(4, 2, g)), ValueError);
+}
+
+// All-zero conditioner outputs: pi uniform, mu = 0, l = 0, so F = sigmoid and logit(F(x)) = x.
+TEST(Flows, MixtureLogisticCouplingWithZeroParametersIsTheIdentity) {
+  Generator g(21);
+  nn::MixtureLogisticCoupling f(nn::checkerboard_mask(4, 4, true), 4, mixture_conditioner(1, 4, g));
+  f.to(DType::Float64);
+  for (Tensor& p : f.parameters()) p.set_data(zeros_like(p).array());
+  Tensor x = normal(g, {3, 1, 4, 4}) * 3.0;
+  auto [z, ld] = f.forward_and_log_det(x);
+  EXPECT_LT(max_abs_diff(z, x), 1e-12);
+  EXPECT_LT(max_abs(ld), 1e-12);
+}
+
+// One mixture coupling represents a conditional that one affine coupling cannot: with two
+// components at -3 and +3 (the conditioner's bias alone), the density of the transformed element
+// is bimodal: higher at +-3 than at 0.
+TEST(Flows, MixtureLogisticCouplingHasABimodalConditional) {
+  Generator g(22);
+  // channels = 2 (the first kept, the second transformed); the conditioner's (2 + 3K) C = 16
+  // outputs are [s_raw (C), t (C), logits (K x C), mu (K x C), l (K x C)], from its bias alone
+  const int64_t K = 2, C = 2;
+  auto cond = std::make_shared<nn::Conv2d>(C, (2 + 3 * K) * C, 1, nn::Conv2dOptions{.gen = &g});
+  nn::MixtureLogisticCoupling f(nn::channel_mask(2, true), K, cond);
+  f.to(DType::Float64);
+  {
+    NoGradGuard no_grad;
+    cond->weight.set_data(zeros_like(cond->weight).array());
+    std::vector<double> bias((2 + 3 * K) * C, 0.0);
+    for (int64_t k = 0; k < K; ++k) {
+      bias[(2 + K) * C + k * C + 1] = k == 0 ? -3.0 : 3.0;        // mu_k of channel 1
+      bias[(2 + 2 * K) * C + k * C + 1] = std::log(0.3);          // l_k of channel 1
+    }
+    cond->bias.set_data(from_vector(bias, {(2 + 3 * K) * C}).to(DType::Float64).array());
+  }
+  auto density = [&](double v) {  // log N(z) + log|dz/dx| for the transformed element at v
+    Tensor x = from_vector(std::vector<double>{0.0, v}, {1, 2, 1, 1});
+    auto [z, ld] = f.forward_and_log_det(x);
+    const double zz = values(z)[1];
+    return -0.5 * zz * zz + values(ld)[0];
+  };
+  EXPECT_GT(density(-3), density(0) + 1);
+  EXPECT_GT(density(3), density(0) + 1);
+}
+
+TEST(Flows, ElementwiseAffine) {
+  Generator g(23);
+  nn::ElementwiseAffine f({2, 3, 3});
+  f.to(DType::Float64);
+  Tensor x0 = normal(g, {2, 2, 3, 3});
+  EXPECT_EQ(values(f.forward(x0)), values(x0));  // a fresh layer is the identity
+  perturb(f, g);
+  Tensor x = normal(g, {2, 2, 3, 3});
+  check_flow(f, x);
+  // each position its own scale: the log-det is the sum of the 18 log-scales, the same for every example
+  std::vector<double> ld = values(f.forward_and_log_det(x).log_det), l = values(f.log_scale);
+  double sum_l = 0;
+  for (double v : l) sum_l += v;
+  EXPECT_NEAR(ld[0], sum_l, 1e-12);
+  EXPECT_NEAR(ld[1], sum_l, 1e-12);
+  EXPECT_THROW(f.forward(normal(g, {2, 2, 3, 4})), ShapeError);
+  EXPECT_THROW(nn::ElementwiseAffine(Shape{}), ValueError);
+}
+
+TEST(Flows, FactorOut) {
+  // the inner flow sees the first 2 of 4 channels; the other two pass through untouched
+  Generator g(19);
+  auto inner = std::make_shared<nn::FlowSequence>(std::vector<std::shared_ptr<Flow>>{
+      std::make_shared<nn::AffineCoupling>(nn::checkerboard_mask(2, 2, true), nn::conv_conditioner(2, 4, &g)),
+      std::make_shared<nn::ActNorm>(2),
+      std::make_shared<nn::SqueezeFlow>(),  // (2, 2, 2) -> (8, 1, 1) inside
+      std::make_shared<nn::AffineCoupling>(nn::channel_mask(8, false), nn::conv_conditioner(8, 4, &g)),
+      std::make_shared<nn::InverseFlow>(std::make_shared<nn::SqueezeFlow>()),
+  });
+  nn::FactorOut f(2, inner);
+  f.to(DType::Float64);
+  perturb(f, g);
+  f.eval();
+  Tensor x = normal(g, {3, 4, 2, 2});
+  check_flow(f, x);
+  Tensor z = f.forward(x);
+  EXPECT_EQ(values(narrow(z, 1, 2, 2)), values(narrow(x, 1, 2, 2)));
+  EXPECT_GT(max_abs_diff(narrow(z, 1, 0, 2), narrow(x, 1, 0, 2)), 1e-3);
+  EXPECT_EQ(values(f.forward_and_log_det(x).log_det), values(inner->forward_and_log_det(narrow(x, 1, 0, 2)).log_det));
+  EXPECT_THROW(f.forward(normal(g, {3, 2, 2, 2})), ShapeError);  // nothing left to factor out
+  EXPECT_THROW(nn::FactorOut(0, inner), ValueError);
+}
+
 // ---- composition -------------------------------------------------------------------------------------
 // log-det of the stack = sum of the layers' log-dets (each at its own input) = slogdet of the
 // composed Jacobian

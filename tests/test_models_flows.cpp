@@ -39,13 +39,23 @@ Tensor byte_images(int64_t n, int64_t size, Generator& gen) {
 std::shared_ptr<DequantizedFlow> small_realnvp() {
   return std::make_shared<RealNVP>(RealNVPConfig{.filters = 4, .blocks = 1, .checkerboard = 2, .channel = 2, .image_size = 4});
 }
+// Two scales: the second (checkerboard couplings at 2x2 on 2 channels, a squeeze to 8 channels of
+// 1x1, channel couplings) runs inside a FactorOut on half the channels of the first squeeze.
+std::shared_ptr<DequantizedFlow> small_multiscale_realnvp() {
+  return std::make_shared<RealNVP>(RealNVPConfig{.filters = 4, .blocks = 1, .checkerboard = 2, .channel = 2, .scales = 2, .image_size = 4});
+}
+// Mixture-of-logistics couplings and a learned prior.
+std::shared_ptr<DequantizedFlow> small_mixture_realnvp() {
+  return std::make_shared<RealNVP>(
+      RealNVPConfig{.filters = 4, .blocks = 1, .checkerboard = 2, .channel = 2, .image_size = 4, .mixtures = 3, .learned_prior = true});
+}
 std::shared_ptr<DequantizedFlow> small_maf() { return std::make_shared<MAF>(MAFConfig{.layers = 2, .hidden = 24, .image_size = 4}); }
 
 }  // namespace
 
 TEST(ModelsFlows, ExactlyInvertible) {
   manual_seed(1);
-  for (auto m : {small_realnvp(), small_maf()}) {
+  for (auto m : {small_realnvp(), small_multiscale_realnvp(), small_mixture_realnvp(), small_maf()}) {
     SCOPED_TRACE(m->type_name());
     m->to(DType::Float64);
     m->eval();
@@ -53,6 +63,7 @@ TEST(ModelsFlows, ExactlyInvertible) {
     for (Tensor p : m->parameters()) p.set_data((p.detach() + randn(p.shape(), {.dtype = DType::Float64}, &gen) * 0.1).array());
     Tensor y = rand({3, 16}, {.dtype = DType::Float64}, &gen) * 0.9 + 0.05;
     Shape s = m->type_name() == "RealNVP" ? Shape{3, 1, 4, 4} : Shape{3, 16};
+    SCOPED_TRACE(m->config().dump());
     Tensor z = m->flow->forward(reshape(y, s));
     std::vector<double> back = values(reshape(m->flow->inverse(z), {3, 16})), yv = values(y);
     for (size_t i = 0; i < yv.size(); ++i) EXPECT_NEAR(back[i], yv[i], 1e-10);
@@ -61,13 +72,14 @@ TEST(ModelsFlows, ExactlyInvertible) {
 
 TEST(ModelsFlows, FullModelLogDetEqualsSlogdetOfTheJacobian) {
   manual_seed(3);
-  for (auto m : {small_realnvp(), small_maf()}) {
+  for (auto m : {small_realnvp(), small_multiscale_realnvp(), small_mixture_realnvp(), small_maf()}) {
     SCOPED_TRACE(m->type_name());
     m->to(DType::Float64);
     m->eval();
     Generator gen(4);
     for (Tensor p : m->parameters()) p.set_data((p.detach() + randn(p.shape(), {.dtype = DType::Float64}, &gen) * 0.1).array());
     Shape s = m->type_name() == "RealNVP" ? Shape{2, 1, 4, 4} : Shape{2, 16};
+    SCOPED_TRACE(m->config().dump());
     Tensor y = reshape(rand({2, 16}, {.dtype = DType::Float64}, &gen) * 0.9 + 0.05, s);
     auto f = [&](const Tensor& v) { return reshape(m->flow->forward(v), {v.size(0), 16}); };
     Tensor j = autograd::batch_jacobian(f, y).reshape({2, 16, 16});
@@ -258,4 +270,83 @@ TEST(ModelsFlows, OldMafConfigsKeepTheirUnboundedLogScales) {
     most_apart = std::max(most_apart, std::abs(other[i] - want[i]));
   }
   EXPECT_GT(most_apart, 1e-3);  // the test means something: the bound does change these densities
+}
+
+// scales = 2 nests a second scale inside a FactorOut after the channel couplings; the image size
+// must survive a squeeze per scale, and the config says how many scales a checkpoint has.
+TEST(ModelsFlows, MultiScaleRealNVPNestsItsSecondScale) {
+  auto one = create_model("realnvp", {{"filters", 4}, {"image_size", 8}});
+  auto two = create_model("realnvp", {{"filters", 4}, {"image_size", 8}, {"scales", 2}});
+  EXPECT_EQ(one->config().at("scales"), 1);
+  EXPECT_EQ(two->config().at("scales"), 2);
+  int factor_outs = 0, couplings_one = 0, couplings_two = 0;
+  for (auto& [name, p] : one->named_parameters()) couplings_one += name.ends_with(".scale");
+  for (auto& [name, p] : two->named_parameters()) {
+    couplings_two += name.ends_with(".scale");
+    factor_outs += name.find(".flow.") != std::string::npos && name.ends_with(".scale");
+  }
+  EXPECT_EQ(couplings_one, 9);
+  EXPECT_EQ(couplings_two, 18);  // the second scale's 3 + 3 + 3 couplings on half the channels
+  EXPECT_EQ(factor_outs, 9);     // ... all of them inside the FactorOut
+  Generator gen(21);
+  Tensor x = byte_images(4, 8, gen);
+  NoGradGuard no_grad;
+  two->eval();
+  for (double v : values(two->log_prob(x))) EXPECT_TRUE(std::isfinite(v));
+  EXPECT_EQ(two->sample(2, gen).shape(), (Shape{2, 64}));
+  try {
+    create_model("realnvp", {{"image_size", 28}, {"scales", 3}});
+    ADD_FAILURE() << "28 is not divisible by 2^3";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("divisible by 2^scales"), std::string::npos) << e.what();
+  }
+}
+
+// dequantization = variational: u ~ logit-normal(m_x, e^{l_x}) per grey level x; conditional adds
+// a CNN of the image to m and l. log_prob is the flow's log-density at y = (x + u) / K minus
+// log q(u | x), both by hand here; the loss trains q's parameters with the flow's.
+TEST(ModelsFlows, VariationalDequantizationSubtractsLogQ) {
+  EXPECT_FALSE(std::dynamic_pointer_cast<DequantizedFlow>(create_model("realnvp", {{"image_size", 4}}))->variational());
+  EXPECT_THROW(create_model("maf", {{"dequantization", "gaussian"}}), ValueError);
+  for (std::string kind : {"variational", "conditional"}) {
+    SCOPED_TRACE(kind);
+    manual_seed(17);
+    auto m = std::dynamic_pointer_cast<DequantizedFlow>(create_model("realnvp", {{"filters", 4}, {"image_size", 4}, {"dequantization", kind}}));
+    ASSERT_TRUE(m && m->variational());
+    EXPECT_EQ(bool(m->dequant_net), kind == "conditional");
+    EXPECT_EQ(create_model("realnvp", m->config())->config(), m->config());
+    m->to(DType::Float64);
+    m->eval();
+    Generator gen(18);
+    for (Tensor p : m->parameters()) p.set_data((p.detach() + randn(p.shape(), {.dtype = DType::Float64}, &gen) * 0.3).array());
+    Tensor x = byte_images(2, 4, gen);
+    std::vector<double> lp = values(m->log_prob(x));
+    Tensor eps = DequantizedFlow::hashed_noise(x, true);
+    std::vector<double> xv = values(x), ev = values(eps), mv = values(m->dequant_mean), lv = values(m->dequant_log_scale);
+    std::vector<double> context(64, 0.0);  // (2, 2, 16): the CNN's additions to m and l
+    if (m->dequant_net) context = values(m->dequant_net->forward(reshape(x.to(DType::Float64), {2, 1, 4, 4}) / 255.0 - 0.5));
+    std::vector<double> u(32), log_q(2, 0.0);
+    for (int i = 0; i < 32; ++i) {
+      const int level = int(xv[i]), b = i / 16, j = i % 16;
+      const double mean = mv[level] + context[b * 32 + j], log_scale = lv[level] + context[b * 32 + 16 + j];
+      const double a = mean + std::exp(log_scale) * ev[i];
+      u[i] = 1 / (1 + std::exp(-a));
+      log_q[b] += -0.5 * ev[i] * ev[i] - 0.5 * std::log(2 * M_PI) - log_scale - std::log(u[i]) - std::log(1 - u[i]);
+    }
+    std::vector<double> flow_lp = values(m->log_prob_with_noise(x, from_vector(u, {2, 16}).to(DType::Float64)));
+    for (int b = 0; b < 2; ++b) EXPECT_NEAR(lp[b], flow_lp[b] - log_q[b], 1e-9 * std::abs(lp[b]));
+    // u stays inside its bin even where sigmoid saturates, and log q stays finite
+    auto [u_far, log_q_far] = m->dequantize(x, full({2, 16}, 40.0, {.dtype = DType::Float64}));
+    for (double v : values(u_far)) EXPECT_LE(v, 1.0);
+    for (double v : values(log_q_far)) EXPECT_TRUE(std::isfinite(v)) << v;
+    // one backward reaches q's parameters
+    m->train();
+    m->zero_grad();
+    m->loss(x, gen).backward();
+    ASSERT_TRUE(m->dequant_mean.grad().defined() && m->dequant_log_scale.grad().defined());
+    double total = 0;
+    for (Tensor g : {m->dequant_mean.grad(), m->dequant_log_scale.grad()})
+      for (double v : values(g)) total += std::abs(v);
+    EXPECT_GT(total, 1e-6);
+  }
 }

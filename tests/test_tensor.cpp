@@ -785,6 +785,22 @@ TEST(TensorElementwise, Float32EluMatchesExpm1) {
   EXPECT_TRUE(std::isnan(special[2]));
 }
 
+// The float32 softplus is max(x, 0) + 2 atanh(e / (2 + e)), e = e^{-|x|}, by a series (tensor/vecmath.h).
+TEST(TensorElementwise, Float32SoftplusMatchesLog1pExp) {
+  std::vector<float> xs = {-200, -90, -87.5f, -30, -1e-8f, 0, 1e-8f, 15, 30, 87.5f, 100};
+  for (int i = 0; i <= 800; ++i) xs.push_back(-20.0f + 0.05f * static_cast<float>(i));
+  const std::vector<float> got = softplus(from_vector(xs, {static_cast<int64_t>(xs.size())})).to_vector<float>();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double x = xs[i], want = x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+    // below float's smallest normal number (x < -87) the result flushes to 0, as exp_approx does
+    EXPECT_NEAR(got[i], want, 4e-7 * std::abs(want) + 1.2e-38) << "softplus(" << x << ")";
+  }
+  const std::vector<float> special = softplus(tensor({-kInf, kInf, kNaN})).to_vector<float>();
+  EXPECT_EQ(special[0], 0.0f);
+  EXPECT_EQ(special[1], kInf);
+  EXPECT_TRUE(std::isnan(special[2]));
+}
+
 TEST(TensorElementwise, ExtremeInputsStayFinite) {
   // sigmoid never computes exp of a large positive number: no inf/inf = NaN
   expect_values(sigmoid(tensor({1000, -1000, 0, 88.8f, -88.8f})), {1, 0, 0.5, 1, 0}, 1e-7);
@@ -1032,6 +1048,35 @@ TEST(TensorReduce, SumOverOneSeveralAndAllDims) {
   EXPECT_EQ(sum(scalar_tensor(3), {0}).item(), 3);
   EXPECT_EQ(sum(zeros({0, 3}), {0}).shape(), (Shape{3}));
   expect_values(sum(zeros({0, 3}), {0}), {0, 0, 0});
+}
+
+// A contiguous tensor reduced over a run of middle dims takes a row-by-row path (tensor/reduce.cpp);
+// a non-contiguous copy of the same values takes the generic per-output walk. Both sum in the
+// same order, so the results are equal to the bit, NaN included.
+TEST(TensorReduce, MiddleDimsOfAContiguousTensorReduceAsTheGenericWalk) {
+  Generator g(5);
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Tensor x = randn({2, 3, 4, 5}, {.dtype = dt}, &g);
+    Tensor strided = permute(permute(x, {3, 2, 1, 0}).contiguous(), {3, 2, 1, 0});
+    ASSERT_FALSE(strided.is_contiguous());
+    for (std::vector<int64_t> dims : {std::vector<int64_t>{1}, {1, 2}, {0, 1}, {2}, {-3}}) {
+      SCOPED_TRACE(::testing::PrintToString(dims));
+      EXPECT_EQ(sum(x, dims).to(DType::Float64).to_vector<double>(), sum(strided, dims).to(DType::Float64).to_vector<double>());
+      EXPECT_EQ(amax(x, dims).to(DType::Float64).to_vector<double>(), amax(strided, dims).to(DType::Float64).to_vector<double>());
+      EXPECT_EQ(amin(x, dims, true).to(DType::Float64).to_vector<double>(), amin(strided, dims, true).to(DType::Float64).to_vector<double>());
+      EXPECT_EQ(logsumexp(x, dims).to(DType::Float64).to_vector<double>(), logsumexp(strided, dims).to(DType::Float64).to_vector<double>());
+    }
+  }
+  Tensor ints = arange(0, 120, 1, {.dtype = DType::Int64}).reshape({2, 3, 4, 5});
+  EXPECT_EQ(sum(ints, {1}).to_vector<int64_t>()[0], 0 + 20 + 40);
+  std::vector<float> v(24, 1.0f);
+  v[1 * 4 + 2] = kNaN;  // (0, 1, 2) of (2, 3, 4)
+  Tensor with_nan = from_vector(v, {2, 3, 4});
+  std::vector<float> m = amax(with_nan, {1}).to_vector<float>(), n = amin(with_nan, {1}).to_vector<float>();
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(std::isnan(m[i]), i == 2) << i;
+    EXPECT_EQ(std::isnan(n[i]), i == 2) << i;
+  }
 }
 
 TEST(TensorReduce, IntegerAndBoolSums) {
