@@ -21,6 +21,12 @@ double resolved_alpha(const Config& c) {
   return c.logit_alpha > 0 ? c.logit_alpha : c.binary ? 1e-6 : 0.05;
 }
 
+// "" (the default) is conditional for 8-bit pixels, uniform for binary ones (the homework's recipe).
+template <class Config>
+std::string resolved_dequantization(const Config& c) {
+  return !c.dequantization.empty() ? c.dequantization : c.binary ? "uniform" : "conditional";
+}
+
 // The keys both flows share: binary (K = 2, alpha 1e-6 by default, as the homework), logit_alpha,
 // max_grad_norm.
 template <class Config>
@@ -28,7 +34,7 @@ void read_shared_keys(ConfigReader& r, Config& c) {
   c.binary = r.boolean("binary", c.binary);
   c.logit_alpha = r.number("logit_alpha", resolved_alpha(c), 1e-12, 0.49);
   c.max_grad_norm = r.number("max_grad_norm", c.max_grad_norm, 0, 1e6);
-  c.dequantization = r.choice("dequantization", c.dequantization, {"uniform", "variational", "conditional"});
+  c.dequantization = r.choice("dequantization", resolved_dequantization(c), {"uniform", "variational", "conditional"});
 }
 
 }  // namespace
@@ -170,7 +176,9 @@ RealNVP::RealNVP(RealNVPConfig c, Generator* gen) : DequantizedFlow("RealNVP"), 
     throw ValueError(cat("realnvp: image_size (", c.image_size, ") must be divisible by 2^scales (scales ", c.scales,
                          "): each scale squeezes it by 2"));
   c.logit_alpha = config_.logit_alpha = resolved_alpha(c);
+  c.dequantization = config_.dequantization = resolved_dequantization(c);
   start_flow(c.image_size, c.binary, c.logit_alpha, c.max_grad_norm, c.dequantization);
+  if (c.input_affine) flow->push_back(std::make_shared<nn::ElementwiseAffine>(Shape{1, c.image_size, c.image_size}));
   bool parity = true;
   add_scale(*flow, 1, c.image_size, 0, parity, gen);
   if (c.learned_prior) flow->push_back(std::make_shared<nn::ElementwiseAffine>(Shape{1, c.image_size, c.image_size}));
@@ -220,6 +228,7 @@ std::shared_ptr<GenerativeModel> RealNVP::create(const nlohmann::json& config) {
   c.scales = r.integer("scales", c.scales, 1, 8);
   c.mixtures = r.integer("mixtures", c.mixtures, 0, 64);
   c.learned_prior = r.boolean("learned_prior", c.learned_prior);
+  c.input_affine = r.boolean("input_affine", c.input_affine);
   c.image_size = r.integer("image_size", c.image_size, 2);
   read_shared_keys(r, c);
   r.finish();
@@ -228,7 +237,7 @@ std::shared_ptr<GenerativeModel> RealNVP::create(const nlohmann::json& config) {
 
 nlohmann::json RealNVP::config() const {
   return {{"filters", config_.filters}, {"blocks", config_.blocks}, {"checkerboard", config_.checkerboard},
-          {"channel", config_.channel}, {"scales", config_.scales}, {"mixtures", config_.mixtures}, {"learned_prior", config_.learned_prior}, {"image_size", config_.image_size}, {"binary", config_.binary},
+          {"channel", config_.channel}, {"scales", config_.scales}, {"mixtures", config_.mixtures}, {"learned_prior", config_.learned_prior}, {"input_affine", config_.input_affine}, {"image_size", config_.image_size}, {"binary", config_.binary},
           {"logit_alpha", config_.logit_alpha}, {"max_grad_norm", config_.max_grad_norm},
           {"dequantization", config_.dequantization}};
 }
@@ -237,6 +246,7 @@ nlohmann::json RealNVP::config() const {
 
 MAF::MAF(MAFConfig c, Generator* gen) : DequantizedFlow("MAF"), config_(c) {
   c.logit_alpha = config_.logit_alpha = resolved_alpha(c);
+  c.dequantization = config_.dequantization = resolved_dequantization(c);
   start_flow(c.image_size, c.binary, c.logit_alpha, c.max_grad_norm, c.dequantization);
   const int64_t d = c.image_size * c.image_size;
   for (int64_t k = 0; k < c.layers; ++k) {

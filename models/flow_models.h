@@ -19,28 +19,35 @@
 // With the config key dequantization = variational (Ho et al. 2019, Flow++, in its smallest form)
 // the noise is not uniform but drawn from a learned q(u | x), a logit-normal per grey level,
 //   u = sigmoid(m_x + e^{l_x} eps),  eps ~ N(0, 1),  log q(u | x) = log N(eps) - l_x - log u - log(1 - u),
+// and with dequantization = conditional m and l also get the output of a small CNN of the whole
+// image (two 3x3 convolutions of 16 channels with ReLU, then one to 2 channels that starts at zero),
 // and the bound becomes log P(x) >= E_q [log p(y) - log q(u | x)] - D log K: still an upper bound
 // on the discrete NLL (equal to it when q matches the flow's density inside each bin), so its
 // bits/dim compare with lecture 1's baselines as before. A uniform q (log q = 0) is the special
 // case above. It pays where the data are sharp: a flow of affine couplings puts a smooth bump
-// on a background pixel's bin [0, 1/256), and against uniform noise that costs about
-// KL(uniform || bump) >= 0.25 bits per pixel; q learns the bump's shape instead.
+// on a background pixel's bin [0, 1/256), and against uniform noise that costs KL(uniform || bump),
+// at least 0.25 bits per pixel for a Gaussian bump (0.5 log2(2 pi e / 12)); q learns the bump's shape.
 //
 // Two models:
 //   realnvp  multi-scale RealNVP (Dinh et al. 2016) on (B, 1, H, W): logit, then
 //            checkerboard couplings -> squeeze -> channel couplings -> unsqueeze -> checkerboard
 //            couplings, ActNorm after every coupling, parities alternating; each coupling's
-//            conditioner is a small residual CNN (homework 1's SimpleResnet with gated blocks).
-//            Config: filters (16), blocks (1), checkerboard (3: layers before and after the squeeze),
-//            channel (3), image_size (28). The defaults are sized for dgm's current im2col
-//            convolutions (a 2-core step of batch 32 must fit the 20-minute default budget).
+//            conditioner is a small residual CNN (homework 1's SimpleResnet with gated blocks);
+//            then a learned prior (nn::ElementwiseAffine: a mean and scale of the base per pixel).
+//            Config: filters (16), blocks (1), checkerboard (4: layers before and after the squeeze),
+//            channel (4), image_size (28), learned_prior (true), input_affine (false: a scale and
+//            shift per pixel right after the logit), dequantization (conditional; uniform when
+//            binary). The defaults are sized for dgm's current im2col convolutions: 20 epochs of
+//            batch 32 on 2 cores must fit the 20-minute default budget (models/README.md).
 //            scales (1): with 2, a second scale runs inside an nn::FactorOut on half the channels
 //            after the channel couplings (checkerboard couplings at H/2, squeeze, channel couplings
 //            at H/4, unsqueeze, checkerboard couplings), and so on; image_size must be divisible by
 //            2^scales. mixtures (0): K > 0 makes every coupling an nn::MixtureLogisticCoupling of K
 //            components instead of an affine one.
-//            The homework's variant: --binary true --image-size 32 (MNIST resized to 32x32 and
-//            binarized, K = 2, logit alpha 1e-6).
+//            The homework's architecture: --checkerboard 3 --channel 3 --learned-prior false
+//            --dequantization uniform (what bench/realnvp_ref.py builds in PyTorch); its binarized
+//            variant: --binary true --image-size 32 (MNIST resized to 32x32 and binarized, K = 2,
+//            logit alpha 1e-6, uniform noise).
 //   maf      MAF (Papamakarios et al. 2017) over the flattened image: logit, then `layers` x
 //            [MADE Gaussian autoregressive layer, reverse permutation], each layer starting as the
 //            identity (MADE's output layer at zero), each log-scale softly bounded,
@@ -50,7 +57,7 @@
 //            Config: layers (5), hidden (512), image_size (28), max_log_scale (3).
 // Both take the keys binary (false), logit_alpha (0.05, RealNVP's choice for 8-bit MNIST; 1e-6,
 // the homework's, when binary), max_grad_norm (1.0: gradients clipped to that norm per step) and
-// dequantization (uniform or variational, see above).
+// dequantization (uniform, variational or conditional, see above; maf's default is uniform).
 #pragma once
 #include <memory>
 
@@ -119,11 +126,12 @@ class ResidualConditioner : public nn::Module {
 };
 
 struct RealNVPConfig {
-  int64_t filters = 16, blocks = 1, checkerboard = 3, channel = 3, scales = 1, image_size = 28;
+  int64_t filters = 16, blocks = 1, checkerboard = 4, channel = 4, scales = 1, image_size = 28;
   int64_t mixtures = 0;  // 0: affine couplings; K > 0: mixture-of-logistics couplings of K components
-  bool learned_prior = false;  // an nn::ElementwiseAffine last: a mean and scale of the base per pixel
+  bool learned_prior = true;  // an nn::ElementwiseAffine last: a mean and scale of the base per pixel
+  bool input_affine = false;  // an nn::ElementwiseAffine right after the logit: a scale and shift per pixel
   bool binary = false;
-  std::string dequantization = "uniform";  // or "variational"
+  std::string dequantization = "";  // uniform, variational or conditional; "": conditional (uniform when binary)
   double logit_alpha = 0;  // 0: 0.05 for 8-bit pixels, 1e-6 for binary ones
   double max_grad_norm = 1.0;
 };
@@ -147,7 +155,7 @@ struct MAFConfig {
   int64_t layers = 5, hidden = 512, image_size = 28;
   double max_log_scale = 3.0;  // each layer's alpha = c tanh(a / c) (nn::GaussianAutoregressiveFlow); 0: unbounded
   bool binary = false;
-  std::string dequantization = "uniform";  // or "variational"
+  std::string dequantization = "uniform";  // or variational, conditional
   double logit_alpha = 0;  // 0: 0.05 for 8-bit pixels, 1e-6 for binary ones
   double max_grad_norm = 1.0;
 };

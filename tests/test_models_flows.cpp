@@ -36,8 +36,10 @@ Tensor byte_images(int64_t n, int64_t size, Generator& gen) {
   return from_vector(x, {n, size * size});
 }
 
+// The homework's architecture: affine couplings, uniform noise, no learned prior.
 std::shared_ptr<DequantizedFlow> small_realnvp() {
-  return std::make_shared<RealNVP>(RealNVPConfig{.filters = 4, .blocks = 1, .checkerboard = 2, .channel = 2, .image_size = 4});
+  return std::make_shared<RealNVP>(RealNVPConfig{
+      .filters = 4, .blocks = 1, .checkerboard = 2, .channel = 2, .image_size = 4, .learned_prior = false, .dequantization = "uniform"});
 }
 // Two scales: the second (checkerboard couplings at 2x2 on 2 channels, a squeeze to 8 channels of
 // 1x1, channel couplings) runs inside a FactorOut on half the channels of the first squeeze.
@@ -47,7 +49,7 @@ std::shared_ptr<DequantizedFlow> small_multiscale_realnvp() {
 // Mixture-of-logistics couplings and a learned prior.
 std::shared_ptr<DequantizedFlow> small_mixture_realnvp() {
   return std::make_shared<RealNVP>(
-      RealNVPConfig{.filters = 4, .blocks = 1, .checkerboard = 2, .channel = 2, .image_size = 4, .mixtures = 3, .learned_prior = true});
+      RealNVPConfig{.filters = 4, .blocks = 1, .checkerboard = 2, .channel = 2, .image_size = 4, .mixtures = 3, .learned_prior = true, .input_affine = true});
 }
 std::shared_ptr<DequantizedFlow> small_maf() { return std::make_shared<MAF>(MAFConfig{.layers = 2, .hidden = 24, .image_size = 4}); }
 
@@ -120,7 +122,7 @@ TEST(ModelsFlows, LogProbIsDeterministicAndTheDequantisedBound) {
 // 2026-11-30.)
 TEST(ModelsFlows, EveryCouplingLearnsItsScale) {
   manual_seed(11);
-  auto m = create_model("realnvp", {{"filters", 4}, {"blocks", 1}, {"image_size", 8}});
+  auto m = create_model("realnvp", {{"filters", 4}, {"blocks", 1}, {"checkerboard", 3}, {"channel", 3}, {"image_size", 8}});
   Generator gen(12);
   Tensor x = byte_images(8, 8, gen);
   nn::Adam opt(m->parameters(), {.lr = 1e-3});
@@ -275,8 +277,8 @@ TEST(ModelsFlows, OldMafConfigsKeepTheirUnboundedLogScales) {
 // scales = 2 nests a second scale inside a FactorOut after the channel couplings; the image size
 // must survive a squeeze per scale, and the config says how many scales a checkpoint has.
 TEST(ModelsFlows, MultiScaleRealNVPNestsItsSecondScale) {
-  auto one = create_model("realnvp", {{"filters", 4}, {"image_size", 8}});
-  auto two = create_model("realnvp", {{"filters", 4}, {"image_size", 8}, {"scales", 2}});
+  auto one = create_model("realnvp", {{"filters", 4}, {"checkerboard", 3}, {"channel", 3}, {"image_size", 8}});
+  auto two = create_model("realnvp", {{"filters", 4}, {"checkerboard", 3}, {"channel", 3}, {"image_size", 8}, {"scales", 2}});
   EXPECT_EQ(one->config().at("scales"), 1);
   EXPECT_EQ(two->config().at("scales"), 2);
   int factor_outs = 0, couplings_one = 0, couplings_two = 0;
@@ -306,7 +308,17 @@ TEST(ModelsFlows, MultiScaleRealNVPNestsItsSecondScale) {
 // a CNN of the image to m and l. log_prob is the flow's log-density at y = (x + u) / K minus
 // log q(u | x), both by hand here; the loss trains q's parameters with the flow's.
 TEST(ModelsFlows, VariationalDequantizationSubtractsLogQ) {
-  EXPECT_FALSE(std::dynamic_pointer_cast<DequantizedFlow>(create_model("realnvp", {{"image_size", 4}}))->variational());
+  // the default: conditional for 8-bit pixels; uniform for the homework's binary ones and for maf
+  EXPECT_EQ(create_model("realnvp", {{"image_size", 4}})->config().at("dequantization"), "conditional");
+  EXPECT_EQ(create_model("realnvp", {{"image_size", 4}, {"binary", true}})->config().at("dequantization"), "uniform");
+  EXPECT_FALSE(std::dynamic_pointer_cast<DequantizedFlow>(create_model("maf", {{"image_size", 4}, {"hidden", 8}}))->variational());
+  EXPECT_FALSE(std::dynamic_pointer_cast<DequantizedFlow>(create_model("realnvp", {{"image_size", 4}, {"dequantization", "uniform"}}))->variational());
+  EXPECT_EQ(create_model("realnvp", {{"image_size", 4}})->objective(), Objective::NLLBound);  // the evaluator says test_nll_bound
+  // a checkpoint from before these keys was an affine, one-scale, uniform-noise flow without a learned prior
+  nlohmann::json old_realnvp = saved_config("realnvp", {{"filters", 4}, {"checkerboard", 3}, {"channel", 3}, {"image_size", 4}});
+  EXPECT_EQ(old_realnvp.at("dequantization"), "uniform");
+  EXPECT_EQ(old_realnvp.at("learned_prior"), false);
+  for (auto& [name, p] : create_model("realnvp", old_realnvp)->named_parameters()) EXPECT_EQ(name.find("dequant"), std::string::npos) << name;
   EXPECT_THROW(create_model("maf", {{"dequantization", "gaussian"}}), ValueError);
   for (std::string kind : {"variational", "conditional"}) {
     SCOPED_TRACE(kind);
@@ -331,7 +343,8 @@ TEST(ModelsFlows, VariationalDequantizationSubtractsLogQ) {
       const double mean = mv[level] + context[b * 32 + j], log_scale = lv[level] + context[b * 32 + 16 + j];
       const double a = mean + std::exp(log_scale) * ev[i];
       u[i] = 1 / (1 + std::exp(-a));
-      log_q[b] += -0.5 * ev[i] * ev[i] - 0.5 * std::log(2 * M_PI) - log_scale - std::log(u[i]) - std::log(1 - u[i]);
+      // log u = -log(1 + e^{-a}), log(1 - u) = -log(1 + e^{a}): finite where u rounds to 1
+      log_q[b] += -0.5 * ev[i] * ev[i] - 0.5 * std::log(2 * M_PI) - log_scale + std::log1p(std::exp(-a)) + std::log1p(std::exp(a));
     }
     std::vector<double> flow_lp = values(m->log_prob_with_noise(x, from_vector(u, {2, 16}).to(DType::Float64)));
     for (int b = 0; b < 2; ++b) EXPECT_NEAR(lp[b], flow_lp[b] - log_q[b], 1e-9 * std::abs(lp[b]));

@@ -503,7 +503,7 @@ std::string usage(Command command) {
             "  mlp_ar_step_B16                      ms per Adam step of mlp_ar, batch 16, random 8-bit data\n"
             "  imagegpt_step_B32_d64_h4_l2          ms per Adam step of imagegpt (d 64, 4 heads, 2 layers), batch 32\n"
             "  imagegpt_sample16                    s to draw 16 samples from that imagegpt\n"
-            "  realnvp_step_B32                     ms per Adam step of realnvp (default config), batch 32\n"
+            "  realnvp_step_B32                     ms per Adam step of realnvp (bench/realnvp_ref.py's architecture), batch 32\n"
             "Workloads whose model is not registered are skipped with a `# ...` note line.\n\n"
             "Flags:\n"
          << kCommonFlags;
