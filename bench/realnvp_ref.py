@@ -1,10 +1,10 @@
 """PyTorch reference of dgm's `realnvp` (models/flow_models.h), layer for layer.
 
-Usage: [THREADS=T] [FILTERS=F BLOCKS=N] /usr/bin/python3 bench/realnvp_ref.py train STEPS [DATA_DIR] [SEED] [BATCH] [LR]
+Usage: [THREADS=T] [FILTERS=F BLOCKS=N] [ALPHA=A] /usr/bin/python3 bench/realnvp_ref.py train STEPS [DATA_DIR] [SEED] [BATCH] [LR]
        /usr/bin/python3 bench/realnvp_ref.py step [BATCH]       ms per Adam step (the `realnvp_step` workload)
 
 8-bit MNIST (the embedded 10k digits, data/mnist10k by default), dequantised y = (x + u) / 256,
-logit with alpha = 0.05, then 3 checkerboard couplings -> squeeze -> 3 channel couplings -> unsqueeze
+logit with alpha = ALPHA (env, default 1e-6 as dgm; 0.05 before 2026-12-01), then 3 checkerboard couplings -> squeeze -> 3 channel couplings -> unsqueeze
 -> 3 checkerboard couplings, ActNorm after each coupling, parity alternating; conditioners:
 conv3x3(in->F)+ELU, blocks x [conv3x3 F->F, ELU, conv1x1 F->2F, ELU, h + v*sigmoid(g), ELU],
 conv3x3(F->2C) whose shift half (output channels C..2C-1) is zero-initialised; s = (scale*tanh(s_raw) + shift)
@@ -16,7 +16,7 @@ draw (seed 12345) per test image.
 import gzip, math, os, struct, sys, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 
-ALPHA = 0.05
+ALPHA = float(os.environ.get("ALPHA", "1e-6"))  # the logit's alpha (dgm's --logit-alpha)
 THREADS = int(os.environ.get("THREADS", "2"))  # torch threads; THREADS=1 for a one-thread comparison
 FILTERS = int(os.environ.get("FILTERS", "16"))  # the conditioners' width and residual blocks (dgm's --filters / --blocks)
 BLOCKS = int(os.environ.get("BLOCKS", "1"))

@@ -18,7 +18,7 @@ void check_pixels(const Tensor& x, int64_t d, int64_t levels, const char* op) {
 
 template <class Config>
 double resolved_alpha(const Config& c) {
-  return c.logit_alpha > 0 ? c.logit_alpha : c.binary ? 1e-6 : 0.05;
+  return c.logit_alpha > 0 ? c.logit_alpha : 1e-6;
 }
 
 // "" (the default) is conditional for 8-bit pixels, uniform for binary ones (the homework's recipe).
@@ -27,7 +27,7 @@ std::string resolved_dequantization(const Config& c) {
   return !c.dequantization.empty() ? c.dequantization : c.binary ? "uniform" : "conditional";
 }
 
-// The keys both flows share: binary (K = 2, alpha 1e-6 by default, as the homework), logit_alpha,
+// The keys both flows share: binary (K = 2), logit_alpha (1e-6 by default, as the homework and MAF),
 // max_grad_norm.
 template <class Config>
 void read_shared_keys(ConfigReader& r, Config& c) {

@@ -106,10 +106,12 @@ TEST(ModelsFlows, LogProbIsDeterministicAndTheDequantisedBound) {
   // a fresh flow is logit + identity couplings: log p = log N(logit y~) + logit log-det - D log 256, by hand
   Tensor u = DequantizedFlow::hashed_noise(x);
   std::vector<double> xv = values(x), uv = values(u);
+  const double alpha = m->config().at("logit_alpha").get<double>();
+  EXPECT_EQ(alpha, 1e-6);  // the default
   double expected = 0;
   for (int j = 0; j < 16; ++j) {
-    double y = (xv[j] + uv[j]) / 256, yt = 0.05 + 0.9 * y, v = std::log(yt) - std::log(1 - yt);
-    expected += -0.5 * v * v - 0.5 * std::log(2 * M_PI) + std::log(0.9) - std::log(yt) - std::log(1 - yt) - std::log(256.0);
+    double y = (xv[j] + uv[j]) / 256, yt = alpha + (1 - 2 * alpha) * y, v = std::log(yt) - std::log(1 - yt);
+    expected += -0.5 * v * v - 0.5 * std::log(2 * M_PI) + std::log(1 - 2 * alpha) - std::log(yt) - std::log(1 - yt) - std::log(256.0);
   }
   EXPECT_NEAR(a[0], expected, 1e-3);
 }
@@ -318,6 +320,13 @@ TEST(ModelsFlows, VariationalDequantizationSubtractsLogQ) {
   nlohmann::json old_realnvp = saved_config("realnvp", {{"filters", 4}, {"checkerboard", 3}, {"channel", 3}, {"image_size", 4}});
   EXPECT_EQ(old_realnvp.at("dequantization"), "uniform");
   EXPECT_EQ(old_realnvp.at("learned_prior"), false);
+  // ... and its logit used alpha 0.05; a new model's is 1e-6 (8-bit and binary alike), a saved value wins
+  EXPECT_EQ(old_realnvp.at("logit_alpha"), 0.05);
+  EXPECT_EQ(saved_config("maf", {{"layers", 2}}).at("logit_alpha"), 0.05);
+  EXPECT_EQ(saved_config("realnvp", {{"logit_alpha", 1e-3}}).at("logit_alpha"), 1e-3);
+  EXPECT_EQ(create_model("realnvp", {{"image_size", 4}})->config().at("logit_alpha"), 1e-6);
+  EXPECT_EQ(create_model("maf", {{"image_size", 4}, {"hidden", 8}})->config().at("logit_alpha"), 1e-6);
+  EXPECT_EQ(create_model("realnvp", old_realnvp)->config().at("logit_alpha"), 0.05);
   for (auto& [name, p] : create_model("realnvp", old_realnvp)->named_parameters()) EXPECT_EQ(name.find("dequant"), std::string::npos) << name;
   EXPECT_THROW(create_model("maf", {{"dequantization", "gaussian"}}), ValueError);
   for (std::string kind : {"variational", "conditional"}) {
