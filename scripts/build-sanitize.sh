@@ -18,6 +18,7 @@ dir=${DGM_SANITIZE_BUILD_DIR:-build-sanitize}
 cxx=${DGM_SANITIZE_CXX:-${FUZZ_CXX:-}}
 find_clang() {
   for c in clang++-18 clang++-17 clang++-16; do command -v "$c" >/dev/null && { echo "$c"; return; }; done
+  return 0  # none found: an empty answer, not a failure (under set -e, cxx=$(find_clang) would end the script)
 }
 if [ -z "$cxx" ]; then
   cxx=$(find_clang)
