@@ -38,6 +38,14 @@ def read_safetensors(path):
 DGM_NAMES = {"in": "inp", "block0_conv3": "conv3.0", "block0_conv1": "conv1.0", "out": "out"}
 
 
+def paired_layers(keys, model, source):
+    """(dgm key prefix "flow.I.", twin module) for each coupling and ActNorm, in order."""
+    flows = sorted({int(k.split(".")[1]) for k in keys if k.startswith("flow.") and (k.endswith("scale") or k.endswith("bias"))})
+    if len(flows) != len(model.mods):
+        sys.exit(f"{source}: {len(flows)} flow layers with parameters, the twin has {len(model.mods)}: not the twin's architecture")
+    return [(f"flow.{i}.", mod) for i, mod in zip(flows, model.mods)]
+
+
 def export(run_dir, out_dir, seed, groups, d="data/mnist10k"):
     if os.path.exists(out_dir): sys.exit(f"{out_dir} exists; choose a new folder")
     shutil.copytree(run_dir, out_dir)
@@ -61,10 +69,7 @@ def export(run_dir, out_dir, seed, groups, d="data/mnist10k"):
     g = torch.Generator().manual_seed(seed)
     xb = tr[torch.randint(0, len(tr), (32,), generator=g)]
     with torch.no_grad(): model.log_prob(xb, torch.rand(xb.shape, generator=g))  # the ActNorms' data-dependent start
-    flows = sorted({int(k.split(".")[1]) for k in header if k.startswith("flow.") and (k.endswith("scale") or k.endswith("bias"))})
-    if len(flows) != len(model.mods): sys.exit(f"{run_dir}: not the twin's architecture")
-    for i, mod in zip(flows, model.mods):
-        p = f"flow.{i}."
+    for p, mod in paired_layers(header, model, run_dir):
         if isinstance(mod, R.Coupling):
             if "ss" in groups: put(p + "scale", mod.scale.detach()); put(p + "shift", mod.shift.detach())
             for dn, tn in DGM_NAMES.items():
@@ -97,16 +102,11 @@ def main():
             a = W[k].ravel().copy(); rs.shuffle(a); W[k] = a.reshape(W[k].shape)
     torch.manual_seed(seed); torch.set_num_threads(R.THREADS)
     model = R.RealNVP(R.FILTERS, R.BLOCKS)
-    flows = sorted({int(k.split(".")[1]) for k in W if k.startswith("flow.") and (k.endswith("scale") or k.endswith("bias"))})
-    if len(flows) != len(model.mods):
-        sys.exit(f"{ckpt}: {len(flows)} flow layers with parameters, the twin has {len(model.mods)}: not the twin's architecture")
-    names = DGM_NAMES
     with torch.no_grad():
-        for i, mod in zip(flows, model.mods):
-            p = f"flow.{i}."
+        for p, mod in paired_layers(W, model, ckpt):
             if isinstance(mod, R.Coupling):
                 mod.scale.copy_(torch.tensor(W[p + "scale"])); mod.shift.copy_(torch.tensor(W[p + "shift"]))
-                for dn, tn in names.items():
+                for dn, tn in DGM_NAMES.items():
                     sub = mod.net.get_submodule(tn)
                     sub.weight.copy_(torch.tensor(W[p + f"conditioner.{dn}.weight"])); sub.bias.copy_(torch.tensor(W[p + f"conditioner.{dn}.bias"]))
             else:

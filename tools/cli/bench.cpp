@@ -147,7 +147,8 @@ void print_step(std::ostream& out, const std::string& name, double ms, double gf
 // dequantisation), pinned here so that the comparison holds whatever realnvp's defaults become.
 void run_realnvp_step(const std::string& name, std::ostream& out) {
   const nlohmann::json twin = {{"filters", 16}, {"blocks", 1}, {"checkerboard", 3}, {"channel", 3}, {"scales", 1},
-                               {"mixtures", 0}, {"learned_prior", false}, {"dequantization", "uniform"}};
+                               {"mixtures", 0}, {"learned_prior", false}, {"dequantization", "uniform"},
+                               {"logit_alpha", 1e-6}};
   auto model = bench_model(name, "realnvp", twin, out);
   if (!model) return;
   Generator gen(0);
