@@ -106,13 +106,14 @@ Tensor softplus(const Tensor& x) {  // d log(1 + e^x) = sigmoid(x)
   return record1(Op::Softplus, {x}, cpu::unary(Unary::Softplus, x.array()), {save::in(0)},
                  [](const Grads& g, const Grads& s) { return Grads{g[0] * sigmoid(s[0])}; });
 }
-Tensor elu(const Tensor& x) {  // d elu = [x > 0] + [x <= 0] e^x = 1 + [x <= 0] y
-  return record1(Op::Elu, {x}, cpu::unary(Unary::Elu, x.array()), {save::in(0), save::out()}, [](const Grads& g, const Grads& s) {
+Tensor elu(const Tensor& x) {  // d elu = [x > 0] + [x <= 0] e^x = 1 + [y <= 0] y  ([y <= 0] = [x <= 0])
+  // only the output is kept: the input can be freed as soon as the forward pass is done with it
+  return record1(Op::Elu, {x}, cpu::unary(Unary::Elu, x.array()), {save::out()}, [](const Grads& g, const Grads& s) {
     // one fused pass (tensor/kernels.h) unless the gradient's own graph is recorded
     if (!is_grad_enabled() && g[0].dtype() == s[0].dtype() && g[0].shape() == s[0].shape())
-      return Grads{constant(cpu::elu_backward(g[0].array(), s[0].array(), s[1].array()))};
+      return Grads{constant(cpu::elu_backward(g[0].array(), s[0].array()))};
     Tensor negative = constant(cpu::compare(cpu::Compare::Le, s[0].array(), Array::scalar(0, s[0].dtype())).to(g[0].dtype()));
-    return Grads{g[0] * (1.0 + negative * s[1])};
+    return Grads{g[0] * (1.0 + negative * s[0])};
   });
 }
 Tensor erf(const Tensor& x) {  // d erf = 2/sqrt(pi) e^{-x^2}

@@ -25,10 +25,10 @@ Tensor embedding_bag(const Tensor& indices, const Tensor& weight, const Tensor& 
 // Normalises over the last dim: (x - mean) / sqrt(var + eps) * weight + bias (biased variance).
 // x: (..., D), weight, bias: (D) or undefined -> (..., D)
 Tensor layer_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
-// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d): the conv2d op (packed
-// im2col + one GEMM per image, tensor/conv.h); its composite reference is reference::conv2d
-// (autograd/fused.h): every output pixel's k*k*C patch gathered into a row, then one matmul.
-// x: (B, C, H, W), weight: (O, C, k, k), bias: (O) or undefined -> (B, O, Ho, Wo),
+// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d): the conv2d op (a direct
+// kernel for stride 1, im2col + GEMM otherwise; tensor/conv.h); its composite reference is
+// reference::conv2d (autograd/ops.h): every output pixel's k*k*C patch gathered into a row, then
+// one matmul. x: (B, C, H, W), weight: (O, C, k, k), bias: (O) or undefined -> (B, O, Ho, Wo),
 // Ho = (H + 2 padding - k) / stride + 1 (the same for W).
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1, int64_t padding = 0);
 // softmax(q k^T / sqrt(d)) v; with causal, query i attends only to keys j <= i (+ offset: the

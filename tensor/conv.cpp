@@ -12,6 +12,7 @@
 
 #include <dgm/tensor/errors.h>
 #include <dgm/tensor/gemm.h>
+#include <dgm/tensor/simd.h>
 
 namespace dgm::cpu {
 namespace {
@@ -154,27 +155,216 @@ T* scratch(int slot, size_t n) {
 }
 
 // The image x zero-padded by g.padding on each side, (C, Hp, Wp) contiguous in scratch slot 0, plus
-// Wp zeros after it (read by the dropped columns of the per-tap GEMMs).
+// Wp + kPadSlack zeros after it (read by the dropped columns of the per-tap GEMMs and the last
+// tiles of the direct convolution).
+constexpr int64_t kPadSlack = 512;
 template <class T>
-const T* pad_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g) {
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) const T* pad_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g) {
   const int64_t p = g.padding, Wp = g.W + 2 * p, plane = (g.H + 2 * p) * Wp;
-  T* xpad = scratch<T>(0, size_t(g.C * plane + Wp));
-  zero_row(xpad, g.C * plane + Wp);
-  for (int64_t c = 0; c < g.C; ++c)
+  const int64_t extra = Wp + kPadSlack;
+  T* xpad = scratch<T>(0, size_t(g.C * plane + extra));
+  // each value written once: the padding rows and the row ends zeroed around the copied rows
+  for (int64_t c = 0; c < g.C; ++c) {
+    T* plane_c = xpad + c * plane;
+    zero_row(plane_c, p * Wp + p);
     for (int64_t h = 0; h < g.H; ++h) {
       const T* in = x + c * sc + h * sh;
-      T* out = xpad + c * plane + (h + p) * Wp + p;
+      T* out = plane_c + (h + p) * Wp + p;
       if (sw == 1)
         copy_row(in, g.W, out);
       else
         for (int64_t w = 0; w < g.W; ++w) out[w] = in[w * sw];
+      zero_row(out + g.W, h + 1 < g.H ? 2 * p : p + p * Wp);  // this row's right and the next row's left padding
     }
+  }
+  zero_row(xpad + g.C * plane, extra);
   return xpad;
 }
 
 // Whether an image's product (O outputs, inner size K) is computed transposed (see conv_image): it
 // pays when cols (K rows) is big to pack and O fills most of the micro-tile's 16 columns.
 bool transposed_product(int64_t O, int64_t K) { return O >= 8 && K >= O; }
+
+#if DGM_SIMD_KERNELS
+// ---- direct convolution (stride 1, AVX2 / AVX-512 builds) --------------------------------------
+//
+// Clever part: a stride-1 convolution is a GEMM whose A operand never needs to exist. On the
+// zero-padded image, output pixel n = ho*Wp + wo of the padded-width grid reads channel c at tap
+// (i, j) from xpad[c*plane + i*Wp + j + n]: for a fixed k = (c, t) the values of consecutive pixels
+// are consecutive in memory. So a register tile of MO output channels x NV*width pixels is
+// accumulated over all K = C*T pairs in one pass (NV vector loads of the image at offs[k] and MO
+// broadcast weights per k), with no im2col, no packing and no per-tap passes over the output;
+// the weight gradient runs the same walk with the roles turned (a tile of MO outputs x KB pairs,
+// summed over the pixels). It wins where channel counts are small (RealNVP's 1 -> 16, 16 -> 16,
+// 16 -> 2 convolutions), which blocked GEMMs handle worst: their tiles are sized for long inner
+// dimensions. The two columns of padding per output row are computed and dropped.
+
+// The tile shapes per register file: MO output channels x NV vectors of pixels (forward), MO
+// output channels x KB pairs (weight gradient); accumulators + operands fit the registers.
+constexpr int kForwardNV4 = kVectorRegisters == 32 ? 6 : 2;   // MO = 4
+constexpr int kForwardNV2 = kVectorRegisters == 32 ? 8 : 4;   // MO = 2
+constexpr int kForwardNV1 = kVectorRegisters == 32 ? 8 : 4;   // MO = 1
+constexpr int kGradMO = kVectorRegisters == 32 ? 4 : 2;   // O >= 2
+constexpr int kGradKB = kVectorRegisters == 32 ? 6 : 4;
+constexpr int kGradKB1 = kVectorRegisters == 32 ? 12 : 6;  // O = 1
+
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// What every image of one direct convolution shares: the offsets of the K = C*T (channel, tap)
+// pairs in the padded image, the weights as (K, Opad) and the bias padded to Opad.
+template <class T>
+struct DirectPlan {
+  int64_t Wp = 0, plane = 0, nw = 0, K = 0, O = 0;
+  int mo = 4;        // output channels per tile: 4, 2 or 1
+  int64_t Opad = 0;  // O rounded up to mo
+  std::vector<int64_t> offs;
+  std::vector<T> wk, bias;
+};
+
+// wt (O, K) as gather_weight lays it out (Wt[o, c*T + t]), bias (O) or null.
+template <class T>
+DirectPlan<T> direct_plan(const Geometry& g, const T* wt, const T* bias) {
+  DirectPlan<T> p;
+  p.Wp = g.W + 2 * g.padding;
+  p.plane = (g.H + 2 * g.padding) * p.Wp;
+  p.nw = g.Ho * p.Wp;
+  p.K = g.K();
+  p.O = g.O;
+  p.mo = g.O >= 4 ? 4 : (g.O >= 2 ? 2 : 1);
+  p.Opad = round_up(g.O, p.mo);
+  p.offs.resize(size_t(p.K));
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t t = 0; t < g.T(); ++t) p.offs[size_t(c * g.T() + t)] = c * p.plane + (g.taps[t] / g.KW) * p.Wp + g.taps[t] % g.KW;
+  p.wk.assign(size_t(p.K * p.Opad), T(0));
+  for (int64_t o = 0; o < g.O; ++o)
+    for (int64_t k = 0; k < p.K; ++k) p.wk[size_t(k * p.Opad + o)] = wt[o * p.K + k];
+  p.bias.assign(size_t(p.Opad), T(0));
+  if (bias) std::copy(bias, bias + g.O, p.bias.begin());
+  return p;
+}
+
+// y[mo, v*W + l] = bias[mo] + sum_k wk[k*ldw + mo] * x[offs[k] + v*W + l], for mo < MO, v < NV.
+template <class V, int MO, int NV>
+void direct_tile(const typename V::scalar* __restrict x, const int64_t* __restrict offs, int64_t K,
+                 const typename V::scalar* __restrict wk, int64_t ldw, const typename V::scalar* bias,
+                 typename V::scalar* __restrict y, int64_t ldy) {
+  using Reg = typename V::type;
+  constexpr int W = V::width;
+  Reg acc[MO][NV];
+#pragma GCC unroll 4
+  for (int m = 0; m < MO; ++m) {
+    const Reg b = V::broadcast(bias[m]);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[m][v] = b;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const typename V::scalar* xk = x + offs[k];
+    Reg xv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) xv[v] = V::loadu(xk + v * W);
+    const typename V::scalar* w = wk + k * ldw;
+#pragma GCC unroll 4
+    for (int m = 0; m < MO; ++m) {
+      const Reg wm = V::broadcast(w[m]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[m][v] = V::fmadd(wm, xv[v], acc[m][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < MO; ++m)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) V::storeu(y + m * ldy + v * W, acc[m][v]);
+}
+
+// y (O, Ho, Wo) of one image from its padded copy xpad, through the wide rows yw (Opad, nwr).
+template <class T, int MO, int NV>
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void direct_forward(const T* xpad, const DirectPlan<T>& p, const Geometry& g,
+                                                                                   T* y) {
+  using V = typename VecOf<T>::type;
+  constexpr int64_t tile = NV * V::width;
+  const int64_t nwr = round_up(p.nw, tile);
+  T* yw = scratch<T>(1, size_t(p.Opad * nwr));
+  for (int64_t n0 = 0; n0 < nwr; n0 += tile)
+    for (int64_t o0 = 0; o0 < p.Opad; o0 += MO)
+      direct_tile<V, MO, NV>(xpad + n0, p.offs.data(), p.K, p.wk.data() + o0, p.Opad, p.bias.data() + o0, yw + o0 * nwr + n0, nwr);
+  for (int64_t o = 0; o < p.O; ++o)
+    for (int64_t ho = 0; ho < g.Ho; ++ho) copy_row(yw + o * nwr + ho * p.Wp, g.Wo, y + (o * g.Ho + ho) * g.Wo);
+}
+
+template <class T>
+void direct_conv_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, const DirectPlan<T>& p, T* y) {
+  const T* xpad = pad_image(x, sc, sh, sw, g);
+  if (p.mo == 4)
+    direct_forward<T, 4, kForwardNV4>(xpad, p, g, y);
+  else if (p.mo == 2)
+    direct_forward<T, 2, kForwardNV2>(xpad, p, g, y);
+  else
+    direct_forward<T, 1, kForwardNV1>(xpad, p, g, y);
+}
+
+// sums[m*KB + b] = sum_{n < n_end} dyw[m*ldd + n] * x[offs[b] + n]: the weight gradient of MO
+// outputs x KB (channel, tap) pairs over the pixels of one image (the lanes summed in a fixed tree).
+template <class V, int MO, int KB>
+void direct_grad_tile(const typename V::scalar* __restrict dyw, int64_t ldd, const typename V::scalar* __restrict x,
+                      const int64_t* offs, int64_t n_end, typename V::scalar* sums) {
+  using Reg = typename V::type;
+  using T = typename V::scalar;
+  constexpr int W = V::width;
+  Reg acc[MO][KB];
+  const T* xk[KB];
+#pragma GCC unroll 8
+  for (int b = 0; b < KB; ++b) {
+    xk[b] = x + offs[b];
+#pragma GCC unroll 4
+    for (int m = 0; m < MO; ++m) acc[m][b] = V::zero();
+  }
+  for (int64_t n = 0; n < n_end; n += W) {
+    Reg d[MO];
+#pragma GCC unroll 4
+    for (int m = 0; m < MO; ++m) d[m] = V::loadu(dyw + m * ldd + n);
+#pragma GCC unroll 8
+    for (int b = 0; b < KB; ++b) {
+      const Reg xv = V::loadu(xk[b] + n);
+#pragma GCC unroll 4
+      for (int m = 0; m < MO; ++m) acc[m][b] = V::fmadd(d[m], xv, acc[m][b]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < MO; ++m)
+#pragma GCC unroll 8
+    for (int b = 0; b < KB; ++b) sums[m * KB + b] = V::sum(acc[m][b]);
+}
+
+// dWt (O, K) (+)= the weight gradient of one image: x its input (strided), dy (O, Ho, Wo)
+// contiguous; `accumulate` false overwrites dwt.
+template <class T, int MO, int KB>
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void direct_weight_grad(
+    const T* x, int64_t sc, int64_t sh, int64_t sw, const T* dy, const Geometry& g, const DirectPlan<T>& p, bool accumulate, T* dwt) {
+  using V = typename VecOf<T>::type;
+  const T* xpad = pad_image(x, sc, sh, sw, g);
+  // dy on the padded-width grid, zero in the dropped columns, past nw and in the padding rows
+  const int64_t nwr = round_up(p.nw, V::width), rows = round_up(g.O, MO);
+  T* dyw = scratch<T>(1, size_t(rows * nwr));
+  zero_row(dyw, rows * nwr);
+  for (int64_t o = 0; o < g.O; ++o)
+    for (int64_t ho = 0; ho < g.Ho; ++ho) copy_row(dy + (o * g.Ho + ho) * g.Wo, g.Wo, dyw + o * nwr + ho * p.Wp);
+  // the pairs padded to whole tiles with offset 0 (read, then dropped)
+  const int64_t Kpad = round_up(p.K, KB);
+  thread_local std::vector<int64_t> offs;
+  offs.assign(size_t(Kpad), 0);
+  std::copy(p.offs.begin(), p.offs.end(), offs.begin());
+  T sums[MO * KB];
+  for (int64_t k0 = 0; k0 < Kpad; k0 += KB)
+    for (int64_t o0 = 0; o0 < rows; o0 += MO) {
+      direct_grad_tile<V, MO, KB>(dyw + o0 * nwr, nwr, xpad, offs.data() + k0, nwr, sums);
+      for (int m = 0; m < MO && o0 + m < g.O; ++m)
+        for (int b = 0; b < KB && k0 + b < p.K; ++b) {
+          T& a = dwt[(o0 + m) * p.K + k0 + b];
+          a = accumulate ? a + sums[m * KB + b] : sums[m * KB + b];
+        }
+    }
+}
+#endif
 
 // True when cols would be a plain copy of the image: a 1x1 kernel, stride 1, no padding, contiguous
 // rows and channels.
@@ -326,6 +516,15 @@ Array conv2d_forward(const Array& x, const Array& weight, const Array& bias, int
     const T* bp = bias.defined() ? bc.data<T>() : nullptr;
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
+#if DGM_SIMD_KERNELS
+    if (g.stride == 1) {
+      const DirectPlan<T> plan = direct_plan(g, wt.data(), bp);
+      for_each_image(g.B, g.O * g.K() * g.P(), [&](int64_t b) {
+        direct_conv_image(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, plan, yp + b * g.O * g.P());
+      });
+      return;
+    }
+#endif
     for_each_image(g.B, g.O * g.K() * g.P(), [&](int64_t b) {
       conv_image(xp + b * x.stride(0), x.stride(1), x.stride(2), x.stride(3), g, wt.data(), bp, yp + b * g.O * g.P());
     });
@@ -360,7 +559,13 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
       // own partial, the partials are added in group order: the same bits for any thread count.
       // With O >= 8 (and K >= O) the partial is dWt^T (K, O) = cols (K, P) @ dy_b^T (P, O), so the micro-kernel
       // reads cols in place as a row-major A and only the small dy_b is packed.
-      const bool transposed = transposed_product(O, K);
+#if DGM_SIMD_KERNELS
+      const bool direct = g.stride == 1;
+      const DirectPlan<T> plan = direct ? direct_plan<T>(g, gather_weight<T>(weight, g).data(), nullptr) : DirectPlan<T>();
+#else
+      const bool direct = false;
+#endif
+      const bool transposed = !direct && transposed_product(O, K);
       const int64_t groups = std::min<int64_t>(g.B, 8);
       std::vector<T> part(size_t(groups * O * K));
       const int nt = omp_in_parallel() || g.B * O * K * P < (1 << 18) ? 1 : omp_get_max_threads();
@@ -370,6 +575,15 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
         for (int64_t b = g.B * q / groups; b < g.B * (q + 1) / groups; ++b) {
           const T beta = b == g.B * q / groups ? T(0) : T(1);
           const T* xb = xp + b * x.stride(0);
+#if DGM_SIMD_KERNELS
+          if (direct) {
+            if (O >= 2)
+              direct_weight_grad<T, kGradMO, kGradKB>(xb, x.stride(1), x.stride(2), x.stride(3), dyp + b * O * P, g, plan, beta != T(0), acc);
+            else
+              direct_weight_grad<T, 1, kGradKB1>(xb, x.stride(1), x.stride(2), x.stride(3), dyp + b * O * P, g, plan, beta != T(0), acc);
+            continue;
+          }
+#endif
           if (!transposed && g.stride == 1 && g.C >= 8 && O <= 4) {
             // few outputs (as conv_image): dWt[o, c*T + t] = xpad_t[c] . dy_wide[o], dot products
             // over the padded-width grid, where dy_wide is dy_b with zeros in the dropped columns
@@ -416,7 +630,7 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
     if (need_dx) {
       r.dx = Array::empty({g.B, g.C, g.H, g.W}, x.dtype());
       T* dx = r.dx.data<T>();
-      if (g.stride == 1 && g.KH == g.KW && g.padding <= g.KH - 1 && transposed_product(g.C, O * g.T())) {
+      if (g.stride == 1 && g.KH == g.KW && g.padding <= g.KH - 1 && (DGM_SIMD_KERNELS || transposed_product(g.C, O * g.T()))) {
         // Clever part: with stride 1, dx is itself a convolution, of dy with the flipped, transposed
         // weight (tap (i, j) -> (KH-1-i, KW-1-j), padding KH-1-p): one im2col + GEMM of inner size
         // O*T per image, instead of a GEMM of inner size O and a col2im scatter (for C >= 8; with
@@ -435,9 +649,16 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
               wf[size_t(c * O * g.T() + o * g.T() + u)] =
                   wp[o * weight.stride(0) + c * weight.stride(1) + (t / g.KW) * weight.stride(2) + (t % g.KW) * weight.stride(3)];
             }
+#if DGM_SIMD_KERNELS
+        const DirectPlan<T> plan = direct_plan<T>(gt, wf.data(), nullptr);
+        for_each_image(g.B, O * K * P, [&](int64_t b) {
+          direct_conv_image(dyp + b * O * P, P, g.Wo, int64_t(1), gt, plan, dx + b * g.C * g.H * g.W);
+        });
+#else
         for_each_image(g.B, O * K * P, [&](int64_t b) {
           conv_image(dyp + b * O * P, P, g.Wo, int64_t(1), gt, wf.data(), static_cast<const T*>(nullptr), dx + b * g.C * g.H * g.W);
         });
+#endif
       } else {
         // dcols_b (K, P) = Wt^T (K, O) @ dy_b (O, P), then col2im adds each tap back to its pixel.
         const std::vector<T> wt = gather_weight<T>(weight, g);

@@ -8,6 +8,14 @@
 // other offsets count as zero and get a zero gradient. A masked convolution passes the taps its
 // mask keeps, so the taps the mask zeroes are never computed (PixelCNN's 3x3 mask B: 5 of 9).
 //
+// Stride 1 in AVX2 / AVX-512 builds (every convolution of RealNVP and PixelCNN): the direct kernel.
+// On the zero-padded image the input of output pixel n for (channel c, tap t) sits at a fixed offset
+// from n, so a register tile of 4 output channels x 96 pixels (AVX-512) sums all C*T pairs in one
+// pass, reading the image in place: no im2col, no packing. The weight gradient is the same walk
+// with a tile of 4 outputs x 6 pairs summed over the pixels, and dx is the convolution of dy with
+// the flipped, transposed weight, on the same kernel (tensor/conv.cpp).
+// Other strides, and builds without those instruction sets, take the paths below.
+//
 // Per image, packed im2col: cols (C*T, Ho*Wo) holds the T taps of every input channel, one row
 // per (channel, tap), then y_b (O, Ho*Wo) = Wt (O, C*T) @ cols, one GEMM (computed as y_b^T =
 // cols^T @ Wt^T when O >= 8, so cols is read in place). With stride 1 and C >= 8 there is no cols:

@@ -262,25 +262,24 @@ void check_same(const char* op, const Array& a, const Array& b) {
 }
 }  // namespace
 
-Array elu_backward(const Array& g, const Array& x, const Array& y) {
-  check_same("elu_backward", g, x);
+Array elu_backward(const Array& g, const Array& y) {
   check_same("elu_backward", g, y);
   Array out = Array::empty(g.shape(), g.dtype());
   dispatch_floating(g.dtype(), "elu_backward", [&]<class T>() {
     const T* gp = static_cast<const T*>(g.storage()->data) + g.offset();
-    const T* xp = static_cast<const T*>(x.storage()->data) + x.offset();
     const T* yp = static_cast<const T*>(y.storage()->data) + y.offset();
     T* op = out.data<T>();
-    for_each_row<4>(g.shape(), {g.strides(), x.strides(), y.strides(), out.strides()},
-                    [&](const std::array<int64_t, 4>& o, int64_t n, const std::array<int64_t, 4>& s) {
-                      const T *a = gp + o[0], *b = xp + o[1], *c = yp + o[2];
-                      T* r = op + o[3];
-                      // the composite's bits: g * (1 + m * y) with m = 0 or 1
-                      if (s[0] == 1 && s[1] == 1 && s[2] == 1)
-                        for (int64_t i = 0; i < n; ++i) r[i] = a[i] * (T(1) + (b[i] <= T(0) ? c[i] : T(0) * c[i]));
+    for_each_row<3>(g.shape(), {g.strides(), y.strides(), out.strides()},
+                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                      const T* a = gp + o[0];
+                      const T* c = yp + o[1];
+                      T* r = op + o[2];
+                      // the composite's bits: g * (1 + m * y) with m = [y <= 0] (= [x <= 0]: y = x for x > 0,
+                      // y = e^x - 1 <= 0 otherwise)
+                      if (s[0] == 1 && s[1] == 1)
+                        for (int64_t i = 0; i < n; ++i) r[i] = a[i] * (T(1) + (c[i] <= T(0) ? c[i] : T(0) * c[i]));
                       else
-                        for (int64_t i = 0; i < n; ++i)
-                          r[i] = a[i * s[0]] * (T(1) + (b[i * s[1]] <= T(0) ? c[i * s[2]] : T(0) * c[i * s[2]]));
+                        for (int64_t i = 0; i < n; ++i) r[i] = a[i * s[0]] * (T(1) + (c[i * s[1]] <= T(0) ? c[i * s[1]] : T(0) * c[i * s[1]]));
                     });
   });
   return out;

@@ -37,6 +37,7 @@
 #include <utility>
 
 #include <dgm/tensor/errors.h>
+#include <dgm/tensor/simd.h>
 
 #if defined(__AVX512F__) || defined(__AVX2__) || defined(__AVX__)
 #include <immintrin.h>
@@ -116,61 +117,7 @@ struct PortableKernel {
   }
 };
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-
-// The few vector operations the SIMD kernel needs, per element type and register width, so that
-// one kernel body serves float and double, AVX-512 and AVX2.
-#if defined(__AVX512F__)
-struct FloatVec {
-  using scalar = float;
-  using type = __m512;
-  static constexpr int width = 16;
-  static type zero() { return _mm512_setzero_ps(); }
-  static type broadcast(float x) { return _mm512_set1_ps(x); }
-  static type load(const float* p) { return _mm512_load_ps(p); }  // packed panels are aligned
-  static type loadu(const float* p) { return _mm512_loadu_ps(p); }
-  static void storeu(float* p, type v) { _mm512_storeu_ps(p, v); }
-  static type mul(type a, type b) { return _mm512_mul_ps(a, b); }
-  static type fmadd(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
-};
-struct DoubleVec {
-  using scalar = double;
-  using type = __m512d;
-  static constexpr int width = 8;
-  static type zero() { return _mm512_setzero_pd(); }
-  static type broadcast(double x) { return _mm512_set1_pd(x); }
-  static type load(const double* p) { return _mm512_load_pd(p); }
-  static type loadu(const double* p) { return _mm512_loadu_pd(p); }
-  static void storeu(double* p, type v) { _mm512_storeu_pd(p, v); }
-  static type mul(type a, type b) { return _mm512_mul_pd(a, b); }
-  static type fmadd(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
-};
-#else
-struct FloatVec {
-  using scalar = float;
-  using type = __m256;
-  static constexpr int width = 8;
-  static type zero() { return _mm256_setzero_ps(); }
-  static type broadcast(float x) { return _mm256_set1_ps(x); }
-  static type load(const float* p) { return _mm256_load_ps(p); }
-  static type loadu(const float* p) { return _mm256_loadu_ps(p); }
-  static void storeu(float* p, type v) { _mm256_storeu_ps(p, v); }
-  static type mul(type a, type b) { return _mm256_mul_ps(a, b); }
-  static type fmadd(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
-};
-struct DoubleVec {
-  using scalar = double;
-  using type = __m256d;
-  static constexpr int width = 4;
-  static type zero() { return _mm256_setzero_pd(); }
-  static type broadcast(double x) { return _mm256_set1_pd(x); }
-  static type load(const double* p) { return _mm256_load_pd(p); }
-  static type loadu(const double* p) { return _mm256_loadu_pd(p); }
-  static void storeu(double* p, type v) { _mm256_storeu_pd(p, v); }
-  static type mul(type a, type b) { return _mm256_mul_pd(a, b); }
-  static type fmadd(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
-};
-#endif
+#if DGM_SIMD_KERNELS
 
 // Register-blocked kernel: the MR x NR tile of C lives in MR * NV vector registers (NR = NV
 // vectors) for the whole k loop. Each step loads one row of the B panel (NV vectors), broadcasts MR

@@ -92,7 +92,7 @@ Array pad(const Array& x, const std::vector<int64_t>& pads, double value = 0);
 // y of one floating dtype and shape, any layout). Autograd uses them when no graph of the gradient
 // is recorded; with create_graph it differentiates the composite formula in the comment, and
 // tests check both agree.
-Array elu_backward(const Array& g, const Array& x, const Array& y);  // g * (1 + [x <= 0] y)
+Array elu_backward(const Array& g, const Array& y);  // g * (1 + [y <= 0] y), y = elu(x): [y <= 0] = [x <= 0]
 Array sigmoid_backward(const Array& g, const Array& y);              // g * y * (1 - y)
 
 bool has_nonfinite(const Array& x);  // any NaN or Inf (floating dtypes only)

@@ -1,5 +1,5 @@
-// The conv2d op (im2col + GEMM, tensor/conv.h) against its composite reference (index_select +
-// matmul) in value and gradient, at training-like sizes in float32; taps skipped by a mask; the
+// The conv2d op (tensor/conv.h: the direct kernel, per-tap GEMMs or im2col + GEMM) against its
+// composite reference (index_select + matmul) in value and gradient, at training-like sizes in float32; taps skipped by a mask; the
 // result independent of the thread count.
 #include <gtest/gtest.h>
 
@@ -42,6 +42,15 @@ TEST(Conv2d, MatchesTheCompositeReferenceInValueAndGradient) {
       {"3x3 8 -> 6 (per-tap GEMMs as rows)", {2, 8, 6, 6}, {6, 8, 3, 3}, true, false, 1, 1, {}},
       {"3x3 12 -> 3 masked taps (axpys and dot products)", {3, 12, 7, 5}, {3, 12, 3, 3}, true, false, 1, 1, {0, 1, 2, 3, 4}},
       {"3x3 8 -> 8 non-contiguous (one GEMM per tap)", {2, 8, 6, 9}, {8, 8, 3, 3}, false, true, 1, 1, {}},
+      // the direct convolution of AVX2 / AVX-512 builds: partial pixel tiles (nw not a multiple of the
+      // tile), output channels padded to whole tiles (7 -> 8, 1), pairs padded to whole gradient tiles
+      {"realnvp 1 -> 16 3x3, odd width", {3, 1, 9, 11}, {16, 1, 3, 3}, true, false, 1, 1, {}},
+      {"realnvp 4 -> 16 3x3 on 7x7", {4, 4, 7, 7}, {16, 4, 3, 3}, true, false, 1, 1, {}},
+      {"16 -> 1 3x3 (one output channel)", {2, 16, 6, 7}, {1, 16, 3, 3}, true, false, 1, 1, {}},
+      {"5 -> 7 5x5 pad 2", {2, 5, 9, 8}, {7, 5, 5, 5}, true, false, 1, 2, {}},
+      {"6 -> 5 3x3 no padding", {2, 6, 8, 9}, {5, 6, 3, 3}, false, false, 1, 0, {}},
+      {"3 -> 4 7x5 pad 2 (col2im dx)", {2, 3, 9, 8}, {4, 3, 7, 5}, true, false, 1, 2, {}},
+      {"2 -> 3 3x3 non-contiguous, masked taps", {3, 2, 10, 6}, {3, 2, 3, 3}, true, true, 1, 1, {1, 3, 4, 8}},
   };
   Generator g(3);
   for (const ConvCase& c : cases) {

@@ -252,6 +252,7 @@ std::vector<Row> table() {
   row(Op::Conv2d, "conv2d_no_bias_stride2", F(conv2d(x[0], x[1], Tensor(), 2, 1)), IN(U(g, {1, 2, 6, 5}), U(g, {3, 2, 3, 2})));
   row(Op::Conv2d, "conv2d_noncontig", F(conv2d(x[0], x[1], x[2])),
       IN(Tensor(U(g, {2, 2, 4, 5}).array().transpose(2, 3), true), U(g, {3, 2, 2, 3}), U(g, {3})));
+  row(Op::Conv2d, "conv2d_one_channel_in_and_out", F(conv2d(x[0], x[1], x[2], 1, 1)), IN(U(g, {2, 1, 5, 6}), U(g, {1, 1, 3, 3}), U(g, {1})));
   // PixelCNN's 3x3 mask B: only the taps above the centre, left of it and itself
   row(Op::Conv2d, "conv2d_masked_taps", F(conv2d(x[0], x[1], x[2], 1, 1, {0, 1, 2, 3, 4})), IN(U(g, {2, 2, 4, 4}), U(g, {3, 2, 3, 3}), U(g, {3})));
   return rows;

@@ -1,0 +1,108 @@
+// The few vector operations the hand-written SIMD kernels need (the GEMM micro-kernel in
+// tensor/gemm.cpp, the direct convolution in tensor/conv.cpp), per element type and register
+// width, so that one kernel body serves float and double, AVX-512 and AVX2. DGM_SIMD_KERNELS is 1
+// when the build targets either (-DDGM_NATIVE=ON on such a CPU); other builds use the portable code
+// paths that stand beside each kernel.
+#pragma once
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define DGM_SIMD_KERNELS 1
+#include <immintrin.h>
+#else
+#define DGM_SIMD_KERNELS 0
+#endif
+
+#if DGM_SIMD_KERNELS
+namespace dgm::cpu {
+
+// The sum of a vector's lanes, by a fixed tree (the same bits on every call).
+inline float sum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+inline double sum256(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+#if defined(__AVX512F__)
+inline constexpr int kVectorRegisters = 32;
+struct FloatVec {
+  using scalar = float;
+  using type = __m512;
+  static constexpr int width = 16;
+  static type zero() { return _mm512_setzero_ps(); }
+  static type broadcast(float x) { return _mm512_set1_ps(x); }
+  static type load(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned p
+  static type loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(float* p, type v) { _mm512_storeu_ps(p, v); }
+  static type mul(type a, type b) { return _mm512_mul_ps(a, b); }
+  static type fmadd(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
+  static float sum(type v) {  // a fixed tree of lane sums (the upper half folded onto the lower first)
+    // (the masked forms, whose pass-through operand is given: GCC 12's plain ones read an undefined
+    // register and warn)
+    const __m512d h = _mm512_castps_pd(_mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, 0xEE)));
+    return sum256(_mm256_castpd_ps(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, h, 0)));
+  }
+};
+struct DoubleVec {
+  using scalar = double;
+  using type = __m512d;
+  static constexpr int width = 8;
+  static type zero() { return _mm512_setzero_pd(); }
+  static type broadcast(double x) { return _mm512_set1_pd(x); }
+  static type load(const double* p) { return _mm512_load_pd(p); }
+  static type loadu(const double* p) { return _mm512_loadu_pd(p); }
+  static void storeu(double* p, type v) { _mm512_storeu_pd(p, v); }
+  static type mul(type a, type b) { return _mm512_mul_pd(a, b); }
+  static type fmadd(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+  static double sum(type v) {
+    const __m512d h = _mm512_add_pd(v, _mm512_mask_shuffle_f64x2(v, 0xFF, v, v, 0xEE));
+    return sum256(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, h, 0));
+  }
+};
+#else
+inline constexpr int kVectorRegisters = 16;
+struct FloatVec {
+  using scalar = float;
+  using type = __m256;
+  static constexpr int width = 8;
+  static type zero() { return _mm256_setzero_ps(); }
+  static type broadcast(float x) { return _mm256_set1_ps(x); }
+  static type load(const float* p) { return _mm256_load_ps(p); }  // 32-byte aligned p
+  static type loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, type v) { _mm256_storeu_ps(p, v); }
+  static type mul(type a, type b) { return _mm256_mul_ps(a, b); }
+  static type fmadd(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
+  static float sum(type v) { return sum256(v); }
+};
+struct DoubleVec {
+  using scalar = double;
+  using type = __m256d;
+  static constexpr int width = 4;
+  static type zero() { return _mm256_setzero_pd(); }
+  static type broadcast(double x) { return _mm256_set1_pd(x); }
+  static type load(const double* p) { return _mm256_load_pd(p); }
+  static type loadu(const double* p) { return _mm256_loadu_pd(p); }
+  static void storeu(double* p, type v) { _mm256_storeu_pd(p, v); }
+  static type mul(type a, type b) { return _mm256_mul_pd(a, b); }
+  static type fmadd(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
+  static double sum(type v) { return sum256(v); }
+};
+#endif
+
+// The vector type of element type T.
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  using type = FloatVec;
+};
+template <>
+struct VecOf<double> {
+  using type = DoubleVec;
+};
+
+}  // namespace dgm::cpu
+#endif
