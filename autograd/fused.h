@@ -29,6 +29,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearA
 // -> (N, H): a linear layer on K concatenated one-hot inputs, without the one-hots (each picks a row).
 Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& bias, LinearActivation act = LinearActivation::None);
 
+// elu(h + v * sigmoid(g)) for h (B, F, ...) and u = (v, g) (B, 2F, ...) split in halves along dim 1 ->
+// (B, F, ...): the gated residual block of RealNVP's conditioners, one pass each way.
+Tensor gated_residual(const Tensor& h, const Tensor& u);
+
 // Backward with create_graph, for every fused op: the gradient of its composite reference, recorded,
 // so it can be differentiated again. `ref` recomputes the op from its (saved) inputs; the result has
 // one gradient per input (undefined where an input needs none).
@@ -47,5 +51,6 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale = 0);
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearActivation act = LinearActivation::None);
 Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& bias, LinearActivation act = LinearActivation::None);
+Tensor gated_residual(const Tensor& h, const Tensor& u);
 
 }  // namespace dgm::reference

@@ -73,9 +73,25 @@ Tensor embedding_bag(const Tensor& weight, const Tensor& indices, const Tensor& 
   return y;
 }
 
+Tensor gated_residual(const Tensor& h, const Tensor& u) {
+  auto vg = chunk(u, 2, 1);
+  return elu(h + vg[0] * sigmoid(vg[1]));
+}
+
 }  // namespace reference
 
 namespace fused {
+
+Tensor gated_residual(const Tensor& h, const Tensor& u) {
+  return record1(Op::GatedResidual, {h, u}, cpu::gated_residual_forward(h.array(), u.array()), {save::in(0), save::in(1), save::out()},
+                 [](const Grads& g, const Grads& s) {
+                   Grads in(s.begin(), s.begin() + 2);
+                   if (is_grad_enabled())
+                     return reference_backward([](const Grads& x) { return reference::gated_residual(x[0], x[1]); }, in, g[0]);
+                   auto [dh, du] = cpu::gated_residual_backward(s[1].array(), s[2].array(), g[0].array());
+                   return Grads{s[0].requires_grad() ? Tensor(dh) : Tensor(), s[1].requires_grad() ? Tensor(du) : Tensor()};
+                 });
+}
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
   auto [loss, lse] = cpu::cross_entropy_forward(logits.array(), target.array());

@@ -29,7 +29,7 @@
   /* fused kernels (each checked against its composite reference) */                                    \
   X(CrossEntropy, "cross_entropy") X(BceWithLogits, "binary_cross_entropy_with_logits")                  \
   X(LayerNorm, "layer_norm") X(Attention, "attention") X(Linear, "linear")                             \
-  X(EmbeddingBag, "embedding_bag") X(Conv2d, "conv2d")
+  X(EmbeddingBag, "embedding_bag") X(Conv2d, "conv2d") X(GatedResidual, "gated_residual")
 
 namespace dgm {
 

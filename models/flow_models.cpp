@@ -162,8 +162,7 @@ Tensor ResidualConditioner::forward(const Tensor& x) {
   Tensor h = elu(in_conv_->forward(x));  // (B, F, H, W)
   for (size_t k = 0; k < conv3_.size(); ++k) {
     Tensor a = elu(conv3_[k]->forward(h));
-    auto vg = chunk(elu(conv1_[k]->forward(a)), 2, 1);  // (B, F, H, W) each
-    h = elu(h + vg[0] * sigmoid(vg[1]));
+    h = fused::gated_residual(h, elu(conv1_[k]->forward(a)));  // elu(h + v sigmoid(g)), (v, g) its halves, in one pass
   }
   return out_conv_->forward(h);  // (B, out, H, W)
 }

@@ -113,7 +113,8 @@ class DequantizedFlow : public GenerativeModel {
 // first) keeps its random initialisation: a fresh coupling is still the identity (s = 0, t = 0), and
 // `scale` gets a gradient from the first step. Zeroing both halves would leave s_raw and `scale` with
 // zero gradients for ever (each is the other's factor), a coupling that can only shift. A gated block:
-//   a = ELU(conv3x3(h)),  (v, g) = split(ELU(conv1x1(a)))  (F -> 2F),  h + v * sigmoid(g).
+//   a = ELU(conv3x3(h)),  (v, g) = split(ELU(conv1x1(a)))  (F -> 2F),  ELU(h + v * sigmoid(g)), the last
+//   as one op each way (fused::gated_residual).
 // x: (B, in, H, W) -> (B, out, H, W).
 class ResidualConditioner : public nn::Module {
  public:

@@ -17,6 +17,13 @@ Array cross_entropy_backward(const Array& logits, const Array& target, const Arr
 Array bce_with_logits_forward(const Array& x, const Array& y);
 Array bce_with_logits_backward(const Array& x, const Array& y, const Array& grad);
 
+// The gated residual of a RealNVP conditioner block: out = elu(h + v * sigmoid(g)), where v and g
+// are the two halves of u along dim 1: h (B, F, ...), u (B, 2F, ...) -> (B, F, ...). Backward needs
+// only u and the output: with d = dout (1 + [out <= 0] out) and s = sigmoid(g),
+//   dh = d,  dv = d s,  dg = d v s (1 - s).
+Array gated_residual_forward(const Array& h, const Array& u);
+std::pair<Array, Array> gated_residual_backward(const Array& u, const Array& out, const Array& dout);  // (dh, du)
+
 // LayerNorm over the last dim: y = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps).
 // An x (B, ..., C) that is the permute of contiguous (B, C, ...) memory (a ConvNet's channel norm) is
 // normalised in that memory, y and dx coming back in the same layout: no copy either way.

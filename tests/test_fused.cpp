@@ -83,6 +83,23 @@ TEST(Fused, LayerNormMatchesReference) {
               {x, w, b}, kTol32);
 }
 
+// RealNVP's gated residual block at its training size (B 8, F 16, 28 x 28), both sides of the ELU and
+// of the gate exercised; u a non-contiguous view as well (the kernel copies it to rows first).
+TEST(Fused, GatedResidualMatchesReference) {
+  manual_seed(5);
+  Tensor h = (randn({8, 16, 28, 28}) * 1.5).detach().requires_grad_(), u = (randn({8, 32, 28, 28}) * 2.0).detach().requires_grad_();
+  auto fused_fn = [](auto& a) { return fused::gated_residual(a[0], a[1]); };
+  auto ref_fn = [](auto& a) { return reference::gated_residual(a[0], a[1]); };
+  expect_same(fused_fn, ref_fn, {h, u}, kTol32);
+  Tensor out = fused::gated_residual(h, u);
+  EXPECT_LT(amin(out).item(), -0.5);
+  EXPECT_GT(amax(out).item(), 0.5);
+  Tensor ut = transpose(randn({8, 32, 28, 28}), 2, 3).detach().requires_grad_();
+  ASSERT_FALSE(ut.is_contiguous());
+  expect_same(fused_fn, ref_fn, {h, ut}, kTol32);
+  EXPECT_THROW(fused::gated_residual(h, randn({8, 16, 28, 28})), ShapeError);  // u must have 2F channels
+}
+
 // A ConvNet's channel norm: (B, C, H, W) permuted to (B, H, W, C). The fused kernel normalises in the
 // NCHW memory (no copy); its output and input gradient come back as views of that layout.
 TEST(Fused, LayerNormOverChannelsOfAnImageMatchesReference) {

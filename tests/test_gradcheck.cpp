@@ -223,6 +223,11 @@ std::vector<Row> table() {
   row(Op::BceWithLogits, "bce_with_logits", F(fused::binary_cross_entropy_with_logits(x[0], x[1])), IN(U(g, {3, 4}, -3, 3), U(g, {3, 4}, 0, 1)));
   row(Op::BceWithLogits, "bce_with_logits_broadcast_target", F(fused::binary_cross_entropy_with_logits(x[0], x[1])),
       IN(NC(g, 3, 4, -3, 3), U(g, {4}, 0, 1)));
+  // u's gate half spans both sides of the sigmoid; h + v s stays away from the ELU's kink at 0 only by
+  // chance, which the ELU's continuous first derivative does not need
+  row(Op::GatedResidual, "gated_residual", F(fused::gated_residual(x[0], x[1])), IN(U(g, {2, 3, 2, 2}, -2, 2), U(g, {2, 6, 2, 2}, -2, 2)));
+  row(Op::GatedResidual, "gated_residual_noncontig_vectors", F(fused::gated_residual(x[0], x[1])),
+      IN(Tensor(U(g, {2, 3, 2}, -2, 2).array().transpose(1, 2), true), U(g, {2, 4, 3}, -2, 2)));
   row(Op::LayerNorm, "layer_norm", F(fused::layer_norm(x[0], x[1], x[2])), IN(U(g, {2, 3, 5}), U(g, {5}, 0.5, 1.5), U(g, {5})));
   row(Op::LayerNorm, "layer_norm_noncontig_no_affine", F(fused::layer_norm(x[0], Tensor(), Tensor())), IN(NC(g, 3, 4)));
   row(Op::LayerNorm, "layer_norm_channels_of_nchw", F(fused::layer_norm(permute(x[0], {0, 2, 3, 1}), x[1], x[2])),
