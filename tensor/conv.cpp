@@ -204,9 +204,10 @@ bool transposed_product(int64_t O, int64_t K) { return O >= 8 && K >= O; }
 constexpr int kForwardNV4 = kVectorRegisters == 32 ? 6 : 2;   // MO = 4
 constexpr int kForwardNV2 = kVectorRegisters == 32 ? 8 : 4;   // MO = 2
 constexpr int kForwardNV1 = kVectorRegisters == 32 ? 8 : 4;   // MO = 1
-constexpr int kGradMO = kVectorRegisters == 32 ? 4 : 2;   // O >= 2
+constexpr int kGradMO = kVectorRegisters == 32 ? 4 : 2;   // O >= 3
 constexpr int kGradKB = kVectorRegisters == 32 ? 6 : 4;
-constexpr int kGradKB1 = kVectorRegisters == 32 ? 12 : 6;  // O = 1
+constexpr int kGradKB2 = kVectorRegisters == 32 ? 10 : 5;  // O = 2 (MO = 2)
+constexpr int kGradKB1 = kVectorRegisters == 32 ? 12 : 6;  // O = 1 (MO = 1)
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
@@ -577,8 +578,10 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
           const T* xb = xp + b * x.stride(0);
 #if DGM_SIMD_KERNELS
           if (direct) {
-            if (O >= 2)
+            if (O >= 3)
               direct_weight_grad<T, kGradMO, kGradKB>(xb, x.stride(1), x.stride(2), x.stride(3), dyp + b * O * P, g, plan, beta != T(0), acc);
+            else if (O == 2)
+              direct_weight_grad<T, 2, kGradKB2>(xb, x.stride(1), x.stride(2), x.stride(3), dyp + b * O * P, g, plan, beta != T(0), acc);
             else
               direct_weight_grad<T, 1, kGradKB1>(xb, x.stride(1), x.stride(2), x.stride(3), dyp + b * O * P, g, plan, beta != T(0), acc);
             continue;
