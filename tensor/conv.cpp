@@ -12,6 +12,8 @@
 
 #include <dgm/tensor/errors.h>
 #include <dgm/tensor/gemm.h>
+#include <dgm/tensor/kernels.h>
+#include <dgm/tensor/loops.h>
 #include <dgm/tensor/simd.h>
 
 namespace dgm::cpu {
@@ -567,7 +569,9 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
       const bool direct = false;
 #endif
       const bool transposed = !direct && transposed_product(O, K);
-      const int64_t groups = std::min<int64_t>(g.B, 8);
+      // 16 groups: enough for 16 threads, and on 2 threads a slow thread leaves the other at most
+      // one group (2 of 32 images) to wait for
+      const int64_t groups = std::min<int64_t>(g.B, 16);
       std::vector<T> part(size_t(groups * O * K));
       const int nt = omp_in_parallel() || g.B * O * K * P < (1 << 18) ? 1 : omp_get_max_threads();
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
@@ -621,8 +625,10 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
             gemm(O, K, P, T(1), dyb, P, 1, cols, 1, P, beta, acc, K, 1);
         }
       }
-      for (int64_t q = 1; q < groups; ++q)
-        for (int64_t e = 0; e < O * K; ++e) part[size_t(e)] += part[size_t(q * O * K + e)];
+      parallel_for(O * K, [&](int64_t e0, int64_t e1) {  // each element sums the groups in order
+        for (int64_t q = 1; q < groups; ++q)
+          for (int64_t e = e0; e < e1; ++e) part[size_t(e)] += part[size_t(q * O * K + e)];
+      }, kParallelGrain / 4);
       r.dweight = Array::zeros(weight.shape(), x.dtype());
       T* dw = r.dweight.data<T>();  // contiguous (O, C, KH, KW); the taps not used stay 0
       const int64_t rs = transposed ? 1 : K, cs = transposed ? O : 1;  // dWt[o, k] = part[o*rs + k*cs]

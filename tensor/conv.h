@@ -25,7 +25,7 @@
 // dx_b = col2im(Wt^T @ dy_b). The composite reference (unfold + matmul) is reference::conv2d in
 // autograd/ops_conv.cpp; tests check both agree in value and gradient on every path.
 // Results do not depend on the thread count: each image is computed by the same code whichever
-// thread runs it, and the weight gradient sums a fixed number of image groups in a fixed order.
+// thread runs it, and the weight gradient sums a fixed number (16) of image groups in a fixed order.
 #pragma once
 #include <cstdint>
 #include <vector>
