@@ -113,7 +113,7 @@ Array unary(Unary op, const Array& x) {
       case Unary::Rsqrt: return map_unary<T, T>(x, x.dtype(), [](T v) { return 1 / std::sqrt(v); });
       case Unary::Sin: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::sin(v); });
       case Unary::Cos: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::cos(v); });
-      case Unary::Tanh: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::tanh(v); });
+      case Unary::Tanh: return map_unary<T, T>(x, x.dtype(), [](T v) { return tanh_approx(v); });  // float: vectorisable
       case Unary::Sigmoid: return map_unary<T, T>(x, x.dtype(), [](T v) { return sigmoid(v); });
       case Unary::Gelu: return map_unary<T, T>(x, x.dtype(), [](T v) { return gelu(v); });
       case Unary::Softplus: return map_unary<T, T>(x, x.dtype(), [](T v) { return softplus(v); });

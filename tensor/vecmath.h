@@ -61,6 +61,18 @@ inline float softplus_approx(float x) {
 }
 inline double softplus_approx(double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
 
+// tanh x = sign(x) (1 - e) / (1 + e), e = e^{-2|x|}, written as -m / (2 + m) with m = e - 1 from
+// expm1_approx, so that small |x| loses no digits to 1 - e. No library call (libm's tanhf, which
+// calls expm1f, kept a flow's loop scalar). |x| is clamped at 9, where tanh is 1 in float.
+// Relative error ~5e-7.
+inline float tanh_approx(float x) {
+  const float a = x < 0 ? -x : x;
+  const float m = expm1_approx(-2.0f * (a > 9.0f ? 9.0f : a));
+  const float t = -m / (2.0f + m);
+  return x < 0 ? -t : t;
+}
+inline double tanh_approx(double x) { return std::tanh(x); }
+
 // Row reductions for the softmax kernels. A loop `m = max(m, p[j])` is a serial chain the compiler
 // may not reorder; `omp simd reduction` helps for short sums (LayerNorm) but left the attention
 // max loop scalar at run time. kLanes independent partial results, one per SIMD lane, are what it

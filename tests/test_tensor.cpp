@@ -785,6 +785,23 @@ TEST(TensorElementwise, Float32EluMatchesExpm1) {
   EXPECT_TRUE(std::isnan(special[2]));
 }
 
+// The float32 tanh is -m / (2 + m), m = expm1_approx(-2|x|) (tensor/vecmath.h): against float64 tanh
+// near 0 (where 1 - e^{-2|x|} would cancel), across expm1_approx's switch at |x| = 1/4, far out.
+TEST(TensorElementwise, Float32TanhMatchesTanh) {
+  std::vector<float> xs = {-1e-30f, -1e-8f, -1e-4f, 1e-4f, 0.2499f, 0.25f, 0.2501f, -0.2501f, 8.9f, 9.0f, 9.1f, -20, 50, 0};
+  for (int i = 0; i <= 800; ++i) xs.push_back(-8.0f + 0.02f * static_cast<float>(i));
+  const std::vector<float> got = tanh(from_vector(xs, {static_cast<int64_t>(xs.size())})).to_vector<float>();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double want = std::tanh(static_cast<double>(xs[i]));
+    EXPECT_NEAR(got[i], want, 6e-7 * std::abs(want) + 1e-45) << "tanh(" << xs[i] << ")";
+  }
+  const std::vector<float> special = tanh(tensor({-kInf, kInf, kNaN, -0.0f})).to_vector<float>();
+  EXPECT_EQ(special[0], -1.0f);
+  EXPECT_EQ(special[1], 1.0f);
+  EXPECT_TRUE(std::isnan(special[2]));
+  EXPECT_TRUE(std::signbit(special[3]));
+}
+
 // The float32 softplus is max(x, 0) + 2 atanh(e / (2 + e)), e = e^{-|x|}, by a series (tensor/vecmath.h).
 TEST(TensorElementwise, Float32SoftplusMatchesLog1pExp) {
   std::vector<float> xs = {-200, -90, -87.5f, -30, -1e-8f, 0, 1e-8f, 15, 30, 87.5f, 100};
