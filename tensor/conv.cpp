@@ -547,14 +547,16 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
     const T* dyp = dy.data<T>();
     const T* xp = x.data<T>();
     const int64_t K = g.K(), P = g.P(), O = g.O;
-    if (need_dbias) {  // db[o] = sum_b (sum_p dy[b, o, p]), in a fixed order per o
+    if (need_dbias) {  // db[o] = sum_b (sum_p dy[b, o, p]), in a fixed order per o, the channels in parallel
       r.dbias = Array::empty({O}, x.dtype());
       T* db = r.dbias.data<T>();
-      for (int64_t o = 0; o < O; ++o) {
-        T s = T(0);
-        for (int64_t b = 0; b < g.B; ++b) s += row_sum(dyp + (b * O + o) * P, P);
-        db[o] = s;
-      }
+      parallel_for(O, [&](int64_t o0, int64_t o1) {
+        for (int64_t o = o0; o < o1; ++o) {
+          T s = T(0);
+          for (int64_t b = 0; b < g.B; ++b) s += row_sum(dyp + (b * O + o) * P, P);
+          db[o] = s;
+        }
+      }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, g.B * P)));
     }
     if (need_dweight) {
       // dWt = sum_b dy_b (O, P) @ cols_b^T (P, K). The images are cut into a fixed number of
