@@ -105,6 +105,14 @@ double step_gflop(const std::string& model, const nlohmann::json& config, int64_
     const int64_t ka = config.value("kernel_a", 7), kb = config.value("kernel_b", 3);
     const int64_t taps_a = ka * ka / 2, taps_b = kb * kb / 2 + 1;  // above the centre and left of it (+ the centre for B)
     macs_per_pixel = double(taps_a * C + layers * taps_b * C * C + 2 * C);
+  } else if (model == "realnvp") {
+    // each coupling's conditioner: conv3x3 (c -> F), blocks x (conv3x3 F -> F, conv1x1 F -> 2F),
+    // conv3x3 (F -> 2c); checkerboard couplings see c = 1 at 28 x 28, channel couplings c = 4 at
+    // 14 x 14 (a quarter of the pixels); averaged here per pixel of the image
+    const int64_t F = config.value("filters", 16), blocks = config.value("blocks", 1);
+    const int64_t checker = config.value("checkerboard", 3), channel = config.value("channel", 3);
+    auto conditioner = [&](int64_t c) { return double(9 * c * F + blocks * (9 * F * F + 2 * F * F) + 9 * F * 2 * c); };
+    macs_per_pixel = double(2 * checker) * conditioner(1) + double(channel) * conditioner(4) / 4;
   }
   return 6.0 * macs_per_pixel * double(batch * pixels) / 1e9;
 }
@@ -145,7 +153,7 @@ void print_step(std::ostream& out, const std::string& name, double ms, double gf
 // realnvp (lecture 2): ms per Adam step, batch 32 of random 8-bit images, the architecture that
 // bench/realnvp_ref.py builds in PyTorch (16 filters, 1 block, 3 + 3 + 3 affine couplings, uniform
 // dequantisation), pinned here so that the comparison holds whatever realnvp's defaults become.
-void run_realnvp_step(const std::string& name, std::ostream& out) {
+void run_realnvp_step(const std::string& name, std::ostream& out, double peak) {
   const nlohmann::json twin = {{"filters", 16}, {"blocks", 1}, {"checkerboard", 3}, {"channel", 3}, {"scales", 1},
                                {"mixtures", 0}, {"learned_prior", false}, {"dequantization", "uniform"},
                                {"logit_alpha", 1e-6}};
@@ -153,7 +161,7 @@ void run_realnvp_step(const std::string& name, std::ostream& out) {
   if (!model) return;
   Generator gen(0);
   Tensor x = randint(0, 256, {32, 784}, &gen);
-  out << name << " " << format("%.1f", adam_step_ms(*model, x)) << " ms\n" << std::flush;
+  print_step(out, name, adam_step_ms(*model, x), step_gflop("realnvp", twin, 32), peak);
 }
 
 void run_one(const std::string& name, std::ostream& out, double peak) {
@@ -194,7 +202,7 @@ void run_one(const std::string& name, std::ostream& out, double peak) {
     Tensor x = (rand({32, 784}, {}, &gen) > 0.8).to(DType::Int64);  // random binary images, as pixelcnn_ref.py
     print_step(out, name, adam_step_ms(*model, x), step_gflop("pixelcnn", config, 32), peak);
   } else if (name == "realnvp_step_B32") {
-    run_realnvp_step(name, out);
+    run_realnvp_step(name, out, peak);
   }
 }
 
