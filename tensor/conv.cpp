@@ -199,7 +199,7 @@ bool transposed_product(int64_t O, int64_t K) { return O >= 8 && K >= O; }
 // the weight gradient runs the same walk with the roles turned (a tile of MO outputs x KB pairs,
 // summed over the pixels). It wins where channel counts are small (RealNVP's 1 -> 16, 16 -> 16,
 // 16 -> 2 convolutions), which blocked GEMMs handle worst: their tiles are sized for long inner
-// dimensions. The two columns of padding per output row are computed and dropped.
+// dimensions. The Wp - Wo columns of padding per output row (KW - 1 of them) are computed and dropped.
 
 // The tile shapes per register file: MO output channels x NV vectors of pixels (forward), MO
 // output channels x KB pairs (weight gradient); accumulators + operands fit the registers.
@@ -388,7 +388,7 @@ void conv_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& 
     // grid reads tap (i, j) of channel c at xpad[c, n + i*Wp + j], so for each tap cols_t^T (n, C)
     // is a column-major view of the zero-padded image (column stride Hp*Wp): one GEMM per tap of
     // inner size C, accumulated, reads the small padded image from L1/L2 instead of writing and
-    // reading a 9x larger cols. The two padding columns of each output row are computed and dropped.
+    // reading a 9x larger cols. The 2p padding columns of each output row are computed and dropped.
     const int64_t Wp = g.W + 2 * g.padding, plane = (g.H + 2 * g.padding) * Wp, nw = g.Ho * Wp;
     const T* xpad = pad_image(x, sc, sh, sw, g);
     if (!transposed_product(O, K)) {  // few outputs: y_wide (O, nw) += Wt_t (O, C) @ xpad_t (C, nw), as rows
