@@ -210,11 +210,14 @@ constexpr int kGradMO = kVectorRegisters == 32 ? 4 : 2;   // O >= 3
 constexpr int kGradKB = kVectorRegisters == 32 ? 6 : 4;
 constexpr int kGradKB2 = kVectorRegisters == 32 ? 10 : 5;  // O = 2 (MO = 2)
 constexpr int kGradKB1 = kVectorRegisters == 32 ? 12 : 6;  // O = 1 (MO = 1)
+constexpr int64_t kGradKBMultiple = 60;  // a multiple of each KB above
+static_assert(kGradKBMultiple % kGradKB == 0 && kGradKBMultiple % kGradKB2 == 0 && kGradKBMultiple % kGradKB1 == 0);
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // What every image of one direct convolution shares: the offsets of the K = C*T (channel, tap)
-// pairs in the padded image, the weights as (K, Opad) and the bias padded to Opad.
+// pairs in the padded image (then zeros up to a multiple of every gradient tile's KB: pairs read and
+// dropped), the weights as (K, Opad) and the bias padded to Opad (neither for the weight gradient).
 template <class T>
 struct DirectPlan {
   int64_t Wp = 0, plane = 0, nw = 0, K = 0, O = 0;
@@ -224,7 +227,7 @@ struct DirectPlan {
   std::vector<T> wk, bias;
 };
 
-// wt (O, K) as gather_weight lays it out (Wt[o, c*T + t]), bias (O) or null.
+// wt (O, K) as gather_weight lays it out (Wt[o, c*T + t]) or null (offsets only), bias (O) or null.
 template <class T>
 DirectPlan<T> direct_plan(const Geometry& g, const T* wt, const T* bias) {
   DirectPlan<T> p;
@@ -235,9 +238,10 @@ DirectPlan<T> direct_plan(const Geometry& g, const T* wt, const T* bias) {
   p.O = g.O;
   p.mo = g.O >= 4 ? 4 : (g.O >= 2 ? 2 : 1);
   p.Opad = round_up(g.O, p.mo);
-  p.offs.resize(size_t(p.K));
+  p.offs.assign(size_t(round_up(p.K, kGradKBMultiple)), 0);
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t t = 0; t < g.T(); ++t) p.offs[size_t(c * g.T() + t)] = c * p.plane + (g.taps[t] / g.KW) * p.Wp + g.taps[t] % g.KW;
+  if (!wt) return p;
   p.wk.assign(size_t(p.K * p.Opad), T(0));
   for (int64_t o = 0; o < g.O; ++o)
     for (int64_t k = 0; k < p.K; ++k) p.wk[size_t(k * p.Opad + o)] = wt[o * p.K + k];
@@ -351,15 +355,11 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) void direct_weight
   zero_row(dyw, rows * nwr);
   for (int64_t o = 0; o < g.O; ++o)
     for (int64_t ho = 0; ho < g.Ho; ++ho) copy_row(dy + (o * g.Ho + ho) * g.Wo, g.Wo, dyw + o * nwr + ho * p.Wp);
-  // the pairs padded to whole tiles with offset 0 (read, then dropped)
-  const int64_t Kpad = round_up(p.K, KB);
-  thread_local std::vector<int64_t> offs;
-  offs.assign(size_t(Kpad), 0);
-  std::copy(p.offs.begin(), p.offs.end(), offs.begin());
+  const int64_t Kpad = round_up(p.K, KB);  // p.offs holds zeros up to it (pairs read, then dropped)
   T sums[MO * KB];
   for (int64_t k0 = 0; k0 < Kpad; k0 += KB)
     for (int64_t o0 = 0; o0 < rows; o0 += MO) {
-      direct_grad_tile<V, MO, KB>(dyw + o0 * nwr, nwr, xpad, offs.data() + k0, nwr, sums);
+      direct_grad_tile<V, MO, KB>(dyw + o0 * nwr, nwr, xpad, p.offs.data() + k0, nwr, sums);
       for (int m = 0; m < MO && o0 + m < g.O; ++m)
         for (int b = 0; b < KB && k0 + b < p.K; ++b) {
           T& a = dwt[(o0 + m) * p.K + k0 + b];
@@ -566,7 +566,7 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
       // reads cols in place as a row-major A and only the small dy_b is packed.
 #if DGM_SIMD_KERNELS
       const bool direct = g.stride == 1;
-      const DirectPlan<T> plan = direct ? direct_plan<T>(g, gather_weight<T>(weight, g).data(), nullptr) : DirectPlan<T>();
+      const DirectPlan<T> plan = direct ? direct_plan<T>(g, nullptr, nullptr) : DirectPlan<T>();  // the offsets only
 #else
       const bool direct = false;
 #endif

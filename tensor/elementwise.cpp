@@ -75,13 +75,6 @@ template <class T>
 T softplus(T x) {  // log(1 + e^x) without overflow; float: vectorisable (tensor/vecmath.h)
   return softplus_approx(x);
 }
-// One exp of -|x| (never overflows) and a select: vectorisable in float (exp_approx, relative error
-// ~2e-7), where two library exps per value kept the loop scalar.
-template <class T>
-T sigmoid(T x) {
-  const T e = exp_approx(x >= 0 ? -x : x);
-  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
 
 const char* unary_name(Unary op) {
   static const char* names[] = {"neg", "abs", "sign", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt",
@@ -114,7 +107,7 @@ Array unary(Unary op, const Array& x) {
       case Unary::Sin: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::sin(v); });
       case Unary::Cos: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::cos(v); });
       case Unary::Tanh: return map_unary<T, T>(x, x.dtype(), [](T v) { return tanh_approx(v); });  // float: vectorisable
-      case Unary::Sigmoid: return map_unary<T, T>(x, x.dtype(), [](T v) { return sigmoid(v); });
+      case Unary::Sigmoid: return map_unary<T, T>(x, x.dtype(), [](T v) { return sigmoid_approx(v); });  // tensor/vecmath.h
       case Unary::Gelu: return map_unary<T, T>(x, x.dtype(), [](T v) { return gelu(v); });
       case Unary::Softplus: return map_unary<T, T>(x, x.dtype(), [](T v) { return softplus(v); });
       case Unary::Erf: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::erf(v); });

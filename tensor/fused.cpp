@@ -121,12 +121,6 @@ Array bce_with_logits_backward(const Array& x_in, const Array& y_in, const Array
 // output, and one pass back writes dh, dv and dg, with every intermediate in registers.
 namespace {
 
-template <class T>
-inline T sigmoid_of(T x) {  // as the sigmoid op computes it: one exp of -|x|, vectorisable in float
-  const T e = exp_approx(x >= 0 ? -x : x);
-  return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
-
 struct GatedGeometry {
   int64_t rows, F, inner;  // rows = B*F rows of `inner` values each
 };
@@ -152,7 +146,7 @@ int64_t gated_grain(int64_t inner) { return std::max<int64_t>(1, kParallelGrain 
 template <class T>
 void gated_row(const T* __restrict h, const T* __restrict v, const T* __restrict gate, int64_t n, T* __restrict out) {
   for (int64_t i = 0; i < n; ++i) {
-    const T a = h[i] + v[i] * sigmoid_of(gate[i]);
+    const T a = h[i] + v[i] * sigmoid_approx(gate[i]);
     out[i] = a > T(0) ? a : expm1_approx(a);
   }
 }
@@ -161,7 +155,7 @@ void gated_row_backward(const T* __restrict v, const T* __restrict gate, const T
                         T* __restrict dh, T* __restrict dv, T* __restrict dg) {
   for (int64_t i = 0; i < n; ++i) {
     const T d = dout[i] * (T(1) + (out[i] <= T(0) ? out[i] : T(0) * out[i]));  // as elu_backward
-    const T s = sigmoid_of(gate[i]);
+    const T s = sigmoid_approx(gate[i]);
     dh[i] = d;
     dv[i] = d * s;
     dg[i] = d * v[i] * s * (T(1) - s);
