@@ -215,14 +215,30 @@ static_assert(kGradKBMultiple % kGradKB == 0 && kGradKBMultiple % kGradKB2 == 0 
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
+// Outputs in the lanes, for the 16-register AVX2 file (see lane_tile): a tile of kLanePX pixels (or
+// kLaneKB pairs) x kLaneOV vectors of output channels, 12 accumulators as in the GEMM micro-kernel.
+// AVX-512 keeps the pixel-lane tiles, which measured near its peak (kLaneConv false there).
+constexpr bool kLaneConv = kVectorRegisters == 16;
+constexpr int kLanePX = 6, kLaneKB = 6, kLaneOV = 2;
+static_assert(kGradKBMultiple % kLaneKB == 0);
+template <class T>
+constexpr int64_t lane_panel() {  // output channels per panel: kLaneOV vectors
+  return kLaneOV * int64_t(VecOf<T>::type::width);
+}
+// The lane forward when the outputs fill whole panels and each tile's sum is long enough to repay
+// its scattered store (PixelCNN's 64 -> 64 convolutions and their dx; not RealNVP's 1 -> 16).
+bool lane_forward_pays(int64_t O, int64_t K, int64_t panel) { return kLaneConv && O >= panel && K >= 64; }
+bool lane_grad_pays(int64_t O, int64_t K, int64_t panel) { return kLaneConv && O >= panel && K >= kLaneKB; }
+
 // What every image of one direct convolution shares: the offsets of the K = C*T (channel, tap)
 // pairs in the padded image (then zeros up to a multiple of every gradient tile's KB: pairs read and
 // dropped), the weights as (K, Opad) and the bias padded to Opad (neither for the weight gradient).
 template <class T>
 struct DirectPlan {
   int64_t Wp = 0, plane = 0, nw = 0, K = 0, O = 0;
-  int mo = 4;        // output channels per tile: 4, 2 or 1
-  int64_t Opad = 0;  // O rounded up to mo
+  int mo = 4;          // output channels per tile: 4, 2 or 1
+  int64_t Opad = 0;    // O rounded up to mo (to a whole panel with `lanes`)
+  bool lanes = false;  // outputs in the vector lanes (see lane_tile): wk is (Opad / panel, K, panel)
   std::vector<int64_t> offs;
   std::vector<T> wk, bias;
 };
@@ -242,9 +258,18 @@ DirectPlan<T> direct_plan(const Geometry& g, const T* wt, const T* bias) {
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t t = 0; t < g.T(); ++t) p.offs[size_t(c * g.T() + t)] = c * p.plane + (g.taps[t] / g.KW) * p.Wp + g.taps[t] % g.KW;
   if (!wt) return p;
-  p.wk.assign(size_t(p.K * p.Opad), T(0));
-  for (int64_t o = 0; o < g.O; ++o)
-    for (int64_t k = 0; k < p.K; ++k) p.wk[size_t(k * p.Opad + o)] = wt[o * p.K + k];
+  constexpr int64_t panel = lane_panel<T>();
+  p.lanes = lane_forward_pays(g.O, p.K, panel);
+  if (p.lanes) {
+    p.Opad = round_up(g.O, panel);
+    p.wk.assign(size_t(p.K * p.Opad), T(0));
+    for (int64_t o = 0; o < g.O; ++o)
+      for (int64_t k = 0; k < p.K; ++k) p.wk[size_t(((o / panel) * p.K + k) * panel + o % panel)] = wt[o * p.K + k];
+  } else {
+    p.wk.assign(size_t(p.K * p.Opad), T(0));
+    for (int64_t o = 0; o < g.O; ++o)
+      for (int64_t k = 0; k < p.K; ++k) p.wk[size_t(k * p.Opad + o)] = wt[o * p.K + k];
+  }
   p.bias.assign(size_t(p.Opad), T(0));
   if (bias) std::copy(bias, bias + g.O, p.bias.begin());
   return p;
@@ -283,6 +308,125 @@ void direct_tile(const typename V::scalar* __restrict x, const int64_t* __restri
     for (int v = 0; v < NV; ++v) V::storeu(y + m * ldy + v * W, acc[m][v]);
 }
 
+// Clever part (AVX2): the GEMM micro-kernel's 6 x 16 shape on the convolution. With the output
+// channels in the lanes, a tile is PX pixels x OV vectors of outputs: per pair k it loads OV weight
+// vectors (the panel's K x panel weights stay in L1) and broadcasts PX consecutive image values
+// xpad[offs[k] + n0 + p], 12 FMAs from 2 loads and 6 broadcasts, where the pixel-lane tile of 16
+// registers gets 8 FMAs from 6 unaligned loads and broadcasts. The tile is written to y (O, Ho, Wo)
+// pixel by pixel, skipping the dropped columns.
+template <class V, int PX, int OV>
+void lane_tile(const typename V::scalar* __restrict x, const int64_t* __restrict offs, int64_t K,
+               const typename V::scalar* __restrict w, const typename V::scalar* bias, typename V::scalar* out) {
+  using Reg = typename V::type;
+  constexpr int W = V::width;
+  Reg acc[PX][OV];
+#pragma GCC unroll 4
+  for (int v = 0; v < OV; ++v) {
+    const Reg b = V::loadu(bias + v * W);
+#pragma GCC unroll 8
+    for (int q = 0; q < PX; ++q) acc[q][v] = b;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const typename V::scalar* xk = x + offs[k];
+    Reg wv[OV];
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) wv[v] = V::loadu(w + k * OV * W + v * W);
+#pragma GCC unroll 8
+    for (int q = 0; q < PX; ++q) {
+      const Reg xq = V::broadcast(xk[q]);
+#pragma GCC unroll 4
+      for (int v = 0; v < OV; ++v) acc[q][v] = V::fmadd(xq, wv[v], acc[q][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < PX; ++q)
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) V::storeu(out + (q * OV + v) * W, acc[q][v]);
+}
+
+// y (O, Ho, Wo) of one image from its padded copy xpad, outputs in the lanes (p.lanes).
+template <class T>
+void lane_forward(const T* xpad, const DirectPlan<T>& p, const Geometry& g, T* y) {
+  using V = typename VecOf<T>::type;
+  constexpr int64_t panel = lane_panel<T>();
+  T out[kLanePX * panel];
+  const int64_t P = g.Ho * g.Wo;
+  for (int64_t o0 = 0; o0 < p.Opad; o0 += panel) {
+    const int64_t on = std::min(panel, p.O - o0);
+    for (int64_t n0 = 0; n0 < p.nw; n0 += kLanePX) {
+      lane_tile<V, kLanePX, kLaneOV>(xpad + n0, p.offs.data(), p.K, p.wk.data() + o0 * p.K, p.bias.data() + o0, out);
+      for (int q = 0; q < kLanePX; ++q) {
+        const int64_t n = n0 + q, ho = n / p.Wp, wo = n % p.Wp;
+        if (ho >= g.Ho || wo >= g.Wo) continue;  // a dropped padding column, or past the last row
+        T* dst = y + o0 * P + ho * g.Wo + wo;
+        for (int64_t o = 0; o < on; ++o) dst[o * P] = out[q * panel + o];
+      }
+    }
+  }
+}
+
+// acc[b*ldo + o] (+)= sum_{n in [n0, n1)} x[offs[b] + n] * dyt[n*panel + o] for b < KB, o < panel: the
+// weight gradient of KB pairs x one panel of outputs, outputs in the lanes (the lane_tile shape:
+// OV loads of dy^T and KB broadcasts of the image feed KB * OV FMAs; no lane sums).
+template <class V, int KB, int OV>
+void lane_grad_tile(const typename V::scalar* __restrict x, const int64_t* __restrict offs, const typename V::scalar* __restrict dyt,
+                    int64_t n0, int64_t n1, bool accumulate, typename V::scalar* __restrict acc_out, int64_t ldo) {
+  using Reg = typename V::type;
+  using T = typename V::scalar;
+  constexpr int W = V::width, panel = OV * W;
+  Reg acc[KB][OV];
+  const T* xk[KB];
+#pragma GCC unroll 8
+  for (int b = 0; b < KB; ++b) {
+    xk[b] = x + offs[b];
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) acc[b][v] = accumulate ? V::loadu(acc_out + b * ldo + v * W) : V::zero();
+  }
+  for (int64_t n = n0; n < n1; ++n) {
+    Reg d[OV];
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) d[v] = V::loadu(dyt + n * panel + v * W);
+#pragma GCC unroll 8
+    for (int b = 0; b < KB; ++b) {
+      const Reg xb = V::broadcast(xk[b][n]);
+#pragma GCC unroll 4
+      for (int v = 0; v < OV; ++v) acc[b][v] = V::fmadd(xb, d[v], acc[b][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int b = 0; b < KB; ++b)
+#pragma GCC unroll 4
+    for (int v = 0; v < OV; ++v) V::storeu(acc_out + b * ldo + v * W, acc[b][v]);
+}
+
+// dWt^T (Kpad, Opad) (+)= the weight gradient of one image, outputs in the lanes: x its input
+// (strided), dy (O, Ho, Wo) contiguous; `accumulate` false overwrites. The pixels go in chunks whose
+// panel of dy^T stays in L1 while every pair's tile reads it.
+template <class T>
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void lane_weight_grad(
+    const T* x, int64_t sc, int64_t sh, int64_t sw, const T* dy, const Geometry& g, const DirectPlan<T>& p, bool accumulate, T* dwtt) {
+  using V = typename VecOf<T>::type;
+  constexpr int64_t panel = lane_panel<T>();
+  const T* xpad = pad_image(x, sc, sh, sw, g);
+  const int64_t Opad = round_up(g.O, panel), Kpad = round_up(p.K, kLaneKB), P = g.Ho * g.Wo;
+  // dy^T as (Opad / panel, nw, panel), zero in the dropped columns and the padded outputs
+  T* dyt = scratch<T>(1, size_t(Opad * p.nw));
+  zero_row(dyt, Opad * p.nw);
+  for (int64_t o = 0; o < g.O; ++o) {
+    T* dst = dyt + (o / panel) * p.nw * panel + o % panel;
+    for (int64_t ho = 0; ho < g.Ho; ++ho)
+      for (int64_t wo = 0; wo < g.Wo; ++wo) dst[(ho * p.Wp + wo) * panel] = dy[o * P + ho * g.Wo + wo];
+  }
+  const int64_t chunk = 256;  // 256 x panel values of dy^T: 16 KiB of float32, half of a 32 KiB L1
+  for (int64_t n0 = 0; n0 < p.nw; n0 += chunk) {
+    const int64_t n1 = std::min(p.nw, n0 + chunk);
+    for (int64_t o0 = 0; o0 < Opad; o0 += panel)
+      for (int64_t k0 = 0; k0 < Kpad; k0 += kLaneKB)
+        lane_grad_tile<V, kLaneKB, kLaneOV>(xpad, p.offs.data() + k0, dyt + o0 * p.nw, n0, n1, accumulate || n0 > 0,
+                                            dwtt + k0 * Opad + o0, Opad);
+  }
+}
+
 // y (O, Ho, Wo) of one image from its padded copy xpad, through the wide rows yw (Opad, nwr).
 template <class T, int MO, int NV>
 __attribute__((optimize("no-tree-loop-distribute-patterns"))) void direct_forward(const T* xpad, const DirectPlan<T>& p, const Geometry& g,
@@ -301,7 +445,9 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) void direct_forwar
 template <class T>
 void direct_conv_image(const T* x, int64_t sc, int64_t sh, int64_t sw, const Geometry& g, const DirectPlan<T>& p, T* y) {
   const T* xpad = pad_image(x, sc, sh, sw, g);
-  if (p.mo == 4)
+  if (p.lanes)
+    lane_forward(xpad, p, g, y);
+  else if (p.mo == 4)
     direct_forward<T, 4, kForwardNV4>(xpad, p, g, y);
   else if (p.mo == 2)
     direct_forward<T, 2, kForwardNV2>(xpad, p, g, y);
@@ -571,18 +717,30 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
       const bool direct = false;
 #endif
       const bool transposed = !direct && transposed_product(O, K);
+#if DGM_SIMD_KERNELS
+      // outputs in the lanes: each group's partial is dWt^T (Kpad, Opad)
+      const bool lanes = direct && lane_grad_pays(O, K, lane_panel<T>());
+      const int64_t Opad = lanes ? round_up(O, lane_panel<T>()) : O, Kpad = lanes ? round_up(K, kLaneKB) : K;
+#else
+      const bool lanes = false;
+      const int64_t Opad = O, Kpad = K;
+#endif
       // 16 groups: enough for 16 threads, and on 2 threads a slow thread leaves the other at most
       // one group (2 of 32 images) to wait for
-      const int64_t groups = std::min<int64_t>(g.B, 16);
-      std::vector<T> part(size_t(groups * O * K));
+      const int64_t groups = std::min<int64_t>(g.B, 16), part_size = Opad * Kpad;
+      std::vector<T> part(size_t(groups * part_size));
       const int nt = omp_in_parallel() || g.B * O * K * P < (1 << 18) ? 1 : omp_get_max_threads();
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
       for (int64_t q = 0; q < groups; ++q) {
-        T* acc = part.data() + q * O * K;
+        T* acc = part.data() + q * part_size;
         for (int64_t b = g.B * q / groups; b < g.B * (q + 1) / groups; ++b) {
           const T beta = b == g.B * q / groups ? T(0) : T(1);
           const T* xb = xp + b * x.stride(0);
 #if DGM_SIMD_KERNELS
+          if (lanes) {
+            lane_weight_grad<T>(xb, x.stride(1), x.stride(2), x.stride(3), dyp + b * O * P, g, plan, beta != T(0), acc);
+            continue;
+          }
           if (direct) {
             if (O >= 3)
               direct_weight_grad<T, kGradMO, kGradKB>(xb, x.stride(1), x.stride(2), x.stride(3), dyp + b * O * P, g, plan, beta != T(0), acc);
@@ -627,13 +785,13 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
             gemm(O, K, P, T(1), dyb, P, 1, cols, 1, P, beta, acc, K, 1);
         }
       }
-      parallel_for(O * K, [&](int64_t e0, int64_t e1) {  // each element sums the groups in order
+      parallel_for(part_size, [&](int64_t e0, int64_t e1) {  // each element sums the groups in order
         for (int64_t q = 1; q < groups; ++q)
-          for (int64_t e = e0; e < e1; ++e) part[size_t(e)] += part[size_t(q * O * K + e)];
+          for (int64_t e = e0; e < e1; ++e) part[size_t(e)] += part[size_t(q * part_size + e)];
       }, kParallelGrain / 4);
       r.dweight = Array::zeros(weight.shape(), x.dtype());
       T* dw = r.dweight.data<T>();  // contiguous (O, C, KH, KW); the taps not used stay 0
-      const int64_t rs = transposed ? 1 : K, cs = transposed ? O : 1;  // dWt[o, k] = part[o*rs + k*cs]
+      const int64_t rs = transposed || lanes ? 1 : K, cs = transposed || lanes ? Opad : 1;  // dWt[o, k] = part[o*rs + k*cs]
       for (int64_t o = 0; o < O; ++o)
         for (int64_t c = 0; c < g.C; ++c)
           for (int64_t t = 0; t < g.T(); ++t) dw[(o * g.C + c) * g.KH * g.KW + g.taps[t]] = part[size_t(o * rs + (c * g.T() + t) * cs)];

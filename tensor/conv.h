@@ -13,7 +13,11 @@
 // from n, so a register tile of 4 output channels x 96 pixels (AVX-512) sums all C*T pairs in one
 // pass, reading the image in place: no im2col, no packing. The weight gradient is the same walk
 // with a tile of 4 outputs x 6 pairs summed over the pixels, and dx is the convolution of dy with
-// the flipped, transposed weight, on the same kernel (tensor/conv.cpp).
+// the flipped, transposed weight, on the same kernel (tensor/conv.cpp). AVX2's 16 registers hold
+// too small a tile of that shape, so with 16 or more output channels the AVX2 build puts the outputs
+// in the vector lanes instead: a tile of 6 pixels x 16 outputs, the GEMM micro-kernel's shape (weights
+// loaded, image values broadcast), and for the weight gradient 6 pairs x 16 outputs over the pixels
+// of dy^T (PixelCNN's 64 -> 64 layers: 1.4x / 1.8x faster forward / weight gradient on a Zen 3).
 // Other strides, and builds without those instruction sets, take the paths below.
 //
 // Per image, packed im2col: cols (C*T, Ho*Wo) holds the T taps of every input channel, one row

@@ -1,4 +1,4 @@
-// The conv2d op (tensor/conv.h: the direct kernel, per-tap GEMMs or im2col + GEMM) against its
+// The conv2d op (tensor/conv.h: the direct kernels, per-tap GEMMs or im2col + GEMM) against its
 // composite reference (index_select + matmul) in value and gradient, at training-like sizes in float32; taps skipped by a mask; the
 // result independent of the thread count.
 #include <gtest/gtest.h>
@@ -51,6 +51,12 @@ TEST(Conv2d, MatchesTheCompositeReferenceInValueAndGradient) {
       {"6 -> 5 3x3 no padding", {2, 6, 8, 9}, {5, 6, 3, 3}, false, false, 1, 0, {}},
       {"3 -> 4 7x5 pad 2 (col2im dx)", {2, 3, 9, 8}, {4, 3, 7, 5}, true, false, 1, 2, {}},
       {"2 -> 3 3x3 non-contiguous, masked taps", {3, 2, 10, 6}, {3, 2, 3, 3}, true, true, 1, 1, {1, 3, 4, 8}},
+      // outputs in the lanes (AVX2 builds, O >= 16 for float32): a partial panel of outputs (20 of
+      // 32), pixels not a multiple of the 6-pixel tile, a padding of 2 on a non-contiguous input
+      {"24 -> 20 3x3 (outputs in lanes, partial panel)", {2, 24, 7, 9}, {20, 24, 3, 3}, true, false, 1, 1, {}},
+      {"16 -> 16 5x5 mask B pad 2, non-contiguous (outputs in lanes)", {2, 16, 9, 7}, {16, 16, 5, 5}, false, true, 1, 2,
+       {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+      {"64 -> 64 3x3 mask B (PixelCNN's layer)", {2, 64, 11, 10}, {64, 64, 3, 3}, true, false, 1, 1, {0, 1, 2, 3, 4}},
   };
   Generator g(3);
   for (const ConvCase& c : cases) {

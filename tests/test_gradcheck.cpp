@@ -260,6 +260,8 @@ std::vector<Row> table() {
   row(Op::Conv2d, "conv2d_one_channel_in_and_out", F(conv2d(x[0], x[1], x[2], 1, 1)), IN(U(g, {2, 1, 5, 6}), U(g, {1, 1, 3, 3}), U(g, {1})));
   // PixelCNN's 3x3 mask B: only the taps above the centre, left of it and itself
   row(Op::Conv2d, "conv2d_masked_taps", F(conv2d(x[0], x[1], x[2], 1, 1, {0, 1, 2, 3, 4})), IN(U(g, {2, 2, 4, 4}), U(g, {3, 2, 3, 3}), U(g, {3})));
+  // 8 -> 9 channels (K = 72): the AVX2 build's outputs-in-lanes kernels in float64 (a partial panel of 8 + 1)
+  row(Op::Conv2d, "conv2d_outputs_in_lanes", F(conv2d(x[0], x[1], x[2], 1, 1)), IN(U(g, {1, 8, 4, 3}), U(g, {9, 8, 3, 3}), U(g, {9})));
   return rows;
 }
 
