@@ -193,22 +193,27 @@ TYPED_TEST(GemmTest, LargeAndThreaded) {
   check_gemm<T>(64, 96, 2000, T(1), T(0), Layout::ColMajor, Layout::RowMajor);  // weight-gradient shape
   check_gemm<T>(2000, 40, 33, T(1), T(0), Layout::Strided, Layout::Strided, Layout::Strided);
   check_gemm<T>(1, 300, 2000, T(1), T(0), Layout::RowMajor, Layout::ColMajor);  // long vector @ W^T
+  check_gemm<T>(3100, 37, 45, T(1), T(0.5), Layout::RowMajor, Layout::ColMajor);  // tall: row blocks shared out
 }
 
 // The result must not depend on the thread count, bit for bit (reproducibility guarantee).
+// Both splits: rectangles of C, and for tall products row blocks taken by whichever thread is free.
 TYPED_TEST(GemmTest, SameBitsForAnyThreadCount) {
   using T = TypeParam;
-  const int64_t M = 203, N = 177, K = 300;
-  std::mt19937 rng(7);
-  Matrix<T> A = make_matrix<T>(M, K, Layout::RowMajor, rng, T(0)), B = make_matrix<T>(K, N, Layout::RowMajor, rng, T(0));
-  std::vector<T> C1(size_t(M * N)), C2(size_t(M * N));
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(1);
-  gemm(M, N, K, T(1), A.data(), A.rs, A.cs, B.data(), B.rs, B.cs, T(0), C1.data(), N, 1);
-  omp_set_num_threads(2);
-  gemm(M, N, K, T(1), A.data(), A.rs, A.cs, B.data(), B.rs, B.cs, T(0), C2.data(), N, 1);
-  omp_set_num_threads(saved);
-  EXPECT_EQ(C1, C2);
+  for (const auto& [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{203, 177, 300}, {3300, 40, 70}}) {
+    std::mt19937 rng(7);
+    Matrix<T> A = make_matrix<T>(M, K, Layout::RowMajor, rng, T(0)), B = make_matrix<T>(K, N, Layout::RowMajor, rng, T(0));
+    std::vector<T> C[3];
+    const int saved = omp_get_max_threads();
+    for (int threads = 1; threads <= 3; ++threads) {
+      omp_set_num_threads(threads);
+      C[threads - 1].resize(size_t(M * N));
+      gemm(M, N, K, T(1), A.data(), A.rs, A.cs, B.data(), B.rs, B.cs, T(0), C[threads - 1].data(), N, 1);
+    }
+    omp_set_num_threads(saved);
+    EXPECT_EQ(C[0], C[1]) << M << "x" << N << "x" << K << ": 1 vs 2 threads";
+    EXPECT_EQ(C[0], C[2]) << M << "x" << N << "x" << K << ": 1 vs 3 threads";
+  }
 }
 
 // Products run from inside someone else's parallel loop stay single-threaded and correct (each
