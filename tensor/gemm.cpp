@@ -320,6 +320,29 @@ void pack_transposed(const T* src, int64_t step, int64_t width, int64_t kc, T* d
       for (; k < kc; ++k)
         for (int64_t r = 0; r < 4; ++r) dst[k * W + r0 + r] = s[r * step + k];
     }
+    // 2 rows x 8 k (the last two rows of AVX2's 6-row panels): unpacking interleaves them into
+    // the (row r0, row r0 + 1) pairs of each k, stored as 8-byte halves
+    for (; r0 + 2 <= width; r0 += 2) {
+      const float* s = src + r0 * step;
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {
+        __m256 x0 = _mm256_loadu_ps(s + k), x1 = _mm256_loadu_ps(s + step + k);
+        __m256 lo = _mm256_unpacklo_ps(x0, x1), hi = _mm256_unpackhi_ps(x0, x1);  // k 0 1 4 5 | k 2 3 6 7
+        float* d = dst + k * W + r0;
+        __m128 l0 = _mm256_castps256_ps128(lo), l1 = _mm256_extractf128_ps(lo, 1);
+        __m128 h0 = _mm256_castps256_ps128(hi), h1 = _mm256_extractf128_ps(hi, 1);
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 0 * W), l0);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(d + 1 * W), l0);
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 2 * W), h0);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(d + 3 * W), h0);
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 4 * W), l1);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(d + 5 * W), l1);
+        _mm_storel_pi(reinterpret_cast<__m64*>(d + 6 * W), h1);
+        _mm_storeh_pi(reinterpret_cast<__m64*>(d + 7 * W), h1);
+      }
+      for (; k < kc; ++k)
+        for (int64_t r = 0; r < 2; ++r) dst[k * W + r0 + r] = s[r * step + k];
+    }
   }
 #endif
   for (int64_t r = r0; r < width; ++r)
@@ -351,6 +374,13 @@ void pack_block(const T* src, int64_t step, int64_t kstride, int64_t n, int64_t 
           const T* s = src + k * kstride + p * W;
           T* d = dst + p * W * kc + k * W;
           if (width == W) {
+#if defined(__AVX__)
+            if constexpr (std::is_same_v<T, float> && W == 6) {  // GCC makes 6 scalar moves of the loop
+              _mm_storeu_ps(d, _mm_loadu_ps(s));
+              _mm_store_sd(reinterpret_cast<double*>(d + 4), _mm_load_sd(reinterpret_cast<const double*>(s + 4)));
+              continue;
+            }
+#endif
             for (int r = 0; r < W; ++r) d[r] = s[r];  // fixed length: a few vector moves
           } else {
             for (int64_t r = 0; r < width; ++r) d[r] = s[r];
