@@ -16,7 +16,11 @@ from collections import defaultdict
 def main(path):
     rounds, header = [], []
     current = None
-    with open(path) as f:
+    try:
+        f = open(path)
+    except OSError as e:
+        sys.exit(f"summarize.py: cannot read {path}: {e.strerror}")
+    with f:
         for line in f:
             if line.startswith("# round"):
                 current = defaultdict(dict)
@@ -30,9 +34,11 @@ def main(path):
                 continue
             source, name, value, unit = parts[0], parts[1], parts[2], parts[3]
             try:
-                current[name][source] = (float(value), unit)
+                number = float(value)
             except ValueError:
                 continue
+            if number > 0:  # a ratio needs a positive time or rate on both sides
+                current[name][source] = (number, unit)
     print("\n".join(header))
     print(f"# {len(rounds)} rounds; ratio > 1: dgm faster")
     names = sorted({n for r in rounds for n in r})
