@@ -476,8 +476,8 @@ void macro_kernel_packed(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, co
 }
 
 // An mc x nc block of C with A read in place (row-major A when csA == 1, column-major otherwise),
-// for narrow products: A panel outside (it stays in L1), the whole packed B block inside (it
-// stays in L2). A partial last row panel is packed into `packed_A` to make a whole tile.
+// for products whose B is one panel: A panel outside (it stays in L1), the B panel inside (it stays
+// in L1 too). A partial last row panel is packed into `packed_A` to make a whole tile.
 template <class Cfg, class T>
 void macro_kernel_streamed(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, const T* A, int64_t rsA, int64_t csA,
                            T* packed_A, const T* packed_B, T* C, int64_t rsC, int64_t csC, const GemmEpilogue<T>* ep) {
