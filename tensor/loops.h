@@ -19,18 +19,21 @@ bool is_nan(T v) {
   else return false;
 }
 
-// Runs fn(begin, end) over [0, n), split across threads only when n is large enough that the
-// threads pay for themselves.
+// Runs fn(begin, end) over [0, n) in disjoint ranges, split across threads only when n is large
+// enough that the threads pay for themselves. Up to 4 ranges per thread (none shorter than a
+// quarter of the grain), taken by whichever thread is free: a thread slowed by the machine's other
+// load takes fewer instead of holding up the rest.
 template <class Fn>
 void parallel_for(int64_t n, Fn&& fn, int64_t grain = kParallelGrain) {
   if (n < grain || omp_get_max_threads() == 1 || omp_in_parallel()) {
     fn(int64_t{0}, n);
     return;
   }
-#pragma omp parallel
-  {
-    int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    int64_t chunk = (n + nt - 1) / nt, b = std::min<int64_t>(n, t * chunk), e = std::min<int64_t>(n, b + chunk);
+  const int nt = omp_get_max_threads();
+  const int64_t pieces = std::min<int64_t>(4 * nt, std::max<int64_t>(nt, n / std::max<int64_t>(1, grain / 4)));
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t p = 0; p < pieces; ++p) {
+    const int64_t b = n * p / pieces, e = n * (p + 1) / pieces;
     if (b < e) fn(b, e);
   }
 }
