@@ -17,7 +17,7 @@ def main(path):
     rounds, header = [], []
     current = None
     try:
-        f = open(path)
+        f = open(path, encoding="utf-8", errors="replace")  # a binary or mangled log: its lines are skipped
     except OSError as e:
         sys.exit(f"summarize.py: cannot read {path}: {e.strerror}")
     with f:
@@ -37,7 +37,7 @@ def main(path):
                 number = float(value)
             except ValueError:
                 continue
-            if number > 0:  # a ratio needs a positive time or rate on both sides
+            if 0 < number < float("inf"):  # a ratio needs a positive, finite time or rate on both sides
                 current[name][source] = (number, unit)
     print("\n".join(header))
     print(f"# {len(rounds)} rounds; ratio > 1: dgm faster")
