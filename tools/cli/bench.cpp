@@ -26,48 +26,61 @@ std::string format(const char* fmt, double v) {
   return buf;
 }
 
-// The machine's limit for float32 matrix work, as ../shared/peers/peak_flops.c measures it:
-// GFLOP/s of 12 independent FMA chains in registers on every thread (best of 3 runs of ~0.1 s).
-double peak_fma_gflops() {
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const int64_t iters = 4'000'000;
-    float sink = 0;
-    const auto start = std::chrono::steady_clock::now();
+// `iters` rounds of 12 independent FMA chains in registers on every thread; returns the seconds.
+double fma_region(int64_t iters) {
+  float sink = 0;
+  const auto start = std::chrono::steady_clock::now();
 #pragma omp parallel reduction(+ : sink)
-    {
+  {
 #if defined(__AVX512F__)
-      __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
-      for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(float(k));
-      for (int64_t i = 0; i < iters; ++i)
-        for (int k = 0; k < 12; ++k) a[k] = _mm512_fmadd_ps(a[k], b, c);
-      for (int k = 0; k < 12; ++k) sink += _mm512_reduce_add_ps(a[k]);
+    __m512 a[12], b = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+    for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(float(k));
+    for (int64_t i = 0; i < iters; ++i)
+      for (int k = 0; k < 12; ++k) a[k] = _mm512_fmadd_ps(a[k], b, c);
+    for (int k = 0; k < 12; ++k) sink += _mm512_reduce_add_ps(a[k]);
 #elif defined(__AVX2__) && defined(__FMA__)
-      __m256 a[12], b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
-      for (int k = 0; k < 12; ++k) a[k] = _mm256_set1_ps(float(k));
-      for (int64_t i = 0; i < iters; ++i)
-        for (int k = 0; k < 12; ++k) a[k] = _mm256_fmadd_ps(a[k], b, c);
-      float t[8];
-      for (int k = 0; k < 12; ++k) _mm256_storeu_ps(t, a[k]), sink += t[0];
+    __m256 a[12], b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
+    for (int k = 0; k < 12; ++k) a[k] = _mm256_set1_ps(float(k));
+    for (int64_t i = 0; i < iters; ++i)
+      for (int k = 0; k < 12; ++k) a[k] = _mm256_fmadd_ps(a[k], b, c);
+    float t[8];
+    for (int k = 0; k < 12; ++k) _mm256_storeu_ps(t, a[k]), sink += t[0];
 #else
-      float a[12][8];
+    float a[12][8];
+    for (int k = 0; k < 12; ++k)
+      for (int l = 0; l < 8; ++l) a[k][l] = float(k);
+    for (int64_t i = 0; i < iters; ++i)
       for (int k = 0; k < 12; ++k)
-        for (int l = 0; l < 8; ++l) a[k][l] = float(k);
-      for (int64_t i = 0; i < iters; ++i)
-        for (int k = 0; k < 12; ++k)
-          for (int l = 0; l < 8; ++l) a[k][l] = a[k][l] * 1.0000001f + 1e-7f;
-      for (int k = 0; k < 12; ++k) sink += a[k][0];
+        for (int l = 0; l < 8; ++l) a[k][l] = a[k][l] * 1.0000001f + 1e-7f;
+    for (int k = 0; k < 12; ++k) sink += a[k][0];
 #endif
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-#if defined(__AVX512F__)
-    const double lanes = 16;
-#else
-    const double lanes = 8;
-#endif
-    best = std::max(best, double(iters) * 12 * lanes * 2 * omp_get_max_threads() / seconds / 1e9);
-    if (sink == 12345.0f) std::printf(" ");  // keeps the chains alive
   }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (sink == 12345.0f) std::printf(" ");  // keeps the chains alive
+  return seconds;
+}
+
+// The machine's limit for float32 matrix work, as ../shared/peers/peak_flops.c measures it:
+// GFLOP/s of 12 independent FMA chains in registers on every thread, the best of 5 regions of about
+// 50 ms each. The regions come after about 0.1 s of the same work: the OS may run a process's newly
+// started threads on one core until it balances the load, and 3 regions of 8 ms right at the start
+// (s13's version) read half the 2-core peak in most runs on a 2-core Zen 3 VM (102 against 203 GFLOP/s).
+double peak_fma_gflops() {
+#if defined(__AVX512F__)
+  const double lanes = 16;
+#else
+  const double lanes = 8;
+#endif
+  int64_t iters = 1 << 20;
+  double warm = 0;
+  for (int rounds = 0; warm < 0.1 && rounds < 64; ++rounds) {  // warm up, and size a region to ~50 ms
+    const double s = fma_region(iters);
+    warm += s;
+    if (s < 0.05) iters = std::min<int64_t>(iters * 2, int64_t{1} << 30);
+  }
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep)
+    best = std::max(best, double(iters) * 12 * lanes * 2 * omp_get_max_threads() / fma_region(iters) / 1e9);
   return best;
 }
 
