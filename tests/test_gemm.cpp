@@ -196,11 +196,21 @@ TYPED_TEST(GemmTest, LargeAndThreaded) {
   check_gemm<T>(3100, 37, 45, T(1), T(0.5), Layout::RowMajor, Layout::ColMajor);  // tall: row blocks shared out
 }
 
+// Deep products (K >= 16 KC blocks and >= 8 x M, N: weight gradients) are cut along K into slices
+// whose partial products are added in order (on a machine with more than one core).
+TYPED_TEST(GemmTest, DeepProductsCutAlongK) {
+  using T = TypeParam;
+  check_gemm<T>(70, 45, 9000, T(1), T(0), Layout::ColMajor, Layout::RowMajor);  // x^T dy, C NaN before
+  check_gemm<T>(37, 50, 9001, T(-0.5), T(0.5), Layout::Strided, Layout::ColMajor, Layout::ColMajor);
+  check_gemm<T>(6, 300, 9000, T(2), T(1), Layout::RowMajor, Layout::Strided, Layout::Strided);
+}
+
 // The result must not depend on the thread count, bit for bit (reproducibility guarantee).
-// Both splits: rectangles of C, and for tall products row blocks taken by whichever thread is free.
+// All splits: rectangles of C, for tall products row blocks taken by whichever thread is free, for
+// deep ones slices of K.
 TYPED_TEST(GemmTest, SameBitsForAnyThreadCount) {
   using T = TypeParam;
-  for (const auto& [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{203, 177, 300}, {3300, 40, 70}}) {
+  for (const auto& [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{203, 177, 300}, {3300, 40, 70}, {48, 40, 9000}}) {
     std::mt19937 rng(7);
     Matrix<T> A = make_matrix<T>(M, K, Layout::RowMajor, rng, T(0)), B = make_matrix<T>(K, N, Layout::RowMajor, rng, T(0));
     std::vector<T> C[3];
@@ -305,7 +315,8 @@ TEST(Gemm, EpilogueAddsTheBiasAndAppliesReluOnEveryPath) {
     int64_t M, N, K;
     bool col_major_c;
   };
-  for (Case c : {Case{300, 70, 40, false}, Case{2000, 256, 64, false}, Case{3, 4, 5, false}, Case{1, 50, 20, false}, Case{90, 33, 17, true}})
+  for (Case c : {Case{300, 70, 40, false}, Case{2000, 256, 64, false}, Case{3, 4, 5, false}, Case{1, 50, 20, false}, Case{90, 33, 17, true},
+                 Case{40, 33, 9000, false}})
     for (bool relu : {false, true})
       for (bool with_bias : {false, true}) {
         std::vector<float> A(size_t(c.M * c.K)), B(size_t(c.K * c.N)), bias(size_t(c.N)), expected(size_t(c.M * c.N)), got(size_t(c.M * c.N));
