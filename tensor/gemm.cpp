@@ -154,8 +154,11 @@ struct SimdKernel {
       Reg b_row[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) b_row[v] = V::load(b + v * V::width);
-      // B panels stream from L2 / L3; fetch a few steps ahead (A's micro-panel stays in L1).
-      _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+      // Fetch ahead the operand that streams: a packed or column-major A micro-panel comes from L2
+      // against a B panel kept in L1 (16 steps ahead; on 2 Zen 3 cores +5% at 256^3-1024^3 and on
+      // MLP-AR's layers, medians of 9-15 calls, against fetching B); a row-major A read in place
+      // stays in L1 against B panels that stream.
+      _mm_prefetch(reinterpret_cast<const char*>(kRowMajorA ? b + 8 * NR : a + 16 * lda), _MM_HINT_T0);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         Reg a_ik = V::broadcast(kRowMajorA ? a[i * lda] : a[i]);
