@@ -285,19 +285,22 @@ struct Blocking {
 // instead of 256), interleaved in one process, medians of 9-15 calls: 512^3 92-137 -> 108-150
 // GFLOP/s, 1024^3 83-130 -> 93-147, MLP-AR's layers and weight gradient equal or better, one core
 // equal or better. (AVX-512 keeps half: its 8 x 32 tile was measured at 86-89% of peak so.)
-// MC: an MC x KC A block fills half of L2. NC: a KC x NC B block takes a core's share of half of
-// L3. KC is the only one that affects the summation order, and it depends on the CPU only.
+// MC: an MC x KC A block fills half of L2; with AVX2, three quarters (the B panel in L1 needs
+// little L2 behind it): on the same 2 cores, medians 512^3 108-111 -> 131-139 GFLOP/s, 1024^3
+// 68-130 -> 112-138, one core at 256^3 62 -> 79 in a noisy minute, equal in a quiet one.
+// NC: a KC x NC B block takes a core's share of half of L3. KC is the only one that affects the
+// summation order, and it depends on the CPU only.
 template <class Cfg, class T>
 Blocking blocking() {
   const CacheSizes& caches = cache_sizes();
   constexpr int64_t MR = Cfg::MR, NR = Cfg::NR, size = sizeof(T);
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-  const int64_t l1_for_B = caches.l1;
+  const int64_t l1_for_B = caches.l1, l2_for_A = caches.l2 * 3 / 4;
 #else
-  const int64_t l1_for_B = caches.l1 / 2;
+  const int64_t l1_for_B = caches.l1 / 2, l2_for_A = caches.l2 / 2;
 #endif
   const int64_t kc = std::clamp<int64_t>(l1_for_B / (NR * size) / 16 * 16, 64, 1024);
-  const int64_t mc = std::clamp<int64_t>(caches.l2 / 2 / (kc * size) / MR * MR, MR, 1024 / MR * MR);
+  const int64_t mc = std::clamp<int64_t>(l2_for_A / (kc * size) / MR * MR, MR, 1024 / MR * MR);
   const int64_t cores = std::max<int64_t>(1, omp_get_num_procs());
   const int64_t nc = std::clamp<int64_t>(caches.l3 / 2 / cores / (kc * size) / NR * NR, 4 * NR, 8192 / NR * NR);
   return {kc, mc, nc};
