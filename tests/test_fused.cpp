@@ -224,6 +224,23 @@ TEST(Fused, AttentionNeverLetsAQuerySeeTheFuture) {
   EXPECT_GT(rel_err(after.select(2, 4), before.select(2, 4)), 0.1);
 }
 
+// Blocks of 4 MiB and more start on a 2 MiB boundary on Linux, so that the kernel can back them with
+// huge pages (the allocator asks with madvise); smaller ones keep 64-byte alignment. Every byte of
+// the block is usable.
+TEST(Allocator, LargeBlocksStartOnHugePageBoundaries) {
+#if !defined(__linux__)
+  GTEST_SKIP() << "huge pages are requested on Linux only";
+#else
+  for (int64_t n : {int64_t{1} << 20, int64_t{3} << 20, int64_t{5} << 20}) {  // float counts: 4, 12, 20 MiB
+    Tensor t = full({n}, 1.5f);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data<float>()) % (uintptr_t{2} << 20), 0u) << n << " floats";
+    EXPECT_EQ(t.data<float>()[n - 1], 1.5f);
+  }
+  Tensor small = full({1000}, 2.0f);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data<float>()) % 64, 0u);
+#endif
+}
+
 TEST(Allocator, SteadyStateStepDoesNotCallTheSystemAllocator) {
   if (!caching_enabled()) GTEST_SKIP() << "caching disabled (sanitizer build or DGM_CACHING_ALLOCATOR=0)";
   Tensor w = randn({64, 32}, {.requires_grad = true});
