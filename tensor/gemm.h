@@ -9,7 +9,8 @@
 // alpha == 0 or K == 0 means A and B are not read: C = beta * C.
 //
 // The result does not depend on the number of threads: every element of C is summed in the same
-// order whichever thread computes it.
+// order whichever thread computes it. The order depends on the shape and the CPU only (its cache
+// sizes and, for deep products such as weight gradients, its core count).
 #pragma once
 #include <cstdint>
 
