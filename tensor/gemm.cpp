@@ -22,11 +22,12 @@
 // (measured: up to 1.4x). From two panels on, packing A costs at most 1/(2 NR) of the product and
 // the packed order wins: 12544 x 256 x 256 (MLP-AR's layers) ran at 68 vs 85 GFLOP/s in place vs
 // packed on one Zen 3 core (OpenBLAS 83), 12544 x 32 x 256 at 37 vs 43.
-// Multiple threads each take a rectangle of C and run this loop nest on it independently; every C
-// element sees the same summation order (it depends on KC, which depends on K and the CPU only),
-// so the result does not depend on the thread count. Deep products (K many times M and N: weight
-// gradients) are cut along K instead, into a number of slices fixed by the shape and the CPU (see
-// `gemm_sliced`), so that no two threads pack the same operand.
+// Threads (`gemm_threaded`): tall products share out blocks of rows; products whose packed B fits
+// in half of L3 pack it once with all threads and share out blocks of rows against it; others give
+// each thread a rectangle of C; deep products (K many times M and N: weight gradients) are cut
+// along K into a number of slices fixed by the shape and the CPU (`gemm_sliced`). Every C element
+// sees the same summation order whichever thread computes it (it depends on KC, which depends on K
+// and the CPU only, and on the slices), so the result does not depend on the thread count.
 #include <dgm/tensor/gemm.h>
 
 #include <omp.h>
@@ -34,8 +35,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <new>
 #include <type_traits>
