@@ -722,7 +722,8 @@ void gemm_shared_B(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
   }
 }
 
-// The blocked product on `nt` threads, each running gemm_blocked on its own rectangle of C.
+// The blocked product on `nt` threads: row blocks for tall products, a shared packed B when it fits
+// in half of L3, otherwise a rectangle of C per thread, each running gemm_blocked on it.
 template <class Cfg, class T>
 void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
                    int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int nt, const GemmEpilogue<T>* ep) {
