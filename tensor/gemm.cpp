@@ -81,7 +81,7 @@ class ScratchBuffer {
   size_t bytes_ = 0;
 };
 
-enum ScratchSlot { kPackedA, kPackedB, kRowAccumulator, kSlicePartials, kSharedB, kNumSlots };
+enum ScratchSlot { kPackedA, kPackedB, kRowAccumulator, kSlicePartials, kNumSlots };
 
 template <class T>
 T* scratch(ScratchSlot slot, size_t count) {
@@ -695,7 +695,8 @@ void gemm_shared_B(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
   static const Blocking block = blocking<Cfg, T>();
   const int64_t kc_max = even_block(K, block.kc, 1), kblocks = (K + kc_max - 1) / kc_max;
   const int64_t panels = (N + NR - 1) / NR, Npad = panels * NR;
-  T* packed_B = scratch<T>(kSharedB, size_t(kblocks * kc_max * Npad));
+  // the calling thread's B buffer: nothing here runs gemm_blocked, the one other user of it
+  T* packed_B = scratch<T>(kPackedB, size_t(kblocks * kc_max * Npad));
   const int64_t chunk = 8;  // panels per packing item
   const int64_t chunks = (panels + chunk - 1) / chunk, blocks = (M + rows - 1) / rows;
 #pragma omp parallel num_threads(nt)
