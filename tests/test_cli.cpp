@@ -738,10 +738,17 @@ TEST(CliCommand, BinarizedThirtyTwoPixelRealNVP) {
 
 TEST(CliBench, PrintsNameValueUnitAndRejectsUnknownNames) {
   std::ostringstream out;
-  run_bench({"gemm_256"}, out);
-  EXPECT_TRUE(std::regex_match(out.str(), std::regex(R"(peak_f32_fma [0-9]+\.[0-9] GFLOP/s # [0-9]+ threads, (AVX-512|AVX2\+FMA|portable) GEMM kernel\n)"
-                                                     R"(gemm_256 [0-9]+\.[0-9] GFLOP/s # [0-9]+% of peak\n)")))
-      << out.str();
+  run_bench({"gemm_256", "gemm_512"}, out);
+  std::smatch m;
+  const std::string text = out.str();
+  ASSERT_TRUE(std::regex_match(text, m, std::regex(R"(gemm_256 ([0-9]+\.[0-9]) GFLOP/s # ([0-9]+)% of peak\n)"
+                                                   R"(gemm_512 ([0-9]+\.[0-9]) GFLOP/s # ([0-9]+)% of peak\n)"
+                                                   R"(peak_f32_fma ([0-9]+\.[0-9]) GFLOP/s # [0-9]+ threads, (AVX-512|AVX2\+FMA|portable) GEMM kernel\n)")))
+      << text;
+  // Each share is against the best peak read before it, never above the run's best printed last:
+  // share >= 100 * GFLOP/s / final peak (to the printed rounding).
+  const double final_peak = std::stod(m[5]);
+  for (int i : {1, 3}) EXPECT_GE(std::stod(m[i + 1]) + 0.5, 100 * std::stod(m[i]) / final_peak - 0.06) << text;
   EXPECT_THROW(run_bench({"gemm_256", "gemm_7"}, out), UsageError);
   CliRun r = run({"bench", "gemm_7"});
   EXPECT_EQ(r.code, 2);
