@@ -9,6 +9,7 @@
 #include <dgm/tensor/gemm.h>
 #include <dgm/tensor/kernels.h>
 #include <dgm/tensor/loops.h>
+#include <dgm/tensor/simd.h>
 #include <dgm/tensor/vecmath.h>
 
 namespace dgm::cpu {
@@ -485,6 +486,342 @@ inline Array heads_last(int64_t B, int64_t H, int64_t L, int64_t D, DType dt, bo
   return a.permute({0, 2, 1, 3});
 }
 
+#if DGM_SIMD_KERNELS
+// ---- attention on register tiles (AVX2 / AVX-512 builds) -----------------------------------------
+//
+// Clever part: with short heads (ImageGPT's D = 16) every product of the tiled GEMM version (the
+// #else branches of attention_forward / attention_backward, which portable builds run) has an inner
+// size or a width of D, and each GEMM call repacked a K or V tile and a Q block for a few hundred
+// FLOPs per value: on one Zen 3 core its forward ran at 21 GFLOP/s (21% of the peak) and attention
+// was 80% of ImageGPT's step. Here a head's K^T, K and V are packed once into register-tile panels,
+// and each block of MR queries makes two passes over the keys it sees: its scores (an MR x NR tile
+// per panel of keys, D multiply-adds each, written once into a row buffer: 6 x 784 floats, 19 KiB,
+// for ImageGPT), then, with each row's exact max and sum, P @ V as one product of inner size n, read
+// from that buffer in place. No online rescaling. The backward uses the same tiles for S, dP and
+// dQ = dS K; dK and dV, whose inner size is the query block, stay blocked GEMMs over kBackRows
+// queries.
+template <class T>
+struct AttnTiles {
+  using V = typename VecOf<T>::type;
+  static constexpr int MR = kVectorRegisters == 32 ? 8 : 6, NV = 2, NR = NV * V::width, W = V::width;
+  static constexpr int64_t kBackRows = 10 * MR;  // queries per dK / dV product
+  // the width of a panel along D: one vector when D fits in it (AVX-512 with D = 16), else two
+  static int nvd(int64_t D) { return D <= W ? 1 : 2; }
+};
+
+// dst[(p*D + d)*NR + r] = X[(p*NR + r)*sr + d] (0 past row n): X^T in panels of NR rows of X.
+template <class T, int NR>
+void pack_rows_transposed(const T* X, int64_t sr, int64_t n, int64_t D, T* dst) {
+  for (int64_t p = 0; p * NR < n; ++p)
+    for (int64_t d = 0; d < D; ++d) {
+      T* out = dst + (p * D + d) * NR;
+      for (int r = 0; r < NR; ++r) out[r] = p * NR + r < n ? X[(p * NR + r) * sr + d] : T(0);
+    }
+}
+// dst[(c*n + j)*w + r] = X[j*sr + c*w + r] (0 past column D): X's columns in panels of w.
+template <class T>
+void pack_column_panels(const T* X, int64_t sr, int64_t n, int64_t D, int64_t w, T* dst) {
+  for (int64_t c = 0; c * w < D; ++c)
+    for (int64_t j = 0; j < n; ++j) {
+      T* out = dst + (c * n + j) * w;
+      for (int64_t r = 0; r < w; ++r) out[r] = c * w + r < D ? X[j * sr + c * w + r] : T(0);
+    }
+}
+// a[d*MR + i] = s * X[i*sr + d] for i < rows (0 for rows <= i < MR): MR rows as a tile's A operand.
+template <class T, int MR>
+void pack_block_rows(const T* X, int64_t sr, int64_t rows, int64_t D, T s, T* a) {
+  for (int64_t d = 0; d < D; ++d)
+    for (int i = 0; i < MR; ++i) a[d * MR + i] = i < rows ? s * X[i * sr + d] : T(0);
+}
+
+// out[i*ldo + r] = sum_{d < D} a[d*MR + i] * b[d*NR + r]: one MR x NR tile of scores.
+template <class V, int MR, int NV>
+inline void score_tile(const typename V::scalar* __restrict a, const typename V::scalar* __restrict b, int64_t D,
+                       typename V::scalar* __restrict out, int64_t ldo) {
+  using Reg = typename V::type;
+  constexpr int W = V::width;
+  Reg acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  for (int64_t d = 0; d < D; ++d, a += MR, b += NV * W) {
+    Reg bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const Reg ai = V::broadcast(a[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) V::storeu(out + i * ldo + v * W, acc[i][v]);
+}
+
+// out[i*NV*W + r] = sum_{k < n} p[i*ldp + k] * b[k*NV*W + r]: MR rows of P, read in place, times one panel.
+template <class V, int MR, int NV>
+inline void rows_panel_product(const typename V::scalar* __restrict p, int64_t ldp, const typename V::scalar* __restrict b, int64_t n,
+                               typename V::scalar* __restrict out) {
+  using Reg = typename V::type;
+  constexpr int W = V::width;
+  Reg acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  for (int64_t k = 0; k < n; ++k, ++p, b += NV * W) {
+    Reg bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const Reg pi = V::broadcast(p[i * ldp]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(pi, bv[v], acc[i][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) V::storeu(out + (i * NV + v) * W, acc[i][v]);
+}
+
+// The max of p[0, n) on two vector accumulators (GCC left vecmath.h's max_of scalar here: 10% of
+// the forward), and exp_shift_sum with one vector of lanes instead of kLanes = 16 (two AVX2 vectors
+// in flight left exp_approx's constants no registers, and GCC reloaded them from the stack).
+template <class T>
+T row_max(const T* p, int64_t n) {
+  using V = typename AttnTiles<T>::V;
+  constexpr int W = V::width;
+  typename V::type m0 = V::broadcast(T(-INFINITY)), m1 = m0;
+  int64_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    m0 = V::max(m0, V::loadu(p + j));
+    m1 = V::max(m1, V::loadu(p + j + W));
+  }
+  T lane[W];
+  V::storeu(lane, V::max(m0, m1));
+  T m = -INFINITY;
+  for (int l = 0; l < W; ++l) m = m > lane[l] ? m : lane[l];
+  for (; j < n; ++j) m = m > p[j] ? m : p[j];
+  return m;
+}
+#if defined(__AVX512F__)
+using ExpReg = __m512;
+inline ExpReg exp_set1(float x) { return _mm512_set1_ps(x); }
+inline ExpReg exp_scale(ExpReg shifted) {  // 2^n from n in shifted's low mantissa bits
+  // (the masked shift: GCC 12's plain one reads an undefined register and warns)
+  const __m512i e = _mm512_add_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(127 - 0x4B400000));
+  return _mm512_castsi512_ps(_mm512_mask_slli_epi32(e, 0xFFFF, e, 23));
+}
+#define DGM_EXP_OP(op) _mm512_##op
+inline __m512 exp_max(__m512 a, __m512 b) { return _mm512_mask_max_ps(a, 0xFFFF, a, b); }
+#else
+using ExpReg = __m256;
+inline ExpReg exp_set1(float x) { return _mm256_set1_ps(x); }
+inline ExpReg exp_scale(ExpReg shifted) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(127 - 0x4B400000)), 23));
+}
+#define DGM_EXP_OP(op) _mm256_##op
+inline __m256 exp_max(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+#endif
+// e^x for x <= 0: exp_approx's arithmetic (vecmath.h) without its upper clamp and final select,
+// which GCC turned into blends (33 instructions a vector, a third of the forward). Below -87 the
+// value is e^-87 ~ 1.6e-38 instead of 0, which no softmax sum (it holds the max's 1) can see. A NaN
+// stays NaN (max returns its second operand when either is NaN).
+inline ExpReg exp_nonpositive(ExpReg x) {
+  x = exp_max(exp_set1(-87.0f), x);
+  const ExpReg magic = exp_set1(12582912.0f);
+  const ExpReg shifted = DGM_EXP_OP(fmadd_ps)(x, exp_set1(1.44269504088896341f), magic);  // n in the low mantissa bits
+  const ExpReg nf = DGM_EXP_OP(sub_ps)(shifted, magic);
+  const ExpReg r = DGM_EXP_OP(fmadd_ps)(nf, exp_set1(2.12194440e-4f), DGM_EXP_OP(fnmadd_ps)(nf, exp_set1(0.693359375f), x));
+  ExpReg q = exp_set1(1.9875691500e-4f);
+  q = DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(1.3981999507e-3f));
+  q = DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(8.3334519073e-3f));
+  q = DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(4.1665795894e-2f));
+  q = DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(1.6666665459e-1f));
+  q = DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(5.0000001201e-1f));
+  const ExpReg e = DGM_EXP_OP(add_ps)(DGM_EXP_OP(fmadd_ps)(DGM_EXP_OP(mul_ps)(q, r), r, r), exp_set1(1.0f));
+  return DGM_EXP_OP(mul_ps)(e, exp_scale(shifted));
+}
+
+// p[j] = e^(p[j] - shift) for j < n, every p[j] <= shift (the row's max): returns their sum.
+inline float row_exp_sum(float* p, int64_t n, float shift) {
+  constexpr int W = sizeof(ExpReg) / sizeof(float);
+  const ExpReg vs = exp_set1(shift);
+  ExpReg sum = exp_set1(0.0f);
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    const ExpReg v = exp_nonpositive(DGM_EXP_OP(sub_ps)(DGM_EXP_OP(loadu_ps)(p + j), vs));
+    DGM_EXP_OP(storeu_ps)(p + j, v);
+    sum = DGM_EXP_OP(add_ps)(sum, v);
+  }
+  float lane[W], total = 0;
+  DGM_EXP_OP(storeu_ps)(lane, sum);
+  for (int l = 0; l < W; ++l) total += lane[l];
+  for (; j < n; ++j) total += p[j] = exp_approx(p[j] - shift);
+  return total;
+}
+
+// The backward's row: p[j] = e^(s[j] - lse) (s in p; <= lse up to rounding), ds[j] = p[j] (dp[j] - di) sc
+// (dp in ds), j < n.
+inline void row_softmax_backward(float* p, float* ds, int64_t n, float lse, float di, float sc) {
+  constexpr int W = sizeof(ExpReg) / sizeof(float);
+  const ExpReg vl = exp_set1(lse), vd = exp_set1(di), vsc = exp_set1(sc);
+  int64_t j = 0;
+  for (; j + W <= n; j += W) {
+    const ExpReg v = exp_nonpositive(DGM_EXP_OP(sub_ps)(DGM_EXP_OP(loadu_ps)(p + j), vl));
+    DGM_EXP_OP(storeu_ps)(p + j, v);
+    DGM_EXP_OP(storeu_ps)(ds + j, DGM_EXP_OP(mul_ps)(DGM_EXP_OP(mul_ps)(v, DGM_EXP_OP(sub_ps)(DGM_EXP_OP(loadu_ps)(ds + j), vd)), vsc));
+  }
+  for (; j < n; ++j) {
+    p[j] = exp_approx(p[j] - lse);
+    ds[j] = p[j] * (ds[j] - di) * sc;
+  }
+}
+inline void row_softmax_backward(double* p, double* ds, int64_t n, double lse, double di, double sc) {
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] = exp_approx(p[j] - lse);
+    ds[j] = p[j] * (ds[j] - di) * sc;
+  }
+}
+#undef DGM_EXP_OP
+template <class T>
+T row_exp_sum(T* p, int64_t n, T shift) {
+  constexpr int L = AttnTiles<T>::W;
+  T lane[L] = {};
+  int64_t j = 0;
+  for (; j + L <= n; j += L)
+    for (int l = 0; l < L; ++l) {
+      p[j + l] = exp_approx(p[j + l] - shift);
+      lane[l] += p[j + l];
+    }
+  T sum = 0;
+  for (int l = 0; l < L; ++l) sum += lane[l];
+  for (; j < n; ++j) sum += p[j] = exp_approx(p[j] - shift);
+  return sum;
+}
+
+// The score tiles of an MR-row block `a` (pack_block_rows) against keys [0, n) (n rounded up to NR),
+// from a head's K^T panels (pack_rows_transposed): out (MR x ld).
+template <class T>
+void score_rows(const T* a, const T* kt, int64_t n, int64_t D, T* out, int64_t ld) {
+  using C = AttnTiles<T>;
+  for (int64_t p = 0; p * C::NR < n; ++p) score_tile<typename C::V, C::MR, C::NV>(a, kt + p * D * C::NR, D, out + p * C::NR, ld);
+}
+
+// dst[i*ldd + c*w + r] = (MR rows of P) @ (panels of X), r < min(w, D - c*w), rows i < rows, times
+// scale[i] when given: P (MR x n) in place, panels from pack_column_panels (n_all rows each).
+template <class T>
+void rows_times_panels(const T* P, int64_t ldp, const T* panels, int64_t n, int64_t n_all, int64_t D, int64_t rows, const T* scale,
+                       T* dst, int64_t ldd) {
+  using C = AttnTiles<T>;
+  const int nvd = C::nvd(D);
+  const int64_t w = nvd * C::W;
+  T out[C::MR * C::NR];
+  for (int64_t c = 0; c * w < D; ++c) {
+    if (nvd == 1)
+      rows_panel_product<typename C::V, C::MR, 1>(P, ldp, panels + c * n_all * w, n, out);
+    else
+      rows_panel_product<typename C::V, C::MR, 2>(P, ldp, panels + c * n_all * w, n, out);
+    const int64_t width = std::min<int64_t>(w, D - c * w);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t r = 0; r < width; ++r) dst[i * ldd + c * w + r] = scale ? out[i * w + r] * scale[i] : out[i * w + r];
+  }
+}
+
+// Per-thread buffers of one head's tiles, from the caching allocator.
+template <class T>
+struct AttnBuffers {
+  Array kt_buf, vt_buf, cols_buf, vp_buf, p_buf, ds_buf, a_buf;
+  T *kt, *vt, *cols, *P, *dS, *qa, *da;
+  int64_t ldp;
+  AttnBuffers(const AttnShape& s, DType dt, bool backward) {
+    using C = AttnTiles<T>;
+    const int64_t key_panels = (s.Lk + C::NR - 1) / C::NR, w = C::nvd(s.D) * C::W, d_panels = (s.D + w - 1) / w;
+    ldp = key_panels * C::NR;
+    const int64_t rows = backward ? C::kBackRows : C::MR;
+    kt_buf = Array::empty({key_panels * C::NR * s.D + 1}, dt);
+    cols_buf = Array::empty({d_panels * s.Lk * w + 1}, dt);  // K (backward) or V (forward) in column panels
+    p_buf = Array::empty({rows * ldp}, dt);
+    a_buf = Array::empty({2 * s.D * C::MR + 1}, dt);
+    kt = kt_buf.data<T>(), cols = cols_buf.data<T>(), P = p_buf.data<T>(), qa = a_buf.data<T>(), da = qa + s.D * C::MR;
+    vt = dS = nullptr;
+    if (backward) {
+      vt_buf = Array::empty({key_panels * C::NR * s.D + 1}, dt);
+      ds_buf = Array::empty({rows * ldp}, dt);
+      vt = vt_buf.data<T>(), dS = ds_buf.data<T>();
+    }
+  }
+};
+
+template <class T>
+void attention_head_forward(const T* Q, int64_t sq, const T* K, int64_t sk, const T* Vv, int64_t sv, T* O, int64_t so, T* lse,
+                            const AttnShape& s, bool causal, T sc, AttnBuffers<T>& b) {
+  using C = AttnTiles<T>;
+  constexpr int MR = C::MR;
+  const int64_t D = s.D, w = C::nvd(D) * C::W;
+  pack_rows_transposed<T, C::NR>(K, sk, s.Lk, D, b.kt);
+  pack_column_panels<T>(Vv, sv, s.Lk, D, w, b.cols);
+  T l[MR], m[MR], inv[MR];
+  for (int64_t i0 = 0; i0 < s.Lq; i0 += MR) {
+    const int64_t rows = std::min<int64_t>(MR, s.Lq - i0), n = key_limit(i0 + rows - 1, s, causal);  // keys the last row sees
+    pack_block_rows<T, MR>(Q + i0 * sq, sq, rows, D, sc, b.qa);
+    score_rows(b.qa, b.kt, n, D, b.P, b.ldp);
+    for (int64_t i = 0; i < MR; ++i) {
+      T* p = b.P + i * b.ldp;
+      const int64_t lim = i < rows ? key_limit(i0 + i, s, causal) : 0;  // keys row i sees
+      m[i] = lim > 0 ? row_max(p, lim) : T(-INFINITY);
+      l[i] = lim > 0 ? row_exp_sum(p, lim, m[i]) : T(0);
+      inv[i] = l[i] > T(0) ? T(1) / l[i] : T(0);  // a row that saw no key outputs 0 and has lse -inf
+      std::fill(p + lim, p + n, T(0));
+    }
+    rows_times_panels(b.P, b.ldp, b.cols, n, s.Lk, D, rows, inv, O + i0 * so, so);
+    for (int64_t i = 0; i < rows; ++i) lse[i0 + i] = l[i] > T(0) ? m[i] + std::log(l[i]) : T(-INFINITY);
+  }
+}
+
+template <class T>
+void attention_head_backward(const T* Q, int64_t sq, const T* K, int64_t sk, const T* Vv, int64_t sv, const T* O, int64_t so,
+                             const T* dO, int64_t sdo, const T* lse, T* dQ, int64_t sdq, T* dK, int64_t sdk, T* dV, int64_t sdv,
+                             const AttnShape& s, bool causal, T sc, AttnBuffers<T>& b) {
+  using C = AttnTiles<T>;
+  constexpr int MR = C::MR;
+  const int64_t D = s.D, w = C::nvd(D) * C::W;
+  pack_rows_transposed<T, C::NR>(K, sk, s.Lk, D, b.kt);
+  pack_rows_transposed<T, C::NR>(Vv, sv, s.Lk, D, b.vt);
+  pack_column_panels<T>(K, sk, s.Lk, D, w, b.cols);
+  for (int64_t ib = 0; ib < s.Lq; ib += C::kBackRows) {
+    const int64_t qrows = std::min(C::kBackRows, s.Lq - ib), nb = key_limit(ib + qrows - 1, s, causal);  // keys the block sees
+    for (int64_t i0 = ib; i0 < ib + qrows; i0 += MR) {
+      const int64_t rows = std::min<int64_t>(MR, ib + qrows - i0), n = key_limit(i0 + rows - 1, s, causal);
+      T *P = b.P + (i0 - ib) * b.ldp, *dS = b.dS + (i0 - ib) * b.ldp;
+      pack_block_rows<T, MR>(Q + i0 * sq, sq, rows, D, sc, b.qa);
+      pack_block_rows<T, MR>(dO + i0 * sdo, sdo, rows, D, T(1), b.da);
+      score_rows(b.qa, b.kt, n, D, P, b.ldp);   // S
+      score_rows(b.da, b.vt, n, D, dS, b.ldp);  // dP = dO V^T
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t lim = key_limit(i0 + i, s, causal);
+        T *p = P + i * b.ldp, *ds = dS + i * b.ldp;
+        const T *o = O + (i0 + i) * so, *g = dO + (i0 + i) * sdo;
+        T di = 0;  // D_i = dO_i . O_i = sum_j P_ij dP_ij
+        for (int64_t c = 0; c < D; ++c) di += g[c] * o[c];
+        row_softmax_backward(p, ds, lim, lse[i0 + i], di, sc);  // P = e^(S - lse), dS = P (dP - D) scale
+        std::fill(p + lim, p + nb, T(0));
+        std::fill(ds + lim, ds + nb, T(0));
+      }
+      rows_times_panels(dS, b.ldp, b.cols, n, s.Lk, D, rows, static_cast<const T*>(nullptr), dQ + i0 * sdq, sdq);  // dQ = dS K
+    }
+    gemm(nb, D, qrows, T(1), b.dS, 1, b.ldp, Q + ib * sq, sq, 1, T(1), dK, sdk, 1);  // dK += dS^T Q_blk
+    gemm(nb, D, qrows, T(1), b.P, 1, b.ldp, dO + ib * sdo, sdo, 1, T(1), dV, sdv, 1);  // dV += P^T dO_blk
+  }
+}
+#endif  // DGM_SIMD_KERNELS
+
 }  // namespace
 
 // Forward, per head and query block: the keys are visited tile by tile with an online softmax.
@@ -499,6 +836,14 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
     const Heads<T> hq(q), hk(k), hv(v), ho(r.out);
     T* lp = r.lse.data<T>();
     const T sc = static_cast<T>(scale);
+#if DGM_SIMD_KERNELS
+    parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
+      AttnBuffers<T> buf(s, q.dtype(), false);
+      for (int64_t bh = h0; bh < h1; ++bh)
+        attention_head_forward<T>(hq.head(bh, s.H), hq.sr, hk.head(bh, s.H), hk.sr, hv.head(bh, s.H), hv.sr, const_cast<T*>(ho.head(bh, s.H)),
+                                  ho.sr, lp + bh * s.Lq, s, causal, sc, buf);
+    }, head_grain(s));
+#else
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
       // per-thread tile buffers, from the caching allocator (a training step allocates nothing new)
       Array P_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype()), acc_buf = Array::empty({kQueryBlock, s.D}, q.dtype());
@@ -541,6 +886,7 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
         }
       }
     }, head_grain(s));
+#endif
   });
   return r;
 }
@@ -560,6 +906,15 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
     const T* lp = lse.data<T>();
     const T sc = static_cast<T>(scale);
     // heads are independent, so each thread owns whole heads (dk, dv accumulate over query blocks)
+#if DGM_SIMD_KERNELS
+    parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
+      AttnBuffers<T> buf(s, q.dtype(), true);
+      for (int64_t bh = h0; bh < h1; ++bh)
+        attention_head_backward<T>(hq.head(bh, s.H), hq.sr, hk.head(bh, s.H), hk.sr, hv.head(bh, s.H), hv.sr, ho.head(bh, s.H), ho.sr,
+                                   hdo.head(bh, s.H), hdo.sr, lp + bh * s.Lq, const_cast<T*>(hdq.head(bh, s.H)), hdq.sr,
+                                   const_cast<T*>(hdk.head(bh, s.H)), hdk.sr, const_cast<T*>(hdv.head(bh, s.H)), hdv.sr, s, causal, sc, buf);
+    }, head_grain(s));
+#else
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
       Array P_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype()), dP_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype());
       T *P = P_buf.data<T>(), *dP = dP_buf.data<T>(), Di[kQueryBlock];
@@ -600,6 +955,7 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
         }
       }
     }, head_grain(s));
+#endif
   });
   return g;
 }

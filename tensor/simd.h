@@ -39,6 +39,7 @@ struct FloatVec {
   static void storeu(float* p, type v) { _mm512_storeu_ps(p, v); }
   static type mul(type a, type b) { return _mm512_mul_ps(a, b); }
   static type fmadd(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
+  static type max(type a, type b) { return _mm512_mask_max_ps(a, 0xFFFF, a, b); }  // a > b ? a : b (b when either is NaN; masked: see sum)
   static float sum(type v) {  // a fixed tree of lane sums (the upper half folded onto the lower first)
     // (the masked forms, whose pass-through operand is given: GCC 12's plain ones read an undefined
     // register and warn)
@@ -57,6 +58,7 @@ struct DoubleVec {
   static void storeu(double* p, type v) { _mm512_storeu_pd(p, v); }
   static type mul(type a, type b) { return _mm512_mul_pd(a, b); }
   static type fmadd(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+  static type max(type a, type b) { return _mm512_mask_max_pd(a, 0xFF, a, b); }  // a > b ? a : b (b when either is NaN; masked: see sum)
   static double sum(type v) {
     const __m512d h = _mm512_add_pd(v, _mm512_mask_shuffle_f64x2(v, 0xFF, v, v, 0xEE));
     return sum256(_mm512_mask_extractf64x4_pd(_mm256_setzero_pd(), 0xF, h, 0));
@@ -75,6 +77,7 @@ struct FloatVec {
   static void storeu(float* p, type v) { _mm256_storeu_ps(p, v); }
   static type mul(type a, type b) { return _mm256_mul_ps(a, b); }
   static type fmadd(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
+  static type max(type a, type b) { return _mm256_max_ps(a, b); }  // a > b ? a : b (b when either is NaN)
   static float sum(type v) { return sum256(v); }
 };
 struct DoubleVec {
@@ -88,6 +91,7 @@ struct DoubleVec {
   static void storeu(double* p, type v) { _mm256_storeu_pd(p, v); }
   static type mul(type a, type b) { return _mm256_mul_pd(a, b); }
   static type fmadd(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
+  static type max(type a, type b) { return _mm256_max_pd(a, b); }  // a > b ? a : b (b when either is NaN)
   static double sum(type v) { return sum256(v); }
 };
 #endif

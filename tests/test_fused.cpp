@@ -201,6 +201,43 @@ TEST(Fused, AttentionOverSeveralKeyTilesMatchesReference) {
               {q_last, k, v}, kTol32);
 }
 
+// The register-tile kernels (AVX2 / AVX-512 builds) cut D into panels of one or two vectors and the
+// queries into blocks of 6 or 8 rows (60 or 80 for dK, dV): head sizes below, at and across a panel,
+// sequences that end inside a block, and queries after a cache (Lq < Lk).
+TEST(Fused, AttentionOfEveryHeadSizeMatchesReference) {
+  manual_seed(11);
+  for (int64_t D : {1, 5, 16, 20, 40})
+    for (int64_t Lq : {int64_t{97}, int64_t{13}}) {
+      Tensor q = randn({2, 2, Lq, D}, {.requires_grad = true}), k = randn({2, 2, 97, D}, {.requires_grad = true}),
+             v = randn({2, 2, 97, D}, {.requires_grad = true});
+      for (bool causal : {true, false}) {
+        SCOPED_TRACE(cat("D ", D, ", Lq ", Lq, causal ? ", causal" : ""));
+        expect_same([causal](auto& a) { return fused::attention(a[0], a[1], a[2], causal); },
+                    [causal](auto& a) { return reference::attention(a[0], a[1], a[2], causal); }, {q, k, v}, kTol32);
+      }
+    }
+}
+
+// Each head is computed by one thread in a fixed order: 1 and 2 threads give the same bits.
+TEST(Fused, AttentionDoesNotDependOnTheThreadCount) {
+  manual_seed(12);
+  Tensor q = randn({2, 3, 130, 20}, {.requires_grad = true}), k = randn({2, 3, 130, 20}, {.requires_grad = true}),
+         v = randn({2, 3, 130, 20}, {.requires_grad = true}), w = randn({2, 3, 130, 20});
+  auto run = [&] {
+    Tensor y = fused::attention(q, k, v, true);
+    std::vector<Tensor> out = autograd::grad({sum(y * w)}, {q, k, v});
+    out.push_back(y.detach());
+    return out;
+  };
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto one = run();
+  omp_set_num_threads(2);
+  auto two = run();
+  omp_set_num_threads(threads);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(amax(abs(one[i] - two[i])).item(), 0.0) << "output " << i;
+}
+
 TEST(Fused, AttentionWithCacheEqualsTheLastRowsOfFullAttention) {
   // one new query against all earlier keys = the last row of causal attention over the sequence
   manual_seed(5);
