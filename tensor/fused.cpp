@@ -535,8 +535,10 @@ void pack_block_rows(const T* X, int64_t sr, int64_t rows, int64_t D, T s, T* a)
 }
 
 // out[i*ldo + r] = sum_{d < D} a[d*MR + i] * b[d*NR + r]: one MR x NR tile of scores.
+// Not inlined, like the GEMM's micro-kernel: inside the long head functions GCC ran out of registers
+// and reloaded the row offsets from the stack every step.
 template <class V, int MR, int NV>
-inline void score_tile(const typename V::scalar* __restrict a, const typename V::scalar* __restrict b, int64_t D,
+[[gnu::noinline]] void score_tile(const typename V::scalar* __restrict a, const typename V::scalar* __restrict b, int64_t D,
                        typename V::scalar* __restrict out, int64_t ldo) {
   using Reg = typename V::type;
   constexpr int W = V::width;
@@ -564,7 +566,7 @@ inline void score_tile(const typename V::scalar* __restrict a, const typename V:
 
 // out[i*NV*W + r] = sum_{k < n} p[i*ldp + k] * b[k*NV*W + r]: MR rows of P, read in place, times one panel.
 template <class V, int MR, int NV>
-inline void rows_panel_product(const typename V::scalar* __restrict p, int64_t ldp, const typename V::scalar* __restrict b, int64_t n,
+[[gnu::noinline]] void rows_panel_product(const typename V::scalar* __restrict p, int64_t ldp, const typename V::scalar* __restrict b, int64_t n,
                                typename V::scalar* __restrict out) {
   using Reg = typename V::type;
   constexpr int W = V::width;
