@@ -489,8 +489,8 @@ inline Array heads_last(int64_t B, int64_t H, int64_t L, int64_t D, DType dt, bo
 #if DGM_SIMD_KERNELS
 // ---- attention on register tiles (AVX2 / AVX-512 builds) -----------------------------------------
 //
-// Clever part: with short heads (ImageGPT's D = 16) every product of the tiled GEMM version (the
-// #else branches of attention_forward / attention_backward, which portable builds run) has an inner
+// Clever part: with short heads (ImageGPT's D = 16) every product of the tiled GEMM version (in
+// attention_forward / attention_backward: what portable builds and decoding run) has an inner
 // size or a width of D, and each GEMM call repacked a K or V tile and a Q block for a few hundred
 // FLOPs per value: on one Zen 3 core its forward ran at 21 GFLOP/s (21% of the peak) and attention
 // was 80% of ImageGPT's step. Here a head's K^T, K and V are packed once into register-tile panels,
@@ -508,6 +508,11 @@ struct AttnTiles {
   // the width of a panel along D: one vector when D fits in it (AVX-512 with D = 16), else two
   static int nvd(int64_t D) { return D <= W ? 1 : 2; }
 };
+
+// Register tiles for at least two query blocks; below that (sampling: one new token against the
+// cache) packing the head's K and V cost more than its few queries saved (imagegpt_sample16 0.8 ->
+// 1.1 s), and the GEMM tiles read them in place.
+inline bool register_tiles_pay(const AttnShape& s) { return s.Lq >= 2 * AttnTiles<float>::MR; }
 
 // dst[(p*D + d)*NR + r] = X[(p*NR + r)*sr + d] (0 past row n): X^T in panels of NR rows of X.
 template <class T, int NR>
@@ -839,13 +844,16 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
     T* lp = r.lse.data<T>();
     const T sc = static_cast<T>(scale);
 #if DGM_SIMD_KERNELS
-    parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
-      AttnBuffers<T> buf(s, q.dtype(), false);
-      for (int64_t bh = h0; bh < h1; ++bh)
-        attention_head_forward<T>(hq.head(bh, s.H), hq.sr, hk.head(bh, s.H), hk.sr, hv.head(bh, s.H), hv.sr, const_cast<T*>(ho.head(bh, s.H)),
-                                  ho.sr, lp + bh * s.Lq, s, causal, sc, buf);
-    }, head_grain(s));
-#else
+    if (register_tiles_pay(s)) {
+      parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
+        AttnBuffers<T> buf(s, q.dtype(), false);
+        for (int64_t bh = h0; bh < h1; ++bh)
+          attention_head_forward<T>(hq.head(bh, s.H), hq.sr, hk.head(bh, s.H), hk.sr, hv.head(bh, s.H), hv.sr,
+                                    const_cast<T*>(ho.head(bh, s.H)), ho.sr, lp + bh * s.Lq, s, causal, sc, buf);
+      }, head_grain(s));
+      return;
+    }
+#endif
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
       // per-thread tile buffers, from the caching allocator (a training step allocates nothing new)
       Array P_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype()), acc_buf = Array::empty({kQueryBlock, s.D}, q.dtype());
@@ -888,7 +896,6 @@ AttentionResult attention_forward(const Array& q_in, const Array& k_in, const Ar
         }
       }
     }, head_grain(s));
-#endif
   });
   return r;
 }
@@ -909,14 +916,17 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
     const T sc = static_cast<T>(scale);
     // heads are independent, so each thread owns whole heads (dk, dv accumulate over query blocks)
 #if DGM_SIMD_KERNELS
-    parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
-      AttnBuffers<T> buf(s, q.dtype(), true);
-      for (int64_t bh = h0; bh < h1; ++bh)
-        attention_head_backward<T>(hq.head(bh, s.H), hq.sr, hk.head(bh, s.H), hk.sr, hv.head(bh, s.H), hv.sr, ho.head(bh, s.H), ho.sr,
-                                   hdo.head(bh, s.H), hdo.sr, lp + bh * s.Lq, const_cast<T*>(hdq.head(bh, s.H)), hdq.sr,
-                                   const_cast<T*>(hdk.head(bh, s.H)), hdk.sr, const_cast<T*>(hdv.head(bh, s.H)), hdv.sr, s, causal, sc, buf);
-    }, head_grain(s));
-#else
+    if (register_tiles_pay(s)) {
+      parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
+        AttnBuffers<T> buf(s, q.dtype(), true);
+        for (int64_t bh = h0; bh < h1; ++bh)
+          attention_head_backward<T>(hq.head(bh, s.H), hq.sr, hk.head(bh, s.H), hk.sr, hv.head(bh, s.H), hv.sr, ho.head(bh, s.H), ho.sr,
+                                     hdo.head(bh, s.H), hdo.sr, lp + bh * s.Lq, const_cast<T*>(hdq.head(bh, s.H)), hdq.sr,
+                                     const_cast<T*>(hdk.head(bh, s.H)), hdk.sr, const_cast<T*>(hdv.head(bh, s.H)), hdv.sr, s, causal, sc, buf);
+      }, head_grain(s));
+      return;
+    }
+#endif
     parallel_for(s.B * s.H, [&](int64_t h0, int64_t h1) {
       Array P_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype()), dP_buf = Array::empty({kQueryBlock, kKeyBlock}, q.dtype());
       T *P = P_buf.data<T>(), *dP = dP_buf.data<T>(), Di[kQueryBlock];
@@ -957,7 +967,6 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
         }
       }
     }, head_grain(s));
-#endif
   });
   return g;
 }
