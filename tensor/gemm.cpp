@@ -19,9 +19,13 @@
 // Products whose B is a single NR-column panel (e.g. attention's probs @ v with a head size of 16)
 // keep the older order: a row- or column-major A is read in place, one MR-row panel at a time (it
 // stays in L1) against the B panel; packing A there would cost as much as the product saves
-// (measured: up to 1.4x). From two panels on, packing A costs at most 1/(2 NR) of the product and
-// the packed order wins: 12544 x 256 x 256 (MLP-AR's layers) ran at 68 vs 85 GFLOP/s in place vs
-// packed on one Zen 3 core (OpenBLAS 83), 12544 x 32 x 256 at 37 vs 43.
+// (measured: up to 1.4x). So do products with a row-major A of one KC block and at most 128 columns
+// of B (ImageGPT's 64-wide layers and their input gradients): each A panel, MR rows of K <= KC
+// contiguous values, stays in L1 while the panels of B (in L2) pass it. On one Zen 3 core, medians
+// of 37 interleaved calls (s15): 25088 x 64 x 64 51 -> 56 GFLOP/s, x 32 x 64 44 -> 60, x 64 x 256
+// 51 -> 57, x 128 x 256 72 -> 79; from 12 panels on packing wins (x 192 x 64 64 vs 60, x 256 x 64
+// 64 vs 61; MLP-AR's 12544 x 256 x 256 equal). In s13, with other blocking and prefetching, 12544
+// x 256 x 256 ran at 68 vs 85 in place vs packed and 12544 x 32 x 256 at 37 vs 43.
 // Threads (`gemm_threaded`): tall products share out blocks of rows; products whose packed B fits
 // in half of L3 pack it once with all threads and share out blocks of rows against it; others give
 // each thread a rectangle of C; deep products (K many times M and N: weight gradients) are cut
@@ -538,9 +542,10 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
   static const Blocking block = blocking<Cfg, T>();
   const int64_t kc_max = even_block(K, block.kc, 1);
   const int64_t nc_max = even_block(N, block.nc, NR);
-  // A narrow B block stays in L2 whole: read A in place against it (see the header comment).
-  // One panel of B (attention's probs @ v with a head size of 16): read A in place (see the header comment).
-  const bool stream_A = (csA == 1 || rsA == 1) && Cfg::Kernel::kReadsAInPlace && nc_max <= NR;
+  // Read A in place (see the header comment) against one panel of B, or, for a row-major A of one
+  // KC block, against up to 128 columns (8 AVX2 panels; measured on AVX2 only).
+  const bool stream_A = (csA == 1 || rsA == 1) && Cfg::Kernel::kReadsAInPlace &&
+                        (nc_max <= NR || (csA == 1 && K <= kc_max && nc_max <= 128));
   const int64_t mc_max = stream_A ? M : even_block(M, block.mc, MR);
   T* packed_B = scratch<T>(kPackedB, size_t(nc_max * kc_max));
   T* packed_A = scratch<T>(kPackedA, size_t((stream_A ? MR : mc_max) * kc_max));

@@ -307,7 +307,8 @@ TYPED_TEST(GemmTest, BadArgumentsThrow) {
 }  // namespace
 
 // The epilogue (bias per column, then ReLU) equals the plain product followed by the same by hand,
-// on every path: blocked and threaded (row-major C), small products, a single row, a column-major C.
+// on every path: blocked and threaded (row-major C; A packed, and read in place against 7 panels of B),
+// small products, a single row, a column-major C, a deep product.
 TEST(Gemm, EpilogueAddsTheBiasAndAppliesReluOnEveryPath) {
   std::mt19937 rng(21);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
@@ -315,7 +316,8 @@ TEST(Gemm, EpilogueAddsTheBiasAndAppliesReluOnEveryPath) {
     int64_t M, N, K;
     bool col_major_c;
   };
-  for (Case c : {Case{300, 70, 40, false}, Case{2000, 256, 64, false}, Case{3, 4, 5, false}, Case{1, 50, 20, false}, Case{90, 33, 17, true},
+  for (Case c : {Case{300, 70, 40, false}, Case{2000, 256, 64, false}, Case{5000, 100, 64, false}, Case{3, 4, 5, false}, Case{1, 50, 20, false},
+                 Case{90, 33, 17, true},
                  Case{40, 33, 9000, false}})
     for (bool relu : {false, true})
       for (bool with_bias : {false, true}) {
