@@ -539,12 +539,14 @@ void pack_block_rows(const T* X, int64_t sr, int64_t rows, int64_t D, T s, T* a)
     for (int i = 0; i < MR; ++i) a[d * MR + i] = i < rows ? s * X[i * sr + d] : T(0);
 }
 
-// out[i*ldo + r] = sum_{d < D} a[d*MR + i] * b[d*NR + r]: one MR x NR tile of scores.
-// Not inlined, like the GEMM's micro-kernel: inside the long head functions GCC ran out of registers
-// and reloaded the row offsets from the stack every step.
-template <class V, int MR, int NV>
-[[gnu::noinline]] void score_tile(const typename V::scalar* __restrict a, const typename V::scalar* __restrict b, int64_t D,
-                       typename V::scalar* __restrict out, int64_t ldo) {
+// out[i*ldo + r] = sum_{k < K} A(i, k) * b[k*NV*W + r] for i < MR, r < NV*W: one register tile against
+// a panel of B. A(i, k) is a[k*MR + i] when packed (a block of queries, pack_block_rows: the score
+// tiles S = Q K^T and dP = dO V^T, K = D) or a[i*lda + k] for MR rows read in place (P or dS, times
+// a panel of V or K: K = the keys). Not inlined, like the GEMM's micro-kernel: inside the long head
+// functions GCC ran out of registers and reloaded the row offsets from the stack every step.
+template <class V, int MR, int NV, bool kRowsInPlace>
+[[gnu::noinline]] void attn_tile(const typename V::scalar* __restrict a, int64_t lda, const typename V::scalar* __restrict b, int64_t K,
+                                 typename V::scalar* __restrict out, int64_t ldo) {
   using Reg = typename V::type;
   constexpr int W = V::width;
   Reg acc[MR][NV];
@@ -552,13 +554,13 @@ template <class V, int MR, int NV>
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
-  for (int64_t d = 0; d < D; ++d, a += MR, b += NV * W) {
+  for (int64_t k = 0; k < K; ++k, a += kRowsInPlace ? 1 : MR, b += NV * W) {
     Reg bv[NV];
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const Reg ai = V::broadcast(a[i]);
+      const Reg ai = V::broadcast(kRowsInPlace ? a[i * lda] : a[i]);
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(ai, bv[v], acc[i][v]);
     }
@@ -567,34 +569,6 @@ template <class V, int MR, int NV>
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) V::storeu(out + i * ldo + v * W, acc[i][v]);
-}
-
-// out[i*NV*W + r] = sum_{k < n} p[i*ldp + k] * b[k*NV*W + r]: MR rows of P, read in place, times one panel.
-template <class V, int MR, int NV>
-[[gnu::noinline]] void rows_panel_product(const typename V::scalar* __restrict p, int64_t ldp, const typename V::scalar* __restrict b, int64_t n,
-                               typename V::scalar* __restrict out) {
-  using Reg = typename V::type;
-  constexpr int W = V::width;
-  Reg acc[MR][NV];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
-  for (int64_t k = 0; k < n; ++k, ++p, b += NV * W) {
-    Reg bv[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const Reg pi = V::broadcast(p[i * ldp]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(pi, bv[v], acc[i][v]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) V::storeu(out + (i * NV + v) * W, acc[i][v]);
 }
 
 // The max of p[0, n) on two vector accumulators (GCC left vecmath.h's max_of scalar here: 10% of
@@ -718,7 +692,7 @@ T row_exp_sum(T* p, int64_t n, T shift) {
 template <class T>
 void score_rows(const T* a, const T* kt, int64_t n, int64_t D, T* out, int64_t ld) {
   using C = AttnTiles<T>;
-  for (int64_t p = 0; p * C::NR < n; ++p) score_tile<typename C::V, C::MR, C::NV>(a, kt + p * D * C::NR, D, out + p * C::NR, ld);
+  for (int64_t p = 0; p * C::NR < n; ++p) attn_tile<typename C::V, C::MR, C::NV, false>(a, C::MR, kt + p * D * C::NR, D, out + p * C::NR, ld);
 }
 
 // dst[i*ldd + c*w + r] = (MR rows of P) @ (panels of X), r < min(w, D - c*w), rows i < rows, times
@@ -732,9 +706,9 @@ void rows_times_panels(const T* P, int64_t ldp, const T* panels, int64_t n, int6
   T out[C::MR * C::NR];
   for (int64_t c = 0; c * w < D; ++c) {
     if (nvd == 1)
-      rows_panel_product<typename C::V, C::MR, 1>(P, ldp, panels + c * n_all * w, n, out);
+      attn_tile<typename C::V, C::MR, 1, true>(P, ldp, panels + c * n_all * w, n, out, w);
     else
-      rows_panel_product<typename C::V, C::MR, 2>(P, ldp, panels + c * n_all * w, n, out);
+      attn_tile<typename C::V, C::MR, 2, true>(P, ldp, panels + c * n_all * w, n, out, w);
     const int64_t width = std::min<int64_t>(w, D - c * w);
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t r = 0; r < width; ++r) dst[i * ldd + c * w + r] = scale ? out[i * w + r] * scale[i] : out[i * w + r];

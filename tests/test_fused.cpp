@@ -34,6 +34,18 @@ void expect_same(const std::function<Tensor(const std::vector<Tensor>&)>& fused_
   for (size_t i = 0; i < wrt.size(); ++i) EXPECT_LT(rel_err(gf[i], gr[i]), tol) << "gradient of input " << i;
 }
 
+// Runs fn on 1 and then on 2 threads and expects the same bits in every tensor it returns.
+void expect_same_bits_on_1_and_2_threads(const std::function<std::vector<Tensor>()>& fn) {
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  auto one = fn();
+  omp_set_num_threads(2);
+  auto two = fn();
+  omp_set_num_threads(threads);
+  ASSERT_EQ(one.size(), two.size());
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(amax(abs(one[i] - two[i])).item(), 0.0) << "tensor " << i;
+}
+
 // float32 sums over ~10^3 terms: a few 1e-6 of relative error is rounding, not a bug
 constexpr double kTol32 = 2e-5;
 
@@ -168,13 +180,7 @@ TEST(Fused, RowSumGradientsDoNotDependOnTheThreadCount) {
     Tensor y = fused::embedding_bag(table, idx, b, fused::LinearActivation::ReLU);
     return autograd::grad({sum(h * h) + sum(y * y)}, {w, b, table});
   };
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  auto one = grads();
-  omp_set_num_threads(2);
-  auto two = grads();
-  omp_set_num_threads(threads);
-  for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(amax(abs(one[i] - two[i])).item(), 0.0) << "gradient " << i;
+  expect_same_bits_on_1_and_2_threads(grads);
 }
 
 TEST(Fused, CausalAttentionMatchesReference) {
@@ -229,13 +235,7 @@ TEST(Fused, AttentionDoesNotDependOnTheThreadCount) {
     out.push_back(y.detach());
     return out;
   };
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  auto one = run();
-  omp_set_num_threads(2);
-  auto two = run();
-  omp_set_num_threads(threads);
-  for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(amax(abs(one[i] - two[i])).item(), 0.0) << "output " << i;
+  expect_same_bits_on_1_and_2_threads(run);
 }
 
 TEST(Fused, AttentionWithCacheEqualsTheLastRowsOfFullAttention) {
