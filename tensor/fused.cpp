@@ -511,8 +511,11 @@ struct AttnTiles {
 
 // Register tiles for at least two query blocks; below that (sampling: one new token against the
 // cache) packing the head's K and V cost more than its few queries saved (imagegpt_sample16 0.8 ->
-// 1.1 s), and the GEMM tiles read them in place.
-inline bool register_tiles_pay(const AttnShape& s) { return s.Lq >= 2 * AttnTiles<float>::MR; }
+// 1.1 s), and the GEMM tiles read them in place. And for at most 16384 keys: a thread's row buffers
+// hold 2 x kBackRows x Lk scores (7.5 MiB of float32 at that length); longer sequences keep the
+// GEMM tiles' fixed 64 x 256 buffers.
+constexpr int64_t kMaxTiledKeys = 16384;
+inline bool register_tiles_pay(const AttnShape& s) { return s.Lq >= 2 * AttnTiles<float>::MR && s.Lk <= kMaxTiledKeys; }
 
 // dst[(p*D + d)*NR + r] = X[(p*NR + r)*sr + d] (0 past row n): X^T in panels of NR rows of X.
 template <class T, int NR>

@@ -224,6 +224,17 @@ TEST(Fused, AttentionOfEveryHeadSizeMatchesReference) {
     }
 }
 
+// Past 16384 keys the register tiles' row buffers would grow with the sequence: the fixed-size GEMM
+// tiles take over, and agree.
+TEST(Fused, AttentionOverVeryLongSequencesMatchesReference) {
+  manual_seed(13);
+  Tensor q = randn({1, 1, 12, 2}, {.requires_grad = true}), k = randn({1, 1, 16400, 2}, {.requires_grad = true}),
+         v = randn({1, 1, 16400, 2}, {.requires_grad = true});
+  for (bool causal : {true, false})
+    expect_same([causal](auto& a) { return fused::attention(a[0], a[1], a[2], causal); },
+                [causal](auto& a) { return reference::attention(a[0], a[1], a[2], causal); }, {q, k, v}, kTol32);
+}
+
 // Each head is computed by one thread in a fixed order: 1 and 2 threads give the same bits.
 TEST(Fused, AttentionDoesNotDependOnTheThreadCount) {
   manual_seed(12);
