@@ -674,6 +674,7 @@ inline void row_softmax_backward(double* p, double* ds, int64_t n, double lse, d
   }
 }
 #undef DGM_EXP_OP
+// The same for double (float64 is for checks): vecmath's exp_shift_sum on one vector of lanes.
 template <class T>
 T row_exp_sum(T* p, int64_t n, T shift) {
   constexpr int L = AttnTiles<T>::W;
