@@ -575,8 +575,7 @@ template <class V, int MR, int NV, bool kRowsInPlace>
 }
 
 // The max of p[0, n) on two vector accumulators (GCC left vecmath.h's max_of scalar here: 10% of
-// the forward), and exp_shift_sum with one vector of lanes instead of kLanes = 16 (two AVX2 vectors
-// in flight left exp_approx's constants no registers, and GCC reloaded them from the stack).
+// the forward).
 template <class T>
 T row_max(const T* p, int64_t n) {
   using V = typename AttnTiles<T>::V;
@@ -674,22 +673,8 @@ inline void row_softmax_backward(double* p, double* ds, int64_t n, double lse, d
   }
 }
 #undef DGM_EXP_OP
-// The same for double (float64 is for checks): vecmath's exp_shift_sum on one vector of lanes.
-template <class T>
-T row_exp_sum(T* p, int64_t n, T shift) {
-  constexpr int L = AttnTiles<T>::W;
-  T lane[L] = {};
-  int64_t j = 0;
-  for (; j + L <= n; j += L)
-    for (int l = 0; l < L; ++l) {
-      p[j + l] = exp_approx(p[j + l] - shift);
-      lane[l] += p[j + l];
-    }
-  T sum = 0;
-  for (int l = 0; l < L; ++l) sum += lane[l];
-  for (; j < n; ++j) sum += p[j] = exp_approx(p[j] - shift);
-  return sum;
-}
+// float64 is for checks: vecmath's exp_shift_sum (exp_approx is std::exp there).
+inline double row_exp_sum(double* p, int64_t n, double shift) { return exp_shift_sum(p, n, shift); }
 
 // The score tiles of an MR-row block `a` (pack_block_rows) against keys [0, n) (n rounded up to NR),
 // from a head's K^T panels (pack_rows_transposed): out (MR x ld).
@@ -722,7 +707,7 @@ void rows_times_panels(const T* P, int64_t ldp, const T* panels, int64_t n, int6
 // Per-thread buffers of one head's tiles, from the caching allocator.
 template <class T>
 struct AttnBuffers {
-  Array kt_buf, vt_buf, cols_buf, vp_buf, p_buf, ds_buf, a_buf;
+  Array kt_buf, vt_buf, cols_buf, p_buf, ds_buf, a_buf;
   T *kt, *vt, *cols, *P, *dS, *qa, *da;
   int64_t ldp;
   AttnBuffers(const AttnShape& s, DType dt, bool backward) {
