@@ -155,6 +155,11 @@ struct SimdKernel {
       _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
     }
+    // Four steps per loop turn (GCC does not unroll without being asked): the pointer updates and
+    // the branch are paid once per 48 FMAs. On 2 Zen 3 cores, the two versions in one process,
+    // alternated, medians of 15 calls: 256^3 114 -> 120 GFLOP/s, 1024^3 144 -> 153, MLP-AR's
+    // 12544 x 256 x 256 134 -> 144 and its weight gradient 121 -> 131; 8 steps measured within noise.
+#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; ++k, a += kRowMajorA ? 1 : lda, b += NR) {
       Reg b_row[NV];
 #pragma GCC unroll 4
