@@ -604,13 +604,29 @@ inline ExpReg exp_scale(ExpReg shifted) {  // 2^n from n in shifted's low mantis
 #define DGM_EXP_OP(op) _mm512_##op
 inline __m512 exp_max(__m512 a, __m512 b) { return _mm512_mask_max_ps(a, 0xFFFF, a, b); }
 #else
-using ExpReg = __m256;
-inline ExpReg exp_set1(float x) { return _mm256_set1_ps(x); }
-inline ExpReg exp_scale(ExpReg shifted) {
+inline __m256 exp_scale(__m256 shifted) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(127 - 0x4B400000)), 23));
 }
+#if DGM_WIDE_VECTORS
+// AVX-512 emulated on AVX2 (simd.h): each operation on the two halves
+using ExpReg = PairOf<Float8>;
+inline ExpReg exp_set1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+inline ExpReg exp_scale(ExpReg shifted) { return {exp_scale(shifted.lo), exp_scale(shifted.hi)}; }
+inline ExpReg exp_max(ExpReg a, ExpReg b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
+inline ExpReg wide_add_ps(ExpReg a, ExpReg b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+inline ExpReg wide_sub_ps(ExpReg a, ExpReg b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
+inline ExpReg wide_mul_ps(ExpReg a, ExpReg b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+inline ExpReg wide_fmadd_ps(ExpReg a, ExpReg b, ExpReg c) { return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)}; }
+inline ExpReg wide_fnmadd_ps(ExpReg a, ExpReg b, ExpReg c) { return {_mm256_fnmadd_ps(a.lo, b.lo, c.lo), _mm256_fnmadd_ps(a.hi, b.hi, c.hi)}; }
+inline ExpReg wide_loadu_ps(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+inline void wide_storeu_ps(float* p, ExpReg v) { _mm256_storeu_ps(p, v.lo), _mm256_storeu_ps(p + 8, v.hi); }
+#define DGM_EXP_OP(op) wide_##op
+#else
+using ExpReg = __m256;
+inline ExpReg exp_set1(float x) { return _mm256_set1_ps(x); }
 #define DGM_EXP_OP(op) _mm256_##op
 inline __m256 exp_max(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+#endif
 #endif
 // e^x for x <= 0: exp_approx's arithmetic (vecmath.h) without its upper clamp and final select,
 // which GCC turned into blends (33 instructions a vector, a third of the forward). Below -87 the

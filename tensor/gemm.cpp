@@ -205,7 +205,7 @@ struct Config {
 template <class T>
 struct Configs;
 
-#if defined(__AVX512F__)
+#if DGM_WIDE_VECTORS
 // 8 x 32 tile = 16 zmm accumulators + 2 for B + 1 broadcast. On Zen 4 it measured a few % faster
 // than 12 x 32, 6 x 64 and 8 x 48 (fewer broadcasts per FMA), and 8 divides the sizes our models
 // use (64, 192, 256, 784), so edge tiles are rare.
@@ -304,7 +304,7 @@ template <class Cfg, class T>
 Blocking blocking() {
   const CacheSizes& caches = cache_sizes();
   constexpr int64_t MR = Cfg::MR, NR = Cfg::NR, size = sizeof(T);
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#if defined(__AVX2__) && defined(__FMA__) && !DGM_WIDE_VECTORS
   const int64_t l1_for_B = caches.l1, l2_for_A = caches.l2 * 3 / 4;
 #else
   const int64_t l1_for_B = caches.l1 / 2, l2_for_A = caches.l2 / 2;
@@ -961,6 +961,8 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha, 
 const char* gemm_kernel_isa() {
 #if defined(__AVX512F__)
   return "AVX-512";
+#elif DGM_WIDE_VECTORS
+  return "AVX-512 emulated on AVX2";
 #elif defined(__AVX2__) && defined(__FMA__)
   return "AVX2+FMA";
 #else

@@ -1,8 +1,13 @@
 // The few vector operations the hand-written SIMD kernels need (the GEMM micro-kernel in
-// tensor/gemm.cpp, the direct convolution in tensor/conv.cpp), per element type and register
-// width, so that one kernel body serves float and double, AVX-512 and AVX2. DGM_SIMD_KERNELS is 1
-// when the build targets either (-DDGM_NATIVE=ON on such a CPU); other builds use the portable code
-// paths that stand beside each kernel.
+// tensor/gemm.cpp, the direct convolution in tensor/conv.cpp, the attention tiles in
+// tensor/fused.cpp), per element type and register width, so that one kernel body serves float and
+// double, AVX-512 and AVX2. DGM_SIMD_KERNELS is 1 when the build targets either (-DDGM_NATIVE=ON on
+// such a CPU); other builds use the portable code paths that stand beside each kernel.
+// DGM_WIDE_VECTORS is 1 where the kernels take their AVX-512 shapes (16 floats a vector, 32
+// registers): AVX-512 builds, and AVX2 builds with DGM_EMULATE_AVX512 (CMake -DDGM_EMULATE_AVX512=ON),
+// whose vectors are pairs of AVX2 registers. The emulation runs every AVX-512 tile shape, panel width
+// and edge case on an AVX2 machine, with the same lane arithmetic (the same bits, lane sums included),
+// at spilled-register speed: scripts/test-wide.sh runs the core tests so on CPUs without AVX-512.
 #pragma once
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -10,6 +15,14 @@
 #include <immintrin.h>
 #else
 #define DGM_SIMD_KERNELS 0
+#endif
+#if defined(DGM_EMULATE_AVX512) && !defined(__AVX512F__) && !(defined(__AVX2__) && defined(__FMA__))
+#error "DGM_EMULATE_AVX512 emulates AVX-512 vectors with AVX2 + FMA ones: build for a CPU that has them (-DDGM_NATIVE=ON)"
+#endif
+#if defined(__AVX512F__) || defined(DGM_EMULATE_AVX512)
+#define DGM_WIDE_VECTORS 1
+#else
+#define DGM_WIDE_VECTORS 0
 #endif
 
 #if DGM_SIMD_KERNELS
@@ -65,8 +78,8 @@ struct DoubleVec {
   }
 };
 #else
-inline constexpr int kVectorRegisters = 16;
-struct FloatVec {
+// AVX2's 8 floats and 4 doubles.
+struct Float8 {
   using scalar = float;
   using type = __m256;
   static constexpr int width = 8;
@@ -75,12 +88,13 @@ struct FloatVec {
   static type load(const float* p) { return _mm256_load_ps(p); }  // 32-byte aligned p
   static type loadu(const float* p) { return _mm256_loadu_ps(p); }
   static void storeu(float* p, type v) { _mm256_storeu_ps(p, v); }
+  static type add(type a, type b) { return _mm256_add_ps(a, b); }
   static type mul(type a, type b) { return _mm256_mul_ps(a, b); }
   static type fmadd(type a, type b, type c) { return _mm256_fmadd_ps(a, b, c); }
   static type max(type a, type b) { return _mm256_max_ps(a, b); }  // a > b ? a : b (b when either is NaN)
   static float sum(type v) { return sum256(v); }
 };
-struct DoubleVec {
+struct Double4 {
   using scalar = double;
   using type = __m256d;
   static constexpr int width = 4;
@@ -89,11 +103,42 @@ struct DoubleVec {
   static type load(const double* p) { return _mm256_load_pd(p); }
   static type loadu(const double* p) { return _mm256_loadu_pd(p); }
   static void storeu(double* p, type v) { _mm256_storeu_pd(p, v); }
+  static type add(type a, type b) { return _mm256_add_pd(a, b); }
   static type mul(type a, type b) { return _mm256_mul_pd(a, b); }
   static type fmadd(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
   static type max(type a, type b) { return _mm256_max_pd(a, b); }  // a > b ? a : b (b when either is NaN)
   static double sum(type v) { return sum256(v); }
 };
+#if defined(DGM_EMULATE_AVX512)
+inline constexpr int kVectorRegisters = 32;
+// AVX-512's FloatVec and DoubleVec as pairs of AVX2 registers (lo: the low lanes). Each operation is
+// the AVX-512 one lane by lane; `sum` folds hi onto lo first, as the AVX-512 `sum` does.
+template <class Half>
+struct PairOf {
+  typename Half::type lo, hi;
+};
+template <class Half>
+struct EmulatedVec {
+  using scalar = typename Half::scalar;
+  using type = PairOf<Half>;
+  static constexpr int width = 2 * Half::width;
+  static type zero() { return {Half::zero(), Half::zero()}; }
+  static type broadcast(scalar x) { return {Half::broadcast(x), Half::broadcast(x)}; }
+  static type load(const scalar* p) { return {Half::load(p), Half::load(p + Half::width)}; }  // 64-byte aligned p
+  static type loadu(const scalar* p) { return {Half::loadu(p), Half::loadu(p + Half::width)}; }
+  static void storeu(scalar* p, type v) { Half::storeu(p, v.lo), Half::storeu(p + Half::width, v.hi); }
+  static type mul(type a, type b) { return {Half::mul(a.lo, b.lo), Half::mul(a.hi, b.hi)}; }
+  static type fmadd(type a, type b, type c) { return {Half::fmadd(a.lo, b.lo, c.lo), Half::fmadd(a.hi, b.hi, c.hi)}; }
+  static type max(type a, type b) { return {Half::max(a.lo, b.lo), Half::max(a.hi, b.hi)}; }
+  static scalar sum(type v) { return Half::sum(Half::add(v.lo, v.hi)); }
+};
+using FloatVec = EmulatedVec<Float8>;
+using DoubleVec = EmulatedVec<Double4>;
+#else
+inline constexpr int kVectorRegisters = 16;
+using FloatVec = Float8;
+using DoubleVec = Double4;
+#endif
 #endif
 
 // The vector type of element type T.

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The AVX-512 check for machines without AVX-512: builds dgm's core with -DDGM_EMULATE_AVX512=ON
+# (tensor/simd.h: the kernels take their AVX-512 shapes — 8 x 32 GEMM tiles, 8-query attention tiles
+# with 16-float panels, the pixel-lane convolution tiles — on pairs of AVX2 registers, lane for lane
+# the AVX-512 arithmetic) and runs the tests of the kernels that have such shapes. Without it, the
+# AVX-512 paths would run first on a student's laptop: the development machines are AVX2 only.
+# The core is what -DDGM_CORE_ONLY=ON builds (cmake/core_only.cmake), here only the test files of
+# DGM_WIDE_TESTS. scripts/test.sh runs it as a stage (DGM_WIDE=0 skips it there).
+#   DGM_WIDE_BUILD_DIR   the build folder (default build-wide/)
+#   DGM_WIDE_JOBS        parallel compiles and tests (default: nproc)
+#   DGM_WIDE_TESTS       the core test files to build (default: test_gemm;test_fused;test_conv;test_gradcheck)
+# Exits 0 with a note, building nothing, where there is nothing to emulate or nothing to emulate
+# with: not x86-64, no AVX2 + FMA, or a CPU with AVX-512 (stage 1 ran those kernels natively).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir=${DGM_WIDE_BUILD_DIR:-build-wide}
+jobs=${DGM_WIDE_JOBS:-$(nproc)}
+tests=${DGM_WIDE_TESTS:-test_gemm;test_fused;test_conv;test_gradcheck}
+
+flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+if [ "$(uname -m)" != x86_64 ] || ! grep -qw avx2 <<<"$flags" || ! grep -qw fma <<<"$flags"; then
+  echo "dgm wide: skipped: this CPU has no AVX2 + FMA to emulate AVX-512 with"
+  exit 0
+fi
+if grep -qw avx512f <<<"$flags"; then
+  echo "dgm wide: skipped: this CPU has AVX-512, whose kernels the native build's tests ran"
+  exit 0
+fi
+
+echo "== wide: core build with -DDGM_EMULATE_AVX512=ON in $build_dir (tests: $tests)"
+start=$SECONDS
+generator=()
+if [ ! -f "$build_dir/CMakeCache.txt" ] && [ -z "${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null; then
+  generator=(-G Ninja)
+fi
+cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DDGM_CORE_ONLY=ON -DDGM_NATIVE=ON \
+  -DDGM_EMULATE_AVX512=ON -DDGM_CORE_TESTS="$tests" >/dev/null
+cmake --build "$build_dir" -j "$jobs" --target dgm_core_tests
+build_s=$((SECONDS - start))
+
+echo "== wide: the kernels' tests on emulated AVX-512 vectors"
+start=$SECONDS
+rc=0
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600 || rc=$?
+echo "== wide: build ${build_s} s, tests $((SECONDS - start)) s"
+exit $rc
