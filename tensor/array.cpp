@@ -328,12 +328,21 @@ void Array::copy_(const Array& src) {
     dispatch(src.dtype_, [&]<class S>() {
       const S* sp = static_cast<const S*>(src.storage_->data) + src.offset_;
       if (is_contiguous() && src.is_contiguous() && src.shape_ == shape_) {
-        int64_t n = numel();
-        if constexpr (std::is_same_v<S, D>) {
-          std::memmove(dst, sp, n * sizeof(D));
-        } else {
-          for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<D>(sp[i]);
-        }
+        const int64_t n = numel();
+        auto copy = [&](int64_t b, int64_t e) {
+          if constexpr (std::is_same_v<S, D>) {
+            std::memmove(dst + b, sp + b, (e - b) * sizeof(D));
+          } else {
+            for (int64_t i = b; i < e; ++i) dst[i] = static_cast<D>(sp[i]);
+          }
+        };
+        // Split across threads (a large clone or dtype change is otherwise one core's serial section
+        // of a step: ReLU's backward mask, bool -> float, in PixelCNN) unless the two may overlap,
+        // where only one memmove keeps its meaning.
+        if (storage_ != src.storage_)
+          cpu::parallel_for(n, copy, int64_t{1} << 16);
+        else
+          copy(0, n);
         return;
       }
       // strided: row by row along the last (merged) dim, rows split across threads
