@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # README command 2: set up, build, and run the whole test suite — then again under the sanitizers,
-# then the fuzzers; and the core once more, cross-built for 64-bit ARM. Two builds, plus 1c's small
-# one. CI runs everything: 1308 s (22 minutes) from a clean clone on a 2-core AVX2 machine on
-# 2026-11-30 (the "== time:" lines: 1 build 423 s, tests 31, 1b 9, 1c 187, 2 build 504, 2a 91,
-# 2b 63):
+# then the fuzzers; and the core once more, cross-built for 64-bit ARM, and once more with AVX-512's
+# kernel shapes emulated. Two builds, plus the small ones of 1c and 1d. CI runs everything: 1489 s (25
+# minutes) from a clean clone on a 2-core AVX2 machine on 2026-12-01 (the "== time:" lines: 1 build
+# 410 s, tests 42, 1b 6, 1c 232, 1d 118, 2 build 482, 2a 135, 2b 64):
 #   1. the suite, Release build with g++ (-march=native) in $DGM_BUILD_DIR (default build/)
 #   1b. scripts/test-install.sh: that build installed into a temporary prefix, moved, and the
 #      README's homework project built against it and run                    DGM_INSTALL_TEST=0 skips
