@@ -289,6 +289,10 @@ void direct_tile(const typename V::scalar* __restrict x, const int64_t* __restri
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[m][v] = b;
   }
+  // Four pairs per loop turn here and in the other tiles' pair / pixel loops, as the GEMM's k loop.
+  // A PixelCNN layer's forward + backward (B32, 64 -> 64 channels, 28 x 28, mask B), the two versions
+  // in one process, alternated: faster in 81 of 113 calls, medians 2-10% lower in 3 of 4 runs.
+#pragma GCC unroll 4
   for (int64_t k = 0; k < K; ++k) {
     const typename V::scalar* xk = x + offs[k];
     Reg xv[NV];
@@ -326,6 +330,7 @@ void lane_tile(const typename V::scalar* __restrict x, const int64_t* __restrict
 #pragma GCC unroll 8
     for (int q = 0; q < PX; ++q) acc[q][v] = b;
   }
+#pragma GCC unroll 4
   for (int64_t k = 0; k < K; ++k) {
     const typename V::scalar* xk = x + offs[k];
     Reg wv[OV];
@@ -382,6 +387,7 @@ void lane_grad_tile(const typename V::scalar* __restrict x, const int64_t* __res
 #pragma GCC unroll 4
     for (int v = 0; v < OV; ++v) acc[b][v] = accumulate ? V::loadu(acc_out + b * ldo + v * W) : V::zero();
   }
+#pragma GCC unroll 4
   for (int64_t n = n0; n < n1; ++n) {
     Reg d[OV];
 #pragma GCC unroll 4
@@ -471,6 +477,7 @@ void direct_grad_tile(const typename V::scalar* __restrict dyw, int64_t ldd, con
 #pragma GCC unroll 4
     for (int m = 0; m < MO; ++m) acc[m][b] = V::zero();
   }
+#pragma GCC unroll 4
   for (int64_t n = 0; n < n_end; n += W) {
     Reg d[MO];
 #pragma GCC unroll 4
