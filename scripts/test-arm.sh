@@ -47,23 +47,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# ---- cross build: dgm_tensor, dgm_autograd, dgm_core_tests --------------------------------------------
+# ---- cross build (dgm_tensor, dgm_autograd, dgm_core_tests), then the tests, each under qemu-aarch64 ----
 echo "== ARM: cross build (aarch64-linux-gnu, -DDGM_CORE_ONLY=ON) in $build_dir"
-start=$SECONDS
-# Ninja for a new folder when installed, as scripts/setup.sh does (both cores stay busy).
-generator=()
-if [ ! -f "$build_dir/CMakeCache.txt" ] && [ -z "${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null; then
-  generator=(-G Ninja)
-fi
-cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
-  -DDGM_CORE_ONLY=ON -DDGM_NATIVE=OFF -DDGM_GTEST_SOURCE_DIR="$gtest_src" ${DGM_ARM_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build_dir" -j "$jobs" --target dgm_core_tests
-build_s=$((SECONDS - start))
-
-# ---- the tests, each under qemu-aarch64 ------------------------------------------------------------------
-echo "== ARM: the tensor and autograd tests under qemu-aarch64"
-start=$SECONDS
-rc=0
-ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600 || rc=$?
-echo "== ARM: build ${build_s} s, tests $((SECONDS - start)) s"
-exit $rc
+# shellcheck disable=SC2086  # DGM_ARM_CMAKE_ARGS: several words
+exec bash scripts/core-check.sh ARM "$build_dir" "$jobs" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DDGM_NATIVE=OFF \
+  -DDGM_GTEST_SOURCE_DIR="$gtest_src" ${DGM_ARM_CMAKE_ARGS:-}

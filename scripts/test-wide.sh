@@ -28,19 +28,4 @@ if grep -qw avx512f <<<"$flags"; then
 fi
 
 echo "== wide: core build with -DDGM_EMULATE_AVX512=ON in $build_dir (tests: $tests)"
-start=$SECONDS
-generator=()
-if [ ! -f "$build_dir/CMakeCache.txt" ] && [ -z "${CMAKE_GENERATOR:-}" ] && command -v ninja >/dev/null; then
-  generator=(-G Ninja)
-fi
-cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DDGM_CORE_ONLY=ON -DDGM_NATIVE=ON \
-  -DDGM_EMULATE_AVX512=ON -DDGM_CORE_TESTS="$tests" >/dev/null
-cmake --build "$build_dir" -j "$jobs" --target dgm_core_tests
-build_s=$((SECONDS - start))
-
-echo "== wide: the kernels' tests on emulated AVX-512 vectors"
-start=$SECONDS
-rc=0
-ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" --timeout 600 || rc=$?
-echo "== wide: build ${build_s} s, tests $((SECONDS - start)) s"
-exit $rc
+exec bash scripts/core-check.sh wide "$build_dir" "$jobs" -DDGM_NATIVE=ON -DDGM_EMULATE_AVX512=ON -DDGM_CORE_TESTS="$tests"
