@@ -6,8 +6,10 @@
 // DGM_WIDE_VECTORS is 1 where the kernels take their AVX-512 shapes (16 floats a vector, 32
 // registers): AVX-512 builds, and AVX2 builds with DGM_EMULATE_AVX512 (CMake -DDGM_EMULATE_AVX512=ON),
 // whose vectors are pairs of AVX2 registers. The emulation runs every AVX-512 tile shape, panel width
-// and edge case on an AVX2 machine, with the same lane arithmetic (the same bits, lane sums included),
-// at spilled-register speed: scripts/test-wide.sh runs the core tests so on CPUs without AVX-512.
+// and edge case on an AVX2 machine, each operation the AVX-512 one lane by lane (lane sums in the
+// same order), at spilled-register speed: scripts/test-wide.sh runs the kernels' tests so on CPUs
+// without AVX-512. Only the AVX-512 intrinsics themselves (this file's first branch, the softmax exp's
+// in tensor/fused.cpp) are left to AVX-512 machines.
 #pragma once
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
