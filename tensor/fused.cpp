@@ -609,17 +609,18 @@ inline __m256 exp_scale(__m256 shifted) {
 }
 #if DGM_WIDE_VECTORS
 // AVX-512 emulated on AVX2 (simd.h): each operation on the two halves
-using ExpReg = PairOf<Float8>;
-inline ExpReg exp_set1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+// (simd.h's FloatVec where it has the operation; the exp's other three here)
+using ExpReg = FloatVec::type;
+inline ExpReg exp_set1(float x) { return FloatVec::broadcast(x); }
 inline ExpReg exp_scale(ExpReg shifted) { return {exp_scale(shifted.lo), exp_scale(shifted.hi)}; }
-inline ExpReg exp_max(ExpReg a, ExpReg b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
+inline ExpReg exp_max(ExpReg a, ExpReg b) { return FloatVec::max(a, b); }
 inline ExpReg wide_add_ps(ExpReg a, ExpReg b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
 inline ExpReg wide_sub_ps(ExpReg a, ExpReg b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
-inline ExpReg wide_mul_ps(ExpReg a, ExpReg b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
-inline ExpReg wide_fmadd_ps(ExpReg a, ExpReg b, ExpReg c) { return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)}; }
 inline ExpReg wide_fnmadd_ps(ExpReg a, ExpReg b, ExpReg c) { return {_mm256_fnmadd_ps(a.lo, b.lo, c.lo), _mm256_fnmadd_ps(a.hi, b.hi, c.hi)}; }
-inline ExpReg wide_loadu_ps(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
-inline void wide_storeu_ps(float* p, ExpReg v) { _mm256_storeu_ps(p, v.lo), _mm256_storeu_ps(p + 8, v.hi); }
+constexpr auto wide_mul_ps = FloatVec::mul;
+constexpr auto wide_fmadd_ps = FloatVec::fmadd;
+constexpr auto wide_loadu_ps = FloatVec::loadu;
+constexpr auto wide_storeu_ps = FloatVec::storeu;
 #define DGM_EXP_OP(op) wide_##op
 #else
 using ExpReg = __m256;
