@@ -6,6 +6,8 @@
 # this compares two codes.
 #   bash bench/ab.sh REV_A REV_B [CALLS] [WORKLOAD]     e.g. bash bench/ab.sh HEAD~1 HEAD 21 conv
 # REV may also be "." (the working tree's tensor/). Threads: OMP_NUM_THREADS (default: all cores).
+# AB_FLAGS_A / AB_FLAGS_B: extra compiler flags for one side, e.g. AB_FLAGS_B=-DSOME_BLOCK=128 to try a
+# parameter that the code reads from a macro (bash bench/ab.sh . . 21 conv with both set).
 # Builds with the flags of scripts/setup.sh's Release -march=native build in a temporary folder
 # (about 2 minutes on 2 cores); needs git, g++ and OpenMP.
 set -euo pipefail
@@ -28,7 +30,8 @@ for side in A B; do
   fi
   ln -s .. "$work/$side/include/dgm"  # <dgm/tensor/x.h> -> that side's tensor/x.h
   for f in "$work/$side"/tensor/*.cpp bench/ab_side.cpp; do
-    echo "g++ $flags -I$work/$side/include -Ddgm=dgm$side -DAB_SIDE=$side -c $f -o $work/$side/obj/$(basename "$f" .cpp).o"
+    extra=$([ $side = A ] && echo "${AB_FLAGS_A:-}" || echo "${AB_FLAGS_B:-}")
+    echo "g++ $flags $extra -I$work/$side/include -Ddgm=dgm$side -DAB_SIDE=$side -c $f -o $work/$side/obj/$(basename "$f" .cpp).o"
   done
 done > "$work/commands"
 echo "# ab: compiling the tensor layer of $1 (A) and $2 (B)" >&2

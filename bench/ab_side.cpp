@@ -50,6 +50,14 @@ double AB_CAT(conv_pixelcnn_, AB_SIDE)() {
   cpu::Conv2dGrads g = cpu::conv2d_backward(x, w, dy, 1, 1, taps, true, true, true);
   return ms_since(t);
 }
+// the same layer's forward alone (the convolution kernel that the backward's input gradient shares)
+double AB_CAT(conv_forward_pixelcnn_, AB_SIDE)() {
+  static Array x = filled({32, 64, 28, 28}), w = filled({64, 64, 3, 3}), b = filled({64});
+  static const std::vector<int64_t> taps = {0, 1, 2, 3, 4};
+  auto t = std::chrono::steady_clock::now();
+  Array y = cpu::conv2d_forward(x, w, b, 1, 1, taps);
+  return ms_since(t);
+}
 // ImageGPT's attention: causal, batch 32, 4 heads, 784 positions, head size 16, forward + backward
 double AB_CAT(attention_imagegpt_, AB_SIDE)() {
   static Array q = filled({32, 4, 784, 16}), k = filled({32, 4, 784, 16}), v = filled({32, 4, 784, 16}), dout = filled({32, 4, 784, 16});
