@@ -248,12 +248,6 @@ struct Configs<double> {
 
 // ---- cache blocking ----------------------------------------------------------------------------
 
-// Data cache sizes in bytes (per core for L1 and L2, the whole L3), as the CPU reports them:
-// sysconf first, then Linux's /sys, then typical sizes of a current x86 core.
-struct CacheSizes {
-  int64_t l1 = 32 << 10, l2 = 512 << 10, l3 = 8 << 20;
-};
-
 int64_t sysfs_cache_size(int index) {
   std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/size");
   int64_t value = 0;
@@ -277,11 +271,6 @@ CacheSizes detect_cache_sizes() {
   if (reported[0] >= (8 << 10)) sizes.l1 = std::min<int64_t>(reported[0], 256 << 10);
   if (reported[1] >= (128 << 10)) sizes.l2 = std::min<int64_t>(reported[1], 16 << 20);
   if (reported[2] >= (1 << 20)) sizes.l3 = reported[2];
-  return sizes;
-}
-
-const CacheSizes& cache_sizes() {
-  static const CacheSizes sizes = detect_cache_sizes();
   return sizes;
 }
 
@@ -921,6 +910,11 @@ void gemm_batched_impl(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, 
 }
 
 }  // namespace
+
+const CacheSizes& cache_sizes() {
+  static const CacheSizes sizes = detect_cache_sizes();
+  return sizes;
+}
 
 void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB,
           int64_t csB, float beta, float* C, int64_t rsC, int64_t csC) {

@@ -55,4 +55,12 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
 // -DDGM_NATIVE=ON on such a CPU) or "portable" (plain C++, which the compiler vectorises as it can).
 const char* gemm_kernel_isa();
 
+// Data cache sizes in bytes (per core for L1 and L2, the whole L3), as the CPU reports them
+// (Linux's /sys first, then sysconf, then typical sizes of a current x86 core): the GEMM's and the
+// convolution's blocking follow them.
+struct CacheSizes {
+  int64_t l1 = 32 << 10, l2 = 512 << 10, l3 = 8 << 20;
+};
+const CacheSizes& cache_sizes();
+
 }  // namespace dgm::cpu
