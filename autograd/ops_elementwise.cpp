@@ -73,8 +73,13 @@ Tensor sigmoid(const Tensor& x) {  // d sigma = sigma (1 - sigma)
                    return Grads{g[0] * s[0] * (1.0 - s[0])};
                  });
 }
-Tensor relu(const Tensor& x) {  // d relu = [x > 0]
-  return record1(Op::Relu, {x}, cpu::unary(Unary::Relu, x.array()), {save::in(0)}, [](const Grads& g, const Grads& s) {
+Tensor relu(const Tensor& x) {  // d relu = [x > 0] = [y > 0]
+  // only the output is kept (as PyTorch does): the input can be freed once the forward is done with it
+  return record1(Op::Relu, {x}, cpu::unary(Unary::Relu, x.array()), {save::out()}, [](const Grads& g, const Grads& s) {
+    // one fused pass (tensor/kernels.h) unless the gradient's own graph is recorded: the composite
+    // makes three (compare, bool -> float, multiply), six times per PixelCNN step
+    if (!is_grad_enabled() && g[0].dtype() == s[0].dtype() && g[0].shape() == s[0].shape())
+      return Grads{constant(cpu::relu_backward(g[0].array(), s[0].array()))};
     return Grads{g[0] * constant(cpu::compare(cpu::Compare::Gt, s[0].array(), Array::scalar(0, s[0].dtype())).to(g[0].dtype()))};
   });
 }

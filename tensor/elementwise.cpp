@@ -278,6 +278,27 @@ Array elu_backward(const Array& g, const Array& y) {
   return out;
 }
 
+Array relu_backward(const Array& g, const Array& y) {
+  check_same("relu_backward", g, y);
+  Array out = Array::empty(g.shape(), g.dtype());
+  dispatch_floating(g.dtype(), "relu_backward", [&]<class T>() {
+    const T* gp = static_cast<const T*>(g.storage()->data) + g.offset();
+    const T* yp = static_cast<const T*>(y.storage()->data) + y.offset();
+    T* op = out.data<T>();
+    for_each_row<3>(g.shape(), {g.strides(), y.strides(), out.strides()},
+                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
+                      const T *a = gp + o[0], *c = yp + o[1];
+                      T* r = op + o[2];
+                      // the composite's bits: g * m with m = [y > 0] as 1 or 0 (so 0 * inf is still NaN)
+                      if (s[0] == 1 && s[1] == 1)
+                        for (int64_t i = 0; i < n; ++i) r[i] = a[i] * (c[i] > T(0) ? T(1) : T(0));
+                      else
+                        for (int64_t i = 0; i < n; ++i) r[i] = a[i * s[0]] * (c[i * s[1]] > T(0) ? T(1) : T(0));
+                    });
+  });
+  return out;
+}
+
 Array sigmoid_backward(const Array& g, const Array& y) {
   check_same("sigmoid_backward", g, y);
   Array out = Array::empty(g.shape(), g.dtype());

@@ -97,6 +97,7 @@ Array pad(const Array& x, const std::vector<int64_t>& pads, double value = 0);
 // tests check both agree.
 Array elu_backward(const Array& g, const Array& y);  // g * (1 + [y <= 0] y), y = elu(x): [y <= 0] = [x <= 0]
 Array sigmoid_backward(const Array& g, const Array& y);              // g * y * (1 - y)
+Array relu_backward(const Array& g, const Array& y);                 // g * [y > 0], y = relu(x): [y > 0] = [x > 0]
 
 bool has_nonfinite(const Array& x);  // any NaN or Inf (floating dtypes only)
 

@@ -327,24 +327,25 @@ TEST(AutogradErrors, RequiresGradOnlyOnLeaves) {
   EXPECT_THROW(y.requires_grad_(false), AutogradError);
 }
 
-// elu and sigmoid backward run one fused kernel (tensor/kernels.h) unless create_graph records the
-// gradient's graph, which uses the composite formula: both give the same gradient, contiguous or not,
-// in float32 and float64, with negative, zero and positive inputs.
-TEST(Autograd, FusedEluAndSigmoidBackwardMatchTheComposite) {
+// elu, sigmoid and relu backward run one fused kernel (tensor/kernels.h) unless create_graph records
+// the gradient's graph, which uses the composite formula: both give the same gradient, contiguous or
+// not, in float32 and float64, with negative, zero and positive inputs.
+TEST(Autograd, FusedEluSigmoidAndReluBackwardMatchTheComposite) {
   Generator gen(11);
   for (DType dt : {DType::Float32, DType::Float64}) {
     for (bool noncontig : {false, true}) {
       Tensor base = (randn({4, 6, 5}, {}, &gen) * 3.0).to(dt);
+      base = where(abs(base) < 0.5, zeros_like(base), base);  // exact zeros: relu's gradient is 0 there
       Tensor x = (noncontig ? base.transpose(0, 2) : base).detach().requires_grad_();
       ASSERT_EQ(x.is_contiguous(), !noncontig);
       Tensor r = randn(x.shape(), {}, &gen).to(dt);
-      for (int op = 0; op < 2; ++op) {
-        SCOPED_TRACE(std::string(op == 0 ? "elu" : "sigmoid") + (noncontig ? " non-contiguous " : " ") + dtype_name(dt));
-        auto f = [&] { return sum((op == 0 ? elu(x) : sigmoid(x)) * r); };
+      for (int op = 0; op < 3; ++op) {
+        SCOPED_TRACE(std::string(op == 0 ? "elu" : op == 1 ? "sigmoid" : "relu") + (noncontig ? " non-contiguous " : " ") + dtype_name(dt));
+        auto f = [&] { return sum((op == 0 ? elu(x) : op == 1 ? sigmoid(x) : relu(x)) * r); };
         Tensor fused = autograd::grad({f()}, {x})[0];
         Tensor composite = autograd::grad({f()}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];
         EXPECT_FALSE(fused.requires_grad());
-        EXPECT_TRUE(composite.requires_grad());  // the composite path ran
+        if (op != 2) EXPECT_TRUE(composite.requires_grad());  // the composite path ran (relu's mask has no path to x)
         std::vector<double> a = fused.to(DType::Float64).to_vector<double>(), b = composite.to(DType::Float64).to_vector<double>();
         ASSERT_EQ(a.size(), b.size());
         for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * (1 + std::abs(b[i]))) << "element " << i;
