@@ -57,6 +57,9 @@ TEST(Conv2d, MatchesTheCompositeReferenceInValueAndGradient) {
       {"16 -> 16 5x5 mask B pad 2, non-contiguous (outputs in lanes)", {2, 16, 9, 7}, {16, 16, 5, 5}, false, true, 1, 2,
        {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
       {"64 -> 64 3x3 mask B (PixelCNN's layer)", {2, 64, 11, 10}, {64, 64, 3, 3}, true, false, 1, 1, {0, 1, 2, 3, 4}},
+      // 648 pairs: the lane forward sums them in chunks whose weights fill half of L1 (2 or more
+      // chunks up to a 64 KiB L1), forward and dx (72 -> 16 and 16 -> 72)
+      {"72 -> 16 3x3 (outputs in lanes, pairs in chunks)", {2, 72, 6, 5}, {16, 72, 3, 3}, true, false, 1, 1, {}},
   };
   Generator g(3);
   for (const ConvCase& c : cases) {
