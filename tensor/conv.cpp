@@ -433,12 +433,16 @@ __attribute__((optimize("no-tree-loop-distribute-patterns"))) void lane_weight_g
   // dy^T as (Opad / panel, nw, panel), zero in the dropped columns and the padded outputs
   T* dyt = scratch<T>(1, size_t(Opad * p.nw));
   zero_row(dyt, Opad * p.nw);
-  for (int64_t o = 0; o < g.O; ++o) {
-    T* dst = dyt + (o / panel) * p.nw * panel + o % panel;
+  // a row of pixels at a time, so that its Wo lines of dy^T stay in L1 while a panel's outputs fill them
+  for (int64_t o0 = 0; o0 < g.O; o0 += panel)
     for (int64_t ho = 0; ho < g.Ho; ++ho)
-      for (int64_t wo = 0; wo < g.Wo; ++wo) dst[(ho * p.Wp + wo) * panel] = dy[o * P + ho * g.Wo + wo];
-  }
-  const int64_t chunk = 256;  // 256 x panel values of dy^T: 16 KiB of float32, half of a 32 KiB L1
+      for (int64_t o = o0; o < std::min(g.O, o0 + panel); ++o) {
+        T* dst = dyt + (o0 / panel) * p.nw * panel + ho * p.Wp * panel + (o - o0);
+        const T* src = dy + o * P + ho * g.Wo;
+        for (int64_t wo = 0; wo < g.Wo; ++wo) dst[wo * panel] = src[wo];
+      }
+  // chunks of pixels whose panel of dy^T fills half of L1 (256 pixels of float32 on a 32 KiB L1)
+  const int64_t chunk = std::max<int64_t>(16, cache_sizes().l1 / 2 / (panel * int64_t(sizeof(T))));
   for (int64_t n0 = 0; n0 < p.nw; n0 += chunk) {
     const int64_t n1 = std::min(p.nw, n0 + chunk);
     for (int64_t o0 = 0; o0 < Opad; o0 += panel)
