@@ -1,0 +1,106 @@
+// The loop drivers of tensor/loops.h, compiled once: parallel ranges and row iteration.
+#include <dgm/tensor/loops.h>
+
+namespace dgm::cpu {
+
+void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
+  const int nt = omp_get_max_threads();
+  const int64_t pieces = std::min<int64_t>(4 * nt, std::max<int64_t>(nt, n / std::max<int64_t>(1, grain / 4)));
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t p = 0; p < pieces; ++p) {
+    const int64_t b = n * p / pieces, e = n * (p + 1) / pieces;
+    if (b < e) fn(b, e);
+  }
+}
+
+template <size_t N>
+void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N> fn) {
+  if (numel_of(shape_in) == 0) return;
+  Shape shape = shape_in;
+  if (shape.empty()) {
+    shape = {1};
+    for (auto& s : st) s = {0};
+  }
+  // merge dim d into d+1 when every operand has stride[d] == stride[d+1] * shape[d+1]
+  Shape ms{shape.back()};
+  std::array<Strides, N> mst;
+  for (size_t k = 0; k < N; ++k) mst[k] = {st[k].back()};
+  for (size_t d = shape.size() - 1; d-- > 0;) {
+    bool merge = true;
+    for (size_t k = 0; k < N; ++k) merge &= st[k][d] == mst[k].front() * ms.front();
+    if (merge) {
+      ms.front() *= shape[d];
+    } else {
+      ms.insert(ms.begin(), shape[d]);
+      for (size_t k = 0; k < N; ++k) mst[k].insert(mst[k].begin(), st[k][d]);
+    }
+  }
+  int64_t inner = ms.back();
+  std::array<int64_t, N> inner_st;
+  for (size_t k = 0; k < N; ++k) inner_st[k] = mst[k].back();
+  Shape outer(ms.begin(), ms.end() - 1);
+  std::array<Strides, N> outer_st;
+  for (size_t k = 0; k < N; ++k) outer_st[k] = Strides(mst[k].begin(), mst[k].end() - 1);
+  int64_t rows = numel_of(outer);
+  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (nt > 1 && rows < nt && rows * inner >= kParallelGrain) {
+    // A few long rows (a contiguous operation merges into one): split each row's elements across
+    // the threads instead, or all but one thread would idle. Every element is still computed by
+    // the same code, so the result does not depend on the thread count.
+    std::vector<std::array<int64_t, N>> row_off(static_cast<size_t>(rows));
+    std::vector<int64_t> idx(outer.size(), 0);
+    std::array<int64_t, N> off{};
+    for (int64_t r = 0; r < rows; ++r) {
+      row_off[size_t(r)] = off;
+      for (size_t d = outer.size(); d-- > 0;) {
+        if (++idx[d] < outer[d]) {
+          for (size_t k = 0; k < N; ++k) off[k] += outer_st[k][d];
+          break;
+        }
+        for (size_t k = 0; k < N; ++k) off[k] -= outer_st[k][d] * (outer[d] - 1);
+        idx[d] = 0;
+      }
+    }
+#pragma omp parallel num_threads(nt)
+    {
+      const int t = omp_get_thread_num(), team = omp_get_num_threads();
+      for (int64_t r = 0; r < rows; ++r) {
+        // whole cache lines (16 floats) per thread where possible
+        const int64_t b = std::min(inner, (inner * t / team + 15) / 16 * 16), e = t + 1 == team ? inner : std::min(inner, (inner * (t + 1) / team + 15) / 16 * 16);
+        if (b >= e) continue;
+        std::array<int64_t, N> o = row_off[size_t(r)];
+        for (size_t k = 0; k < N; ++k) o[k] += b * inner_st[k];
+        fn(o, e - b, inner_st);
+      }
+    }
+    return;
+  }
+  // rows are independent: split them across threads when there is enough work
+  parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    std::array<int64_t, N> off{};
+    std::vector<int64_t> idx(outer.size());
+    int64_t rem = r0;
+    for (size_t d = outer.size(); d-- > 0;) {
+      idx[d] = rem % outer[d];
+      rem /= outer[d];
+      for (size_t k = 0; k < N; ++k) off[k] += idx[d] * outer_st[k][d];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      fn(off, inner, inner_st);
+      for (size_t d = outer.size(); d-- > 0;) {
+        if (++idx[d] < outer[d]) {
+          for (size_t k = 0; k < N; ++k) off[k] += outer_st[k][d];
+          break;
+        }
+        for (size_t k = 0; k < N; ++k) off[k] -= outer_st[k][d] * (outer[d] - 1);
+        idx[d] = 0;
+      }
+    }
+  }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1)));
+}
+
+template void for_each_row_ref<2>(const Shape&, std::array<Strides, 2>, RowFn<2>);
+template void for_each_row_ref<3>(const Shape&, std::array<Strides, 3>, RowFn<3>);
+template void for_each_row_ref<4>(const Shape&, std::array<Strides, 4>, RowFn<4>);
+
+}  // namespace dgm::cpu
