@@ -609,12 +609,12 @@ inline __m256 exp_scale(__m256 shifted) {
 }
 #if DGM_WIDE_VECTORS
 // AVX-512 emulated on AVX2 (simd.h): each operation on the two halves
-// (simd.h's FloatVec where it has the operation; the exp's other three here)
+// (simd.h's FloatVec where it has the operation; the exp's other two here)
 using ExpReg = FloatVec::type;
 inline ExpReg exp_set1(float x) { return FloatVec::broadcast(x); }
 inline ExpReg exp_scale(ExpReg shifted) { return {exp_scale(shifted.lo), exp_scale(shifted.hi)}; }
 inline ExpReg exp_max(ExpReg a, ExpReg b) { return FloatVec::max(a, b); }
-inline ExpReg wide_add_ps(ExpReg a, ExpReg b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+constexpr auto wide_add_ps = FloatVec::add;
 inline ExpReg wide_sub_ps(ExpReg a, ExpReg b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
 inline ExpReg wide_fnmadd_ps(ExpReg a, ExpReg b, ExpReg c) { return {_mm256_fnmadd_ps(a.lo, b.lo, c.lo), _mm256_fnmadd_ps(a.hi, b.hi, c.hi)}; }
 constexpr auto wide_mul_ps = FloatVec::mul;

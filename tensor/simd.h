@@ -52,6 +52,7 @@ struct FloatVec {
   static type load(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned p
   static type loadu(const float* p) { return _mm512_loadu_ps(p); }
   static void storeu(float* p, type v) { _mm512_storeu_ps(p, v); }
+  static type add(type a, type b) { return _mm512_add_ps(a, b); }
   static type mul(type a, type b) { return _mm512_mul_ps(a, b); }
   static type fmadd(type a, type b, type c) { return _mm512_fmadd_ps(a, b, c); }
   static type max(type a, type b) { return _mm512_mask_max_ps(a, 0xFFFF, a, b); }  // a > b ? a : b (b when either is NaN; masked: see sum)
@@ -71,6 +72,7 @@ struct DoubleVec {
   static type load(const double* p) { return _mm512_load_pd(p); }
   static type loadu(const double* p) { return _mm512_loadu_pd(p); }
   static void storeu(double* p, type v) { _mm512_storeu_pd(p, v); }
+  static type add(type a, type b) { return _mm512_add_pd(a, b); }
   static type mul(type a, type b) { return _mm512_mul_pd(a, b); }
   static type fmadd(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
   static type max(type a, type b) { return _mm512_mask_max_pd(a, 0xFF, a, b); }  // a > b ? a : b (b when either is NaN; masked: see sum)
@@ -129,6 +131,7 @@ struct EmulatedVec {
   static type load(const scalar* p) { return {Half::load(p), Half::load(p + Half::width)}; }  // 64-byte aligned p
   static type loadu(const scalar* p) { return {Half::loadu(p), Half::loadu(p + Half::width)}; }
   static void storeu(scalar* p, type v) { Half::storeu(p, v.lo), Half::storeu(p + Half::width, v.hi); }
+  static type add(type a, type b) { return {Half::add(a.lo, b.lo), Half::add(a.hi, b.hi)}; }
   static type mul(type a, type b) { return {Half::mul(a.lo, b.lo), Half::mul(a.hi, b.hi)}; }
   static type fmadd(type a, type b, type c) { return {Half::fmadd(a.lo, b.lo, c.lo), Half::fmadd(a.hi, b.hi, c.hi)}; }
   static type max(type a, type b) { return {Half::max(a.lo, b.lo), Half::max(a.hi, b.hi)}; }

@@ -338,3 +338,18 @@ TEST(Gemm, EpilogueAddsTheBiasAndAppliesReluOnEveryPath) {
           ASSERT_EQ(got[i], expected[i]) << c.M << "x" << c.N << "x" << c.K << " relu " << relu << " bias " << with_bias << " at " << i;
       }
 }
+
+// The epilogue's ReLU keeps a NaN, as torch.relu does, whether the kernel finishes a whole tile in
+// registers or an edge tile is finished after: a NaN in row 0 of A makes row 0 of C NaN.
+TEST(Gemm, EpilogueReluKeepsNaN) {
+  for (int64_t N : {int64_t(64), int64_t(13)}) {  // whole tiles, and edge tiles only
+    const int64_t M = 24, K = 32;
+    std::vector<float> A(size_t(M * K), 0.5f), B(size_t(K * N), -1.f), bias(size_t(N), 0.25f), C(size_t(M * N));
+    A[3] = std::nanf("");
+    gemm(M, N, K, 1.f, A.data(), K, 1, B.data(), N, 1, 0.f, C.data(), N, 1, dgm::cpu::GemmEpilogue<float>{bias.data(), true});
+    for (int64_t j = 0; j < N; ++j) {
+      EXPECT_TRUE(std::isnan(C[size_t(j)])) << "N " << N << " column " << j;
+      EXPECT_EQ(C[size_t(N + j)], 0.f) << "N " << N << " column " << j;  // 0.5 * -1 * 32 + 0.25 < 0
+    }
+  }
+}
