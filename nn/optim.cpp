@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <map>
+#include <type_traits>
+#include <utility>
 
 #include <dgm/autograd/ops.h>
 
@@ -139,38 +141,86 @@ Adam::Adam(std::vector<Tensor> params, AdamOptions o, bool decoupled)
 AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o)
     : Adam(std::move(params), {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay}, true) {}
 
+namespace {
+// One parameter's slice of an Adam step: its scalars for this step, and its arrays.
+template <class T>
+struct AdamSlice {
+  T *p, *m, *m2;
+  const T* g;
+  int64_t n;
+  T step_size, bias_correction2_sqrt;
+};
+
+// The update of every stepped parameter of dtype T in one parallel loop over chunks of all of them
+// (PyTorch's multi-tensor Adam): a model's biases and norms no longer run on one thread while the
+// others wait, and a step opens one parallel region instead of one per parameter. Each element is
+// updated by the same arithmetic whatever thread or chunk it falls in, so the result does not depend
+// on the thread count.
+template <class T>
+void adam_update(const std::vector<AdamSlice<T>>& slices, const nn::AdamOptions& o, double lr, bool decoupled) {
+  constexpr int64_t kChunk = 1 << 14;
+  std::vector<std::pair<size_t, int64_t>> chunks;  // (slice, first element)
+  int64_t total = 0;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    for (int64_t b = 0; b < slices[i].n; b += kChunk) chunks.emplace_back(i, b);
+    total += slices[i].n;
+  }
+  const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2), one_b1 = static_cast<T>(1 - o.beta1),
+          one_b2 = static_cast<T>(1 - o.beta2), wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps),
+          decay = static_cast<T>(1 - lr * o.weight_decay);
+  const int64_t count = static_cast<int64_t>(chunks.size());
+#pragma omp parallel for schedule(dynamic, 1) if (total > kParallelUpdate)
+  for (int64_t c = 0; c < count; ++c) {
+    const AdamSlice<T>& s = slices[chunks[size_t(c)].first];
+    const int64_t b = chunks[size_t(c)].second, e = std::min(s.n, b + kChunk);
+    for (int64_t j = b; j < e; ++j) {
+      T g = s.g[j];
+      if (decoupled) s.p[j] *= decay;  // AdamW: p -= lr wd p
+      else g += wd * s.p[j];           // Adam: L2 term in the gradient
+      s.m[j] = b1 * s.m[j] + one_b1 * g;
+      s.m2[j] = b2 * s.m2[j] + one_b2 * g * g;
+      const T denom = std::sqrt(s.m2[j]) / s.bias_correction2_sqrt + eps;
+      s.p[j] -= s.step_size * s.m[j] / denom;
+    }
+  }
+}
+}  // namespace
+
 void Adam::step() {
-  const double lr = lr_, b1 = options.beta1, b2 = options.beta2, eps = options.eps, wd = options.weight_decay;
+  const double lr = lr_, b1 = options.beta1, b2 = options.beta2;
+  const char* op = decoupled_ ? "AdamW.step" : "Adam.step";
+  // Every parameter's gradient is checked (and converted) before any parameter or state changes.
+  std::vector<size_t> stepped;
+  std::vector<Array> grads;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& param = params_[i];
     if (!param.grad().defined()) continue;
-    AdamParamState& s = state[i];
+    dispatch_floating(param.dtype(), op, [&]<class T>() { grads.push_back(view_param<T>(param, op).grad); });
+    stepped.push_back(i);
+  }
+  std::vector<AdamSlice<float>> f32;
+  std::vector<AdamSlice<double>> f64;
+  for (size_t k = 0; k < stepped.size(); ++k) {
+    const Tensor& param = params_[stepped[k]];
+    AdamParamState& s = state[stepped[k]];
     if (!s.exp_avg.defined()) {
       s.exp_avg = zeros_as(param);
       s.exp_avg_sq = zeros_as(param);
     }
     s.step += 1;
     const double t = static_cast<double>(s.step);
-    const double step_size = lr / (1 - std::pow(b1, t));           // lr / bias_correction1
+    const double step_size = lr / (1 - std::pow(b1, t));  // lr / bias_correction1
     const double bias_correction2_sqrt = std::sqrt(1 - std::pow(b2, t));
-    dispatch_floating(param.dtype(), decoupled_ ? "AdamW.step" : "Adam.step", [&]<class T>() {
-      ParamView<T> v = view_param<T>(param, "Adam.step");
-      T* m = s.exp_avg.data<T>();
-      T* m2 = s.exp_avg_sq.data<T>();
-      const T decay = static_cast<T>(1 - lr * wd);
-#pragma omp parallel for if (v.n > kParallelUpdate)
-      for (int64_t j = 0; j < v.n; ++j) {
-        T g = v.g[j];
-        if (decoupled_) v.p[j] *= decay;                       // AdamW: p -= lr wd p
-        else g += static_cast<T>(wd) * v.p[j];                 // Adam: L2 term in the gradient
-        m[j] = static_cast<T>(b1) * m[j] + static_cast<T>(1 - b1) * g;
-        m2[j] = static_cast<T>(b2) * m2[j] + static_cast<T>(1 - b2) * g * g;
-        T denom = std::sqrt(m2[j]) / static_cast<T>(bias_correction2_sqrt) + static_cast<T>(eps);
-        v.p[j] -= static_cast<T>(step_size) * m[j] / denom;
-      }
+    dispatch_floating(param.dtype(), op, [&]<class T>() {
+      AdamSlice<T> slice{param.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), grads[k].data<T>(), param.numel(),
+                         static_cast<T>(step_size), static_cast<T>(bias_correction2_sqrt)};
+      if constexpr (std::is_same_v<T, float>) f32.push_back(slice);
+      else f64.push_back(slice);
     });
-    param.array().bump_version();
   }
+  adam_update(f32, options, lr, decoupled_);
+  adam_update(f64, options, lr, decoupled_);
+  for (size_t i : stepped) params_[i].array().bump_version();
 }
 
 NamedTensors Adam::state_dict() const {
