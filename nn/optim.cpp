@@ -1,5 +1,6 @@
 #include <dgm/nn/optim.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <type_traits>
@@ -54,6 +55,40 @@ void check_known_keys(const NamedTensors& state, const NamedTensors& expected, c
 
 constexpr int64_t kParallelUpdate = 1 << 16;  // elements below which one thread does the update
 
+// Runs update(i, begin, end) over chunks of 16384 elements of every parameter i (sizes[i] values) in
+// one parallel loop (PyTorch's multi-tensor optimizers): a model's biases and norms no longer run on
+// one thread while the others wait, and a step opens one parallel region instead of one per
+// parameter. Each element gets the same arithmetic whatever thread or chunk it falls in, so the
+// result does not depend on the thread count.
+template <class Fn>
+void for_each_chunk(const std::vector<int64_t>& sizes, Fn&& update) {
+  constexpr int64_t kChunk = 1 << 14;
+  std::vector<std::pair<size_t, int64_t>> chunks;  // (parameter, first element)
+  int64_t total = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    for (int64_t b = 0; b < sizes[i]; b += kChunk) chunks.emplace_back(i, b);
+    total += sizes[i];
+  }
+  const int64_t count = static_cast<int64_t>(chunks.size());
+#pragma omp parallel for schedule(dynamic, 1) if (total > kParallelUpdate)
+  for (int64_t c = 0; c < count; ++c) {
+    const auto [i, b] = chunks[size_t(c)];
+    update(i, b, std::min(sizes[i], b + kChunk));
+  }
+}
+
+// The parameters that have a gradient, their gradients as contiguous arrays of their dtype: all
+// checked before a step changes any parameter or state.
+std::vector<size_t> with_gradients(const std::vector<Tensor>& params, const char* op, std::vector<Array>& grads) {
+  std::vector<size_t> stepped;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!params[i].grad().defined()) continue;
+    dispatch_floating(params[i].dtype(), op, [&]<class T>() { grads.push_back(view_param<T>(params[i], op).grad); });
+    stepped.push_back(i);
+  }
+  return stepped;
+}
+
 }  // namespace
 
 // ---- Optimizer ---------------------------------------------------------------------------------------
@@ -82,31 +117,55 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions o) : Optimizer(std::move(params)
   if (o.nesterov && (o.momentum <= 0 || o.dampening != 0)) throw ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0");
 }
 
+namespace {
+template <class T>
+struct SGDSlice {
+  T* p;
+  const T* g;
+  T* buf;      // momentum buffer, or null
+  bool first;  // the buffer's first step: PyTorch starts it at the first gradient, not at 0
+};
+template <class T>
+void sgd_update(const std::vector<SGDSlice<T>>& slices, const std::vector<int64_t>& sizes, const SGDOptions& o, double lr) {
+  const T wd = static_cast<T>(o.weight_decay), mu = static_cast<T>(o.momentum), one_damp = static_cast<T>(1 - o.dampening),
+          rate = static_cast<T>(lr);
+  for_each_chunk(sizes, [&](size_t i, int64_t b, int64_t e) {
+    const SGDSlice<T>& s = slices[i];
+    for (int64_t j = b; j < e; ++j) {
+      T d = s.g[j] + wd * s.p[j];
+      if (s.buf) {
+        s.buf[j] = s.first ? d : mu * s.buf[j] + one_damp * d;
+        d = o.nesterov ? d + mu * s.buf[j] : s.buf[j];
+      }
+      s.p[j] -= rate * d;
+    }
+  });
+}
+}  // namespace
+
 void SGD::step() {
-  const double lr = lr_, mu = options.momentum, damp = options.dampening, wd = options.weight_decay;
-  for (size_t i = 0; i < params_.size(); ++i) {
+  std::vector<Array> grads;
+  const std::vector<size_t> stepped = with_gradients(params_, "SGD.step", grads);
+  std::vector<SGDSlice<float>> f32;
+  std::vector<SGDSlice<double>> f64;
+  std::vector<int64_t> n32, n64;
+  for (size_t k = 0; k < stepped.size(); ++k) {
+    const size_t i = stepped[k];
     const Tensor& param = params_[i];
-    if (!param.grad().defined()) continue;
     bool first = false;
-    if (mu != 0 && !momentum_buffers[i].defined()) {
+    if (options.momentum != 0 && !momentum_buffers[i].defined()) {
       momentum_buffers[i] = zeros_as(param);
-      first = true;  // PyTorch starts the buffer at the first gradient, not at 0
+      first = true;
     }
     dispatch_floating(param.dtype(), "SGD.step", [&]<class T>() {
-      ParamView<T> v = view_param<T>(param, "SGD.step");
-      T* buf = mu != 0 ? momentum_buffers[i].data<T>() : nullptr;
-#pragma omp parallel for if (v.n > kParallelUpdate)
-      for (int64_t j = 0; j < v.n; ++j) {
-        T d = v.g[j] + static_cast<T>(wd) * v.p[j];
-        if (buf) {
-          buf[j] = first ? d : static_cast<T>(mu) * buf[j] + static_cast<T>(1 - damp) * d;
-          d = options.nesterov ? d + static_cast<T>(mu) * buf[j] : buf[j];
-        }
-        v.p[j] -= static_cast<T>(lr) * d;
-      }
+      SGDSlice<T> slice{param.data<T>(), grads[k].data<T>(), options.momentum != 0 ? momentum_buffers[i].data<T>() : nullptr, first};
+      if constexpr (std::is_same_v<T, float>) f32.push_back(slice), n32.push_back(param.numel());
+      else f64.push_back(slice), n64.push_back(param.numel());
     });
-    param.array().bump_version();
   }
+  sgd_update(f32, n32, options, lr_);
+  sgd_update(f64, n64, options, lr_);
+  for (size_t i : stepped) params_[i].array().bump_version();
 }
 
 NamedTensors SGD::state_dict() const {
@@ -142,37 +201,21 @@ AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o)
     : Adam(std::move(params), {.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay}, true) {}
 
 namespace {
-// One parameter's slice of an Adam step: its scalars for this step, and its arrays.
+// One parameter's part of an Adam step: its scalars for this step, and its arrays.
 template <class T>
 struct AdamSlice {
   T *p, *m, *m2;
   const T* g;
-  int64_t n;
   T step_size, bias_correction2_sqrt;
 };
-
-// The update of every stepped parameter of dtype T in one parallel loop over chunks of all of them
-// (PyTorch's multi-tensor Adam): a model's biases and norms no longer run on one thread while the
-// others wait, and a step opens one parallel region instead of one per parameter. Each element is
-// updated by the same arithmetic whatever thread or chunk it falls in, so the result does not depend
-// on the thread count.
 template <class T>
-void adam_update(const std::vector<AdamSlice<T>>& slices, const nn::AdamOptions& o, double lr, bool decoupled) {
-  constexpr int64_t kChunk = 1 << 14;
-  std::vector<std::pair<size_t, int64_t>> chunks;  // (slice, first element)
-  int64_t total = 0;
-  for (size_t i = 0; i < slices.size(); ++i) {
-    for (int64_t b = 0; b < slices[i].n; b += kChunk) chunks.emplace_back(i, b);
-    total += slices[i].n;
-  }
+void adam_update(const std::vector<AdamSlice<T>>& slices, const std::vector<int64_t>& sizes, const AdamOptions& o, double lr,
+                 bool decoupled) {
   const T b1 = static_cast<T>(o.beta1), b2 = static_cast<T>(o.beta2), one_b1 = static_cast<T>(1 - o.beta1),
           one_b2 = static_cast<T>(1 - o.beta2), wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps),
           decay = static_cast<T>(1 - lr * o.weight_decay);
-  const int64_t count = static_cast<int64_t>(chunks.size());
-#pragma omp parallel for schedule(dynamic, 1) if (total > kParallelUpdate)
-  for (int64_t c = 0; c < count; ++c) {
-    const AdamSlice<T>& s = slices[chunks[size_t(c)].first];
-    const int64_t b = chunks[size_t(c)].second, e = std::min(s.n, b + kChunk);
+  for_each_chunk(sizes, [&](size_t i, int64_t b, int64_t e) {
+    const AdamSlice<T>& s = slices[i];
     for (int64_t j = b; j < e; ++j) {
       T g = s.g[j];
       if (decoupled) s.p[j] *= decay;  // AdamW: p -= lr wd p
@@ -182,24 +225,18 @@ void adam_update(const std::vector<AdamSlice<T>>& slices, const nn::AdamOptions&
       const T denom = std::sqrt(s.m2[j]) / s.bias_correction2_sqrt + eps;
       s.p[j] -= s.step_size * s.m[j] / denom;
     }
-  }
+  });
 }
 }  // namespace
 
 void Adam::step() {
   const double lr = lr_, b1 = options.beta1, b2 = options.beta2;
   const char* op = decoupled_ ? "AdamW.step" : "Adam.step";
-  // Every parameter's gradient is checked (and converted) before any parameter or state changes.
-  std::vector<size_t> stepped;
   std::vector<Array> grads;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& param = params_[i];
-    if (!param.grad().defined()) continue;
-    dispatch_floating(param.dtype(), op, [&]<class T>() { grads.push_back(view_param<T>(param, op).grad); });
-    stepped.push_back(i);
-  }
+  const std::vector<size_t> stepped = with_gradients(params_, op, grads);
   std::vector<AdamSlice<float>> f32;
   std::vector<AdamSlice<double>> f64;
+  std::vector<int64_t> n32, n64;
   for (size_t k = 0; k < stepped.size(); ++k) {
     const Tensor& param = params_[stepped[k]];
     AdamParamState& s = state[stepped[k]];
@@ -212,14 +249,14 @@ void Adam::step() {
     const double step_size = lr / (1 - std::pow(b1, t));  // lr / bias_correction1
     const double bias_correction2_sqrt = std::sqrt(1 - std::pow(b2, t));
     dispatch_floating(param.dtype(), op, [&]<class T>() {
-      AdamSlice<T> slice{param.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), grads[k].data<T>(), param.numel(),
-                         static_cast<T>(step_size), static_cast<T>(bias_correction2_sqrt)};
-      if constexpr (std::is_same_v<T, float>) f32.push_back(slice);
-      else f64.push_back(slice);
+      AdamSlice<T> slice{param.data<T>(), s.exp_avg.data<T>(), s.exp_avg_sq.data<T>(), grads[k].data<T>(), static_cast<T>(step_size),
+                         static_cast<T>(bias_correction2_sqrt)};
+      if constexpr (std::is_same_v<T, float>) f32.push_back(slice), n32.push_back(param.numel());
+      else f64.push_back(slice), n64.push_back(param.numel());
     });
   }
-  adam_update(f32, options, lr, decoupled_);
-  adam_update(f64, options, lr, decoupled_);
+  adam_update(f32, n32, options, lr, decoupled_);
+  adam_update(f64, n64, options, lr, decoupled_);
   for (size_t i : stepped) params_[i].array().bump_version();
 }
 

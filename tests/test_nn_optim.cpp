@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <memory>
 
 #include <dgm/autograd/engine.h>
 #include <dgm/nn/nn.h>
@@ -113,47 +114,55 @@ TEST(NnOptim, FirstAdamStepByHand) {
   EXPECT_NEAR(v[1], -2 + 0.01 * 4 / (4 + 1e-8), 1e-7);
 }
 
-// One Adam step updates every parameter in one parallel loop over chunks of all of them (16384
+// An optimizer step updates every parameter in one parallel loop over chunks of all of them (16384
 // elements each): parameters of several sizes (one spans 3 chunks and a bit) and both float dtypes get
-// every element updated by Adam's formula, once, and the same bits on 1 and 2 threads.
-TEST(NnOptim, AdamUpdatesEveryElementOfEveryParameterOnAnyThreadCount) {
+// every element updated by the optimizer's formula, once, and the same bits on 1 and 2 threads; for
+// Adam and for SGD with Nesterov momentum.
+TEST(NnOptim, StepsUpdateEveryElementOfEveryParameterOnAnyThreadCount) {
   const std::vector<int64_t> sizes = {3, 50000, 700, 16384};
-  auto run = [&](int threads) {
-    const int before = omp_get_max_threads();
-    omp_set_num_threads(threads);
-    std::vector<Tensor> params;
-    for (size_t i = 0; i < sizes.size(); ++i) {
-      const DType dt = i == 2 ? DType::Float64 : DType::Float32;
-      params.push_back((arange(sizes[i], {.dtype = dt}) * 0.001 - 1.5).detach().requires_grad_());
-    }
-    nn::Adam opt(params, {.lr = 0.1, .weight_decay = 0.01});
-    for (int step = 0; step < 2; ++step) {
-      opt.zero_grad();
-      Tensor loss = sum(params[0] * params[0] * params[0]).to(DType::Float64);
-      for (size_t i = 1; i < params.size(); ++i) loss = loss + sum(params[i] * params[i] * params[i]).to(DType::Float64);
-      loss.backward();
-      opt.step();
-    }
-    omp_set_num_threads(before);
-    return params;
-  };
-  std::vector<Tensor> one = run(1), two = run(2);
-  for (size_t i = 0; i < sizes.size(); ++i) {
-    std::vector<double> a = one[i].to(DType::Float64).to_vector<double>(), b = two[i].to(DType::Float64).to_vector<double>();
-    const DType dt = i == 2 ? DType::Float64 : DType::Float32;
-    const std::vector<double> x0 = (arange(sizes[i], {.dtype = dt}) * 0.001 - 1.5).to(DType::Float64).to_vector<double>();
-    ASSERT_EQ(a.size(), size_t(sizes[i]));
-    for (int64_t j = 0; j < sizes[i]; ++j) {
-      ASSERT_EQ(a[size_t(j)], b[size_t(j)]) << "parameter " << i << " element " << j;
-      // Adam by hand, in double: g = 3 x^2 + wd x; two steps of lr 0.1 from the same start
-      double x = x0[size_t(j)], m = 0, v = 0;
-      for (int t = 1; t <= 2; ++t) {
-        const double g = 3 * x * x + 0.01 * x;
-        m = 0.9 * m + 0.1 * g;
-        v = 0.999 * v + 0.001 * g * g;
-        x -= 0.1 / (1 - std::pow(0.9, t)) * m / (std::sqrt(v) / std::sqrt(1 - std::pow(0.999, t)) + 1e-8);
+  auto start = [&](size_t i) { return arange(sizes[i], {.dtype = i == 2 ? DType::Float64 : DType::Float32}) * 0.001 - 1.5; };
+  for (bool adam : {true, false}) {
+    SCOPED_TRACE(adam ? "Adam" : "SGD");
+    auto run = [&](int threads) {
+      const int before = omp_get_max_threads();
+      omp_set_num_threads(threads);
+      std::vector<Tensor> params;
+      for (size_t i = 0; i < sizes.size(); ++i) params.push_back(start(i).detach().requires_grad_());
+      std::unique_ptr<nn::Optimizer> opt;
+      if (adam) opt = std::make_unique<nn::Adam>(params, nn::AdamOptions{.lr = 0.1, .weight_decay = 0.01});
+      else opt = std::make_unique<nn::SGD>(params, nn::SGDOptions{.lr = 0.1, .momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
+      for (int step = 0; step < 2; ++step) {
+        opt->zero_grad();
+        Tensor loss = sum(params[0] * params[0] * params[0]).to(DType::Float64);
+        for (size_t i = 1; i < params.size(); ++i) loss = loss + sum(params[i] * params[i] * params[i]).to(DType::Float64);
+        loss.backward();
+        opt->step();
       }
-      ASSERT_NEAR(a[size_t(j)], x, 1e-5 * (1 + std::abs(x))) << "parameter " << i << " element " << j;
+      omp_set_num_threads(before);
+      return params;
+    };
+    std::vector<Tensor> one = run(1), two = run(2);
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      std::vector<double> a = one[i].to(DType::Float64).to_vector<double>(), b = two[i].to(DType::Float64).to_vector<double>();
+      const std::vector<double> x0 = start(i).to(DType::Float64).to_vector<double>();
+      ASSERT_EQ(a.size(), size_t(sizes[i]));
+      for (int64_t j = 0; j < sizes[i]; ++j) {
+        ASSERT_EQ(a[size_t(j)], b[size_t(j)]) << "parameter " << i << " element " << j;
+        // by hand, in double: g = 3 x^2 + wd x; two steps of lr 0.1 from the same start
+        double x = x0[size_t(j)], m = 0, v = 0;
+        for (int t = 1; t <= 2; ++t) {
+          const double g = 3 * x * x + 0.01 * x;
+          if (adam) {
+            m = 0.9 * m + 0.1 * g;
+            v = 0.999 * v + 0.001 * g * g;
+            x -= 0.1 / (1 - std::pow(0.9, t)) * m / (std::sqrt(v) / std::sqrt(1 - std::pow(0.999, t)) + 1e-8);
+          } else {
+            m = t == 1 ? g : 0.9 * m + g;  // the momentum buffer starts at the first gradient
+            x -= 0.1 * (g + 0.9 * m);      // Nesterov
+          }
+        }
+        ASSERT_NEAR(a[size_t(j)], x, 1e-5 * (1 + std::abs(x))) << "parameter " << i << " element " << j;
+      }
     }
   }
 }
