@@ -255,68 +255,28 @@ void check_same(const char* op, const Array& a, const Array& b) {
 }
 }  // namespace
 
+// The fused backward passes: out = f(g, y) elementwise, g and y of one floating dtype and shape.
 Array elu_backward(const Array& g, const Array& y) {
   check_same("elu_backward", g, y);
-  Array out = Array::empty(g.shape(), g.dtype());
-  dispatch_floating(g.dtype(), "elu_backward", [&]<class T>() {
-    const T* gp = static_cast<const T*>(g.storage()->data) + g.offset();
-    const T* yp = static_cast<const T*>(y.storage()->data) + y.offset();
-    T* op = out.data<T>();
-    for_each_row<3>(g.shape(), {g.strides(), y.strides(), out.strides()},
-                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
-                      const T* a = gp + o[0];
-                      const T* c = yp + o[1];
-                      T* r = op + o[2];
-                      // the composite's bits: g * (1 + m * y) with m = [y <= 0] (= [x <= 0]: y = x for x > 0,
-                      // y = e^x - 1 <= 0 otherwise)
-                      if (s[0] == 1 && s[1] == 1)
-                        for (int64_t i = 0; i < n; ++i) r[i] = a[i] * (T(1) + (c[i] <= T(0) ? c[i] : T(0) * c[i]));
-                      else
-                        for (int64_t i = 0; i < n; ++i) r[i] = a[i * s[0]] * (T(1) + (c[i * s[1]] <= T(0) ? c[i * s[1]] : T(0) * c[i * s[1]]));
-                    });
+  return dispatch_floating(g.dtype(), "elu_backward", [&]<class T>() {
+    // the composite's bits: g * (1 + m * y) with m = [y <= 0] (= [x <= 0]: y = x for x > 0, y = e^x - 1 <= 0 otherwise)
+    return map_binary<T, T>(g, y, g.dtype(), [](T a, T c) { return a * (T(1) + (c <= T(0) ? c : T(0) * c)); }, "elu_backward");
   });
-  return out;
 }
 
 Array relu_backward(const Array& g, const Array& y) {
   check_same("relu_backward", g, y);
-  Array out = Array::empty(g.shape(), g.dtype());
-  dispatch_floating(g.dtype(), "relu_backward", [&]<class T>() {
-    const T* gp = static_cast<const T*>(g.storage()->data) + g.offset();
-    const T* yp = static_cast<const T*>(y.storage()->data) + y.offset();
-    T* op = out.data<T>();
-    for_each_row<3>(g.shape(), {g.strides(), y.strides(), out.strides()},
-                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
-                      const T *a = gp + o[0], *c = yp + o[1];
-                      T* r = op + o[2];
-                      // the composite's bits: g * m with m = [y > 0] as 1 or 0 (so 0 * inf is still NaN)
-                      if (s[0] == 1 && s[1] == 1)
-                        for (int64_t i = 0; i < n; ++i) r[i] = a[i] * (c[i] > T(0) ? T(1) : T(0));
-                      else
-                        for (int64_t i = 0; i < n; ++i) r[i] = a[i * s[0]] * (c[i * s[1]] > T(0) ? T(1) : T(0));
-                    });
+  return dispatch_floating(g.dtype(), "relu_backward", [&]<class T>() {
+    // the composite's bits: g * m with m = [y > 0] as 1 or 0 (so 0 * inf is still NaN)
+    return map_binary<T, T>(g, y, g.dtype(), [](T a, T c) { return a * (c > T(0) ? T(1) : T(0)); }, "relu_backward");
   });
-  return out;
 }
 
 Array sigmoid_backward(const Array& g, const Array& y) {
   check_same("sigmoid_backward", g, y);
-  Array out = Array::empty(g.shape(), g.dtype());
-  dispatch_floating(g.dtype(), "sigmoid_backward", [&]<class T>() {
-    const T* gp = static_cast<const T*>(g.storage()->data) + g.offset();
-    const T* yp = static_cast<const T*>(y.storage()->data) + y.offset();
-    T* op = out.data<T>();
-    for_each_row<3>(g.shape(), {g.strides(), y.strides(), out.strides()},
-                    [&](const std::array<int64_t, 3>& o, int64_t n, const std::array<int64_t, 3>& s) {
-                      const T *a = gp + o[0], *c = yp + o[1];
-                      T* r = op + o[2];
-                      if (s[0] == 1 && s[1] == 1)
-                        for (int64_t i = 0; i < n; ++i) r[i] = a[i] * c[i] * (T(1) - c[i]);
-                      else
-                        for (int64_t i = 0; i < n; ++i) r[i] = a[i * s[0]] * c[i * s[1]] * (T(1) - c[i * s[1]]);
-                    });
+  return dispatch_floating(g.dtype(), "sigmoid_backward", [&]<class T>() {
+    return map_binary<T, T>(g, y, g.dtype(), [](T a, T c) { return a * c * (T(1) - c); }, "sigmoid_backward");
   });
-  return out;
 }
 
 bool has_nonfinite(const Array& x) {

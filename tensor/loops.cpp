@@ -13,6 +13,21 @@ void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t
   }
 }
 
+namespace {
+// Steps the row index `idx` over the outer dims (row-major) and each operand's offset with it.
+template <size_t N>
+void next_row(const Shape& outer, const std::array<Strides, N>& outer_st, std::vector<int64_t>& idx, std::array<int64_t, N>& off) {
+  for (size_t d = outer.size(); d-- > 0;) {
+    if (++idx[d] < outer[d]) {
+      for (size_t k = 0; k < N; ++k) off[k] += outer_st[k][d];
+      return;
+    }
+    for (size_t k = 0; k < N; ++k) off[k] -= outer_st[k][d] * (outer[d] - 1);
+    idx[d] = 0;
+  }
+}
+}  // namespace
+
 template <size_t N>
 void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N> fn) {
   if (numel_of(shape_in) == 0) return;
@@ -52,14 +67,7 @@ void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N>
     std::array<int64_t, N> off{};
     for (int64_t r = 0; r < rows; ++r) {
       row_off[size_t(r)] = off;
-      for (size_t d = outer.size(); d-- > 0;) {
-        if (++idx[d] < outer[d]) {
-          for (size_t k = 0; k < N; ++k) off[k] += outer_st[k][d];
-          break;
-        }
-        for (size_t k = 0; k < N; ++k) off[k] -= outer_st[k][d] * (outer[d] - 1);
-        idx[d] = 0;
-      }
+      next_row<N>(outer, outer_st, idx, off);
     }
 #pragma omp parallel num_threads(nt)
     {
@@ -87,14 +95,7 @@ void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N>
     }
     for (int64_t r = r0; r < r1; ++r) {
       fn(off, inner, inner_st);
-      for (size_t d = outer.size(); d-- > 0;) {
-        if (++idx[d] < outer[d]) {
-          for (size_t k = 0; k < N; ++k) off[k] += outer_st[k][d];
-          break;
-        }
-        for (size_t k = 0; k < N; ++k) off[k] -= outer_st[k][d] * (outer[d] - 1);
-        idx[d] = 0;
-      }
+      next_row<N>(outer, outer_st, idx, off);
     }
   }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1)));
 }
