@@ -18,6 +18,26 @@ struct ReducePlan {
   int64_t red_numel = 1;
 };
 
+// Drops dims of size 1 and merges a dim into the one before it where the pair walks memory as one
+// dim (stride[a] == size[b] * stride[b]): the same elements in the same order, in longer runs (a
+// conv's bias gradient, summed over (N, H, W) of NCHW, walks runs of H * W values instead of W).
+void merge_dims(Shape& shape, Strides& strides) {
+  Shape s;
+  Strides st;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    if (!s.empty() && st.back() == shape[d] * strides[d]) {
+      s.back() *= shape[d];
+      st.back() = strides[d];
+    } else {
+      s.push_back(shape[d]);
+      st.push_back(strides[d]);
+    }
+  }
+  shape = std::move(s);
+  strides = std::move(st);
+}
+
 ReducePlan plan_reduce(const Array& x, std::vector<int64_t> dims, bool keepdim, const char* op) {
   int64_t nd = x.dim();
   std::vector<bool> reduced(std::max<int64_t>(nd, 1), dims.empty());  // a 0-dim x accepts dim 0 / -1 (as PyTorch)
@@ -39,55 +59,129 @@ ReducePlan plan_reduce(const Array& x, std::vector<int64_t> dims, bool keepdim, 
       p.out_shape.push_back(x.shape()[d]);
     }
   }
+  merge_dims(p.red, p.red_st);
+  merge_dims(p.kept, p.kept_st);
   return p;
 }
 
-// For every output element o (row-major over the kept dims), calls
-// fn(o, inner) where inner(g) visits every reduced element's pointer via g(const T* row, n, stride).
-template <class T, class Fn>
-void reduce_each(const Array& x, const ReducePlan& p, Fn&& fn) {
+// ---- splitting a reduction -----------------------------------------------------------------------
+// A reduction with few outputs over many elements (a loss's mean, a norm, a bias gradient summed over
+// a batch) must not run on one thread. Each output's reduced elements, in row-major order over the
+// reduced dims, are cut into `reduce_chunks` consecutive ranges of at least kReduceChunk elements;
+// the ranges of all outputs are reduced in parallel, and each output combines its ranges' results in
+// range order. The cut depends on the number of reduced elements only, never on the thread count, so
+// no result depends on it either; reductions of fewer than 2 * kReduceChunk elements are one range.
+constexpr int64_t kReduceChunk = 8192;
+int64_t reduce_chunks(int64_t red_numel) { return std::max<int64_t>(1, red_numel / kReduceChunk); }
+// [begin, end) of range c of `chunks` near-equal ranges of [0, n)
+void chunk_range(int64_t n, int64_t chunks, int64_t c, int64_t& begin, int64_t& end) {
+  const int64_t size = n / chunks, extra = n % chunks;
+  begin = c * size + std::min(c, extra);
+  end = begin + size + (c < extra ? 1 : 0);
+}
+
+// Calls g(ptr, n, stride, e) for the reduced elements e0 <= e < e1 of the output whose first element
+// is `start`, as runs along the last reduced dim (e: the index of ptr's element).
+template <class T, class G>
+void visit_range(const T* start, const ReducePlan& p, int64_t e0, int64_t e1, G&& g) {
+  if (e0 >= e1) return;
+  if (p.red.empty()) {
+    g(start, int64_t{1}, int64_t{1}, int64_t{0});
+    return;
+  }
+  const size_t outer_dims = p.red.size() - 1;
+  const int64_t inner = p.red.back(), istride = p.red_st.back();
+  int64_t row = e0 / inner, col = e0 % inner, off = 0;
+  std::vector<int64_t> idx(outer_dims);
+  for (size_t d = outer_dims; d-- > 0;) {
+    idx[d] = row % p.red[d];
+    off += idx[d] * p.red_st[d];
+    row /= p.red[d];
+  }
+  for (int64_t e = e0; e < e1;) {
+    const int64_t n = std::min(inner - col, e1 - e);
+    g(start + off + col * istride, n, istride, e);
+    e += n;
+    col = 0;
+    for (size_t d = outer_dims; d-- > 0;) {  // the next row (odometer)
+      off += p.red_st[d];
+      if (++idx[d] < p.red[d]) break;
+      off -= idx[d] * p.red_st[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+// The generic reduction: for every output o (row-major over the kept dims) and each of its ranges,
+// part = partial(start, e0, e1) where partial calls visit_range itself; then store(o, a) with a the
+// ranges' parts combined in order by `combine(a, part)`.
+template <class T, class Acc, class Partial, class Combine, class Store>
+void reduce_split(const Array& x, const ReducePlan& p, Partial&& partial, Combine&& combine, Store&& store) {
   const T* base = static_cast<const T*>(x.storage()->data) + x.offset();
-  int64_t n_out = numel_of(p.kept);
-  Strides kept_contig = contiguous_strides(p.kept);
+  const int64_t n_out = numel_of(p.kept), chunks = reduce_chunks(p.red_numel);
+  auto start_of = [&](int64_t o) {
+    int64_t off = 0;
+    for (size_t d = p.kept.size(); d-- > 0;) {
+      off += (o % p.kept[d]) * p.kept_st[d];
+      o /= p.kept[d];
+    }
+    return base + off;
+  };
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(p.red_numel / chunks, 1));
+  if (chunks == 1) {
+    parallel_for(n_out, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) store(o, partial(start_of(o), int64_t{0}, p.red_numel));
+    }, grain);
+    return;
+  }
+  std::vector<Acc> parts(static_cast<size_t>(n_out * chunks));
+  parallel_for(n_out * chunks, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      int64_t e0, e1;
+      chunk_range(p.red_numel, chunks, i % chunks, e0, e1);
+      parts[static_cast<size_t>(i)] = partial(start_of(i / chunks), e0, e1);
+    }
+  }, grain);
   parallel_for(n_out, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
-      int64_t off = 0, rem = o;
-      for (size_t d = p.kept.size(); d-- > 0;) {
-        off += (rem % p.kept[d]) * p.kept_st[d];
-        rem /= p.kept[d];
-      }
-      const T* start = base + off;
-      auto visit = [&](auto&& g) {
-        if (p.red.empty()) {
-          g(start, int64_t{1}, int64_t{1});
-          return;
-        }
-        // rows of the reduced sub-array, run sequentially (fixed order: reproducible sums)
-        Shape shape = p.red;
-        std::array<Strides, 1> st{p.red_st};
-        int64_t inner = shape.back(), istride = st[0].back();
-        Shape outer(shape.begin(), shape.end() - 1);
-        Strides ost(st[0].begin(), st[0].end() - 1);
-        if (outer.empty()) {
-          g(start, inner, istride);
-          return;
-        }
-        for_each_offset<1>(outer, {&ost}, [&](const std::array<int64_t, 1>& oo) { g(start + oo[0], inner, istride); });
-      };
-      fn(o, visit);
+      Acc a = parts[static_cast<size_t>(o * chunks)];
+      for (int64_t c = 1; c < chunks; ++c) a = combine(a, parts[static_cast<size_t>(o * chunks + c)]);
+      store(o, a);
     }
-  }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(p.red_numel, 1)));
-  (void)kept_contig;
+  }, std::max<int64_t>(1, kParallelGrain / chunks));
 }
 
 template <class T>
 using acc_t = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
 
+// acc + r[0] + r[s] + ... + r[(n - 1) s] in acc_t, added in that order, except that a unit-stride
+// run of 32 floats or more is added in 16 running sums (sum l takes elements l, l + 16, ...; the 16
+// are added to acc in order at the end): the compiler vectorises that without reordering any sum it
+// was given, and the adds do not wait on each other (one running sum is a chain of dependent adds,
+// a few cycles per element).
+template <class T>
+acc_t<T> sum_run(acc_t<T> acc, const T* r, int64_t n, int64_t s) {
+  int64_t i = 0;
+  if constexpr (std::is_floating_point_v<T>) {
+    constexpr int L = 16;
+    if (s == 1 && n >= 2 * L) {
+      acc_t<T> lane[L] = {};
+      for (; i + L <= n; i += L)
+        for (int l = 0; l < L; ++l) lane[l] += r[i + l];
+      for (int l = 0; l < L; ++l) acc += lane[l];
+    }
+  }
+  for (; i < n; ++i) acc += r[i * s];
+  return acc;
+}
+
 // A contiguous x whose reduced dims are one run of consecutive dims before the last: x is
 // (outer, R, inner) with inner > 1 (a mixture's K components in (B, K, C, H, W), logsumexp over
-// dim 1). The per-output walk of reduce_each would visit R strided elements for each of the
-// outer * inner outputs; here each output row of `inner` values accumulates the R contiguous rows in
-// turn, a vectorised loop, in the same order (so the same sums). false: not this layout.
+// dim 1; a bias gradient, (N, C) summed over dim 0). The generic walk would visit R strided elements
+// for each of the outer * inner outputs; here blocks of kColumnBlock outputs accumulate the R
+// contiguous rows in turn, a vectorised loop, cut into the same row ranges as the generic walk, each
+// summed in order: the same sums as the generic walk gives a copy of x whose reduced elements are
+// strided (adjacent ones it adds in 16 running sums, see sum_run). false: not this layout.
 struct MiddleRun {
   int64_t outer = 1, red = 1, inner = 1;
 };
@@ -114,6 +208,30 @@ bool middle_run(const Array& x, const std::vector<int64_t>& dims, MiddleRun& m) 
   return m.inner > 1 && m.red > 0;
 }
 
+// Runs fn(o, r0, r1, i0, i1, c) in parallel over the items of a middle-run reduction: outer row o,
+// the columns [i0, i1) of one block of kColumnBlock, and range c = [r0, r1) of the reduce_chunks(red)
+// ranges of rows.
+constexpr int64_t kColumnBlock = 64;
+template <class Fn>
+void middle_run_items(const MiddleRun& m, int64_t chunks, Fn&& fn) {
+  const int64_t blocks = (m.inner + kColumnBlock - 1) / kColumnBlock;
+  const int64_t item_work = std::min(m.inner, kColumnBlock) * std::max<int64_t>(1, m.red / chunks);
+  parallel_for(m.outer * blocks * chunks, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t c = j % chunks, b = j / chunks % blocks, o = j / chunks / blocks;
+      int64_t r0, r1;
+      chunk_range(m.red, chunks, c, r0, r1);
+      fn(o, r0, r1, b * kColumnBlock, std::min(m.inner, (b + 1) * kColumnBlock), c);
+    }
+  }, std::max<int64_t>(1, kParallelGrain / item_work));
+}
+
+// best = v if v is NaN or beats best: NaN propagates (once best is NaN only a NaN replaces it)
+template <class T>
+T pick(T best, T v, bool is_max) {
+  return (is_nan(v) || (is_max ? v > best : v < best)) ? v : best;
+}
+
 }  // namespace
 
 Array sum(const Array& x, std::vector<int64_t> dims, bool keepdim) {
@@ -127,29 +245,43 @@ Array sum(const Array& x, std::vector<int64_t> dims, bool keepdim) {
     dispatch_numeric(out_t, "sum", [&]<class T>() {
       const T* xp = xx.data<T>();
       T* op = out.data<T>();
-      parallel_for(mr.outer, [&](int64_t o0, int64_t o1) {
-        std::vector<acc_t<T>> acc(static_cast<size_t>(mr.inner));
-        for (int64_t o = o0; o < o1; ++o) {
-          std::fill(acc.begin(), acc.end(), acc_t<T>{0});
-          for (int64_t r = 0; r < mr.red; ++r) {
-            const T* row = xp + (o * mr.red + r) * mr.inner;
-            for (int64_t i = 0; i < mr.inner; ++i) acc[i] += row[i];
-          }
-          for (int64_t i = 0; i < mr.inner; ++i) op[o * mr.inner + i] = static_cast<T>(acc[i]);
+      const int64_t chunks = reduce_chunks(mr.red);
+      std::vector<acc_t<T>> parts(static_cast<size_t>(chunks > 1 ? mr.outer * chunks * mr.inner : 0));
+      middle_run_items(mr, chunks, [&](int64_t o, int64_t r0, int64_t r1, int64_t i0, int64_t i1, int64_t c) {
+        acc_t<T> acc[kColumnBlock] = {};
+        const int64_t w = i1 - i0;
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* row = xp + (o * mr.red + r) * mr.inner + i0;
+          for (int64_t i = 0; i < w; ++i) acc[i] += row[i];
         }
-      }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(mr.red * mr.inner, 1)));
+        for (int64_t i = 0; i < w; ++i) {
+          if (chunks == 1) op[o * mr.inner + i0 + i] = static_cast<T>(acc[i]);
+          else parts[static_cast<size_t>((o * chunks + c) * mr.inner + i0 + i)] = acc[i];
+        }
+      });
+      if (chunks > 1) {  // each output adds its ranges' sums in order, as the generic walk
+        parallel_for(mr.outer * mr.inner, [&](int64_t j0, int64_t j1) {
+          for (int64_t j = j0; j < j1; ++j) {
+            const int64_t o = j / mr.inner, i = j % mr.inner;
+            acc_t<T> a = parts[static_cast<size_t>(o * chunks * mr.inner + i)];
+            for (int64_t c = 1; c < chunks; ++c) a = a + parts[static_cast<size_t>((o * chunks + c) * mr.inner + i)];
+            op[j] = static_cast<T>(a);
+          }
+        }, std::max<int64_t>(1, kParallelGrain / chunks));
+      }
     });
     return out;
   }
   dispatch_numeric(out_t, "sum", [&]<class T>() {
     T* op = out.data<T>();
-    reduce_each<T>(xx, p, [&](int64_t o, auto&& visit) {
-      acc_t<T> acc = 0;
-      visit([&](const T* r, int64_t n, int64_t s) {
-        for (int64_t i = 0; i < n; ++i) acc += r[i * s];
-      });
-      op[o] = static_cast<T>(acc);
-    });
+    reduce_split<T, acc_t<T>>(
+        xx, p,
+        [&](const T* start, int64_t e0, int64_t e1) {
+          acc_t<T> acc = 0;
+          visit_range(start, p, e0, e1, [&](const T* r, int64_t n, int64_t s, int64_t) { acc = sum_run(acc, r, n, s); });
+          return acc;
+        },
+        [](acc_t<T> a, acc_t<T> b) { return a + b; }, [&](int64_t o, acc_t<T> a) { op[o] = static_cast<T>(a); });
   });
   return out;
 }
@@ -177,43 +309,55 @@ static Array extreme(const Array& x, std::vector<int64_t> dims, bool keepdim, bo
   if (p.red_numel == 0) throw ValueError(cat(op, ": cannot reduce over an empty dim (shape ", shape_str(x.shape()), ")"));
   Array out = Array::empty(p.out_shape, x.dtype());
   MiddleRun mr;
-  if (middle_run(x, dims, mr)) {  // row by row, as in sum; NaN propagates: once best is NaN it stays
+  if (middle_run(x, dims, mr)) {  // row by row, as in sum
     dispatch_numeric(x.dtype(), op, [&]<class T>() {
       const T* xp = x.data<T>();
       T* o_ = out.data<T>();
-      parallel_for(mr.outer, [&](int64_t o0, int64_t o1) {
-        for (int64_t o = o0; o < o1; ++o) {
-          T* best = o_ + o * mr.inner;
-          std::copy(xp + o * mr.red * mr.inner, xp + (o * mr.red + 1) * mr.inner, best);
-          for (int64_t r = 1; r < mr.red; ++r) {
-            const T* row = xp + (o * mr.red + r) * mr.inner;
-            for (int64_t i = 0; i < mr.inner; ++i) {
-              const T v = row[i];
-              best[i] = (is_nan(v) || (is_max ? v > best[i] : v < best[i])) ? v : best[i];
-            }
-          }
+      const int64_t chunks = reduce_chunks(mr.red);
+      std::vector<T> parts(static_cast<size_t>(chunks > 1 ? mr.outer * chunks * mr.inner : 0));
+      middle_run_items(mr, chunks, [&](int64_t o, int64_t r0, int64_t r1, int64_t i0, int64_t i1, int64_t c) {
+        T* best = chunks == 1 ? o_ + o * mr.inner + i0 : parts.data() + (o * chunks + c) * mr.inner + i0;
+        const int64_t w = i1 - i0;
+        std::copy(xp + (o * mr.red + r0) * mr.inner + i0, xp + (o * mr.red + r0) * mr.inner + i1, best);
+        for (int64_t r = r0 + 1; r < r1; ++r) {
+          const T* row = xp + (o * mr.red + r) * mr.inner + i0;
+          for (int64_t i = 0; i < w; ++i) best[i] = pick(best[i], row[i], is_max);
         }
-      }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(mr.red * mr.inner, 1)));
+      });
+      if (chunks > 1) {
+        parallel_for(mr.outer * mr.inner, [&](int64_t j0, int64_t j1) {
+          for (int64_t j = j0; j < j1; ++j) {
+            const int64_t o = j / mr.inner, i = j % mr.inner;
+            T best = parts[static_cast<size_t>(o * chunks * mr.inner + i)];
+            for (int64_t c = 1; c < chunks; ++c) best = pick(best, parts[static_cast<size_t>((o * chunks + c) * mr.inner + i)], is_max);
+            o_[j] = best;
+          }
+        }, std::max<int64_t>(1, kParallelGrain / chunks));
+      }
     });
     return out;
   }
   dispatch_numeric(x.dtype(), op, [&]<class T>() {
     T* o_ = out.data<T>();
-    reduce_each<T>(x, p, [&](int64_t o, auto&& visit) {
-      T best{};
-      bool have = false, nan = false;
-      visit([&](const T* r, int64_t n, int64_t s) {
-        for (int64_t i = 0; i < n; ++i) {
-          T v = r[i * s];
-          if (is_nan(v)) nan = true;  // NaN propagates, as in PyTorch
-          else if (!have || (is_max ? v > best : v < best)) best = v, have = true;
-        }
-      });
-      if constexpr (std::is_floating_point_v<T>) {
-        if (nan) best = std::numeric_limits<T>::quiet_NaN();
-      }
-      o_[o] = best;
-    });
+    // every range holds at least one element, so its best is a value of x (NaN when it holds one)
+    reduce_split<T, T>(
+        x, p,
+        [&](const T* start, int64_t e0, int64_t e1) {
+          T best{};
+          bool have = false, nan = false;
+          visit_range(start, p, e0, e1, [&](const T* r, int64_t n, int64_t s, int64_t) {
+            for (int64_t i = 0; i < n; ++i) {
+              T v = r[i * s];
+              if (is_nan(v)) nan = true;  // NaN propagates, as in PyTorch
+              else if (!have || (is_max ? v > best : v < best)) best = v, have = true;
+            }
+          });
+          if constexpr (std::is_floating_point_v<T>) {
+            if (nan) best = std::numeric_limits<T>::quiet_NaN();
+          }
+          return best;
+        },
+        [&](T a, T b) { return pick(a, b, is_max); }, [&](int64_t o, T best) { o_[o] = best; });
   });
   return out;
 }
@@ -247,19 +391,29 @@ static std::pair<Array, Array> arg_extreme(const Array& x, int64_t dim, bool kee
   dispatch_numeric(x.dtype(), op, [&]<class T>() {
     T* vp = vals.data<T>();
     int64_t* ip = idx.data<int64_t>();
-    reduce_each<T>(x, p, [&](int64_t o, auto&& visit) {
-      visit([&](const T* r, int64_t n, int64_t s) {
-        T best = r[0];
-        int64_t bi = 0;
-        for (int64_t i = 1; i < n; ++i) {
-          T v = r[i * s];
-          if (is_nan(best)) break;  // NaN wins, as in PyTorch
-          if (is_nan(v) || (is_max ? v > best : v < best)) best = v, bi = i;
-        }
-        vp[o] = best;
-        ip[o] = bi;
-      });
-    });
+    // the first best of each range; ranges combine in order, so a tie keeps the earlier index and
+    // the first NaN wins, as in one pass (and in PyTorch)
+    struct Best {
+      T value;
+      int64_t index;
+    };
+    reduce_split<T, Best>(
+        x, p,
+        [&](const T* start, int64_t e0, int64_t e1) {
+          Best b{p.red.empty() ? start[0] : start[e0 * p.red_st[0]], e0};  // a 0-dim x reduces its one value
+          visit_range(start, p, e0 + 1, e1, [&](const T* r, int64_t n, int64_t s, int64_t e) {
+            for (int64_t i = 0; i < n && !is_nan(b.value); ++i) {
+              T v = r[i * s];
+              if (is_nan(v) || (is_max ? v > b.value : v < b.value)) b = {v, e + i};
+            }
+          });
+          return b;
+        },
+        [&](Best a, Best b) { return !is_nan(a.value) && (is_nan(b.value) || (is_max ? b.value > a.value : b.value < a.value)) ? b : a; },
+        [&](int64_t o, Best b) {
+          vp[o] = b.value;
+          ip[o] = b.index;
+        });
   });
   return {vals, idx};
 }
@@ -284,13 +438,22 @@ Array cumsum(const Array& x, int64_t dim) {
     rest[d] = 1;
     Strides sst = src.strides(), ost = out.strides();
     int64_t n = x.shape()[d], ss = sst[d], os = ost[d];
-    for_each_offset<2>(rest, {&sst, &ost}, [&](const std::array<int64_t, 2>& o) {
-      acc_t<T> acc = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        acc += sp[o[0] + i * ss];
-        op[o[1] + i * os] = static_cast<T>(acc);
+    parallel_for(numel_of(rest), [&](int64_t l0, int64_t l1) {  // the lines along dim d, in parallel
+      for (int64_t l = l0; l < l1; ++l) {
+        int64_t so = 0, oo = 0, rem = l;
+        for (size_t k = rest.size(); k-- > 0;) {
+          const int64_t i = rem % rest[k];
+          rem /= rest[k];
+          so += i * sst[k];
+          oo += i * ost[k];
+        }
+        acc_t<T> acc = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          acc += sp[so + i * ss];
+          op[oo + i * os] = static_cast<T>(acc);
+        }
       }
-    });
+    }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(n, 1)));
   });
   return out;
 }

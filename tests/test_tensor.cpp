@@ -1314,6 +1314,93 @@ TEST(TensorReduce, ResultsDoNotDependOnTheThreadCount) {
   EXPECT_THROW(cpu::set_num_threads(0), ValueError);
 }
 
+// Reductions over many elements per output are cut into ranges of at least 16384 elements (the
+// count fixed by the shape), reduced in parallel and combined in range order (tensor/reduce.cpp):
+// the results must be the same bits on any thread count, equal the one-pass answers (first index on
+// a tie, the first NaN wins) and stay accurate.
+TEST(TensorReduce, LongReductionsSplitIntoRangesKeepTheirResults) {
+  Generator g(34);
+  const int64_t n = 3 * 16384 + 77;  // 3 ranges
+  Tensor x = randn({n}, {}, &g);
+  // a middle run of 2 ranges of rows, and the same values with the reduced dim strided (generic walk)
+  Tensor tall_strided = randn({1, 2 * 16384 + 5, 6}, {.dtype = DType::Float64}, &g).slice(2, 0, 6, 2);
+  Tensor tall = tall_strided.contiguous();
+  ASSERT_FALSE(tall_strided.is_contiguous());
+  std::vector<float> xv = x.to_vector<float>();
+  // the exact sum (to double rounding, in long double) and the one-pass max / argmax
+  long double exact = 0;
+  for (float v : xv) exact += v;
+  int64_t first_max = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (xv[i] > xv[first_max]) first_max = i;
+  Tensor ties = x.clone();  // the max again in a later range: the first index stays
+  ties.data<float>()[2 * 16384 + 9] = xv[first_max];
+  Tensor nans = x.clone();  // NaNs in the second and third ranges: the first one wins
+  nans.data<float>()[16384 + 3] = NAN;
+  nans.data<float>()[2 * 16384 + 1] = NAN;
+  Tensor lines = randn({40, 700}, {.dtype = DType::Float64}, &g);  // cumsum: lines in parallel
+  struct Results {
+    std::vector<double> sum, tall_sum, tall_max, tall_strided_sum, cumsum;
+    double amax, amin, nan_amax;
+    int64_t argmax, tie_argmax, nan_argmax;
+  };
+  auto run = [&](int threads) {
+    const int before = cpu::get_num_threads();
+    cpu::set_num_threads(threads);
+    Results r;
+    r.sum = values(sum(x));
+    r.tall_sum = values(sum(tall, {1}));
+    r.tall_strided_sum = values(sum(tall_strided, {1}));
+    r.tall_max = values(amax(tall, {1}));
+    r.cumsum = values(cumsum(lines, 1));
+    r.amax = amax(x).item();
+    r.amin = amin(x).item();
+    r.nan_amax = amax(nans).item();
+    r.argmax = argmax(x, 0).item<int64_t>();
+    r.tie_argmax = argmax(ties, 0).item<int64_t>();
+    r.nan_argmax = argmax(nans, 0).item<int64_t>();
+    cpu::set_num_threads(before);
+    return r;
+  };
+  Results one = run(1);
+  EXPECT_NEAR(one.sum[0], double(exact), 1e-6 * std::abs(double(exact)) + 1e-6);
+  EXPECT_EQ(one.argmax, first_max);
+  EXPECT_EQ(one.amax, xv[first_max]);
+  EXPECT_EQ(one.amin, *std::min_element(xv.begin(), xv.end()));
+  EXPECT_EQ(one.tie_argmax, first_max);
+  EXPECT_TRUE(std::isnan(one.nan_amax));
+  EXPECT_EQ(one.nan_argmax, 16384 + 3);
+  // the middle run sums its rows in the same ranges and order as the generic walk of a strided copy
+  EXPECT_EQ(one.tall_sum, one.tall_strided_sum);
+  std::vector<double> tv = values(tall);
+  for (int64_t i = 0; i < 3; ++i) {
+    double s = 0, m = -INFINITY;
+    for (int64_t r = 0; r < tall.shape()[1]; ++r) s += tv[r * 3 + i], m = std::max(m, tv[r * 3 + i]);
+    EXPECT_NEAR(one.tall_sum[i], s, 1e-9);
+    EXPECT_EQ(one.tall_max[i], m);
+  }
+  std::vector<double> lv = values(lines);
+  for (int64_t l = 0; l < 40; ++l) {
+    double s = 0;
+    for (int64_t i = 0; i < 700; ++i) {
+      s += lv[l * 700 + i];
+      ASSERT_EQ(one.cumsum[l * 700 + i], s) << l << " " << i;
+    }
+  }
+  for (int threads : {2, 3}) {
+    SCOPED_TRACE(cat(threads, " threads"));
+    Results r = run(threads);
+    EXPECT_EQ(r.sum, one.sum);
+    EXPECT_EQ(r.tall_sum, one.tall_sum);
+    EXPECT_EQ(r.tall_strided_sum, one.tall_strided_sum);
+    EXPECT_EQ(r.tall_max, one.tall_max);
+    EXPECT_EQ(r.cumsum, one.cumsum);
+    EXPECT_EQ(r.argmax, one.argmax);
+    EXPECT_EQ(r.tie_argmax, one.tie_argmax);
+    EXPECT_EQ(r.nan_argmax, one.nan_argmax);
+  }
+}
+
 TEST(TensorReduce, SumToUndoesBroadcasting) {
   Tensor g = ones({2, 3, 4});
   Tensor s = sum_to(g, {3, 1});
