@@ -205,6 +205,16 @@ TYPED_TEST(GemmTest, DeepProductsCutAlongK) {
   check_gemm<T>(6, 300, 9000, T(2), T(1), Layout::RowMajor, Layout::Strided, Layout::Strided);
 }
 
+// Deep products with a column-major A and at most 64 columns read A in place with a shorter KC
+// (gemm_blocked): whole row panels where A lies, a partial last one packed; sliced or not.
+TYPED_TEST(GemmTest, DeepProductsWithFewColumnsReadAInPlace) {
+  using T = TypeParam;
+  check_gemm<T>(70, 64, 9000, T(1), T(0), Layout::ColMajor, Layout::RowMajor);  // a weight gradient: x^T dy
+  check_gemm<T>(37, 16, 3001, T(-0.5), T(0.5), Layout::ColMajor, Layout::ColMajor);
+  check_gemm<T>(5, 7, 2000, T(1), T(1), Layout::ColMajor, Layout::RowMajor, Layout::ColMajor);  // one partial panel
+  check_gemm<T>(200, 64, 1500, T(1), T(0), Layout::ColMajor, Layout::Strided);
+}
+
 // The result must not depend on the thread count, bit for bit (reproducibility guarantee).
 // All splits: rectangles of C, for tall products row blocks taken by whichever thread is free, for
 // deep ones slices of K.
