@@ -63,8 +63,8 @@ Array map_binary(const Array& a, const Array& b, DType out_dtype, F f, const cha
 }
 
 template <class T>
-T gelu(T x) {  // exact (erf) GELU, PyTorch's default
-  return static_cast<T>(0.5) * x * (static_cast<T>(1) + std::erf(x * static_cast<T>(M_SQRT1_2)));
+T gelu(T x) {  // exact (erf) GELU, PyTorch's default: x Phi(x); float: vectorisable (tensor/vecmath.h)
+  return x * normal_cdf_approx(x);
 }
 template <class T>
 T gelu_tanh(T x) {  // PyTorch's approximate="tanh": x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -110,7 +110,7 @@ Array unary(Unary op, const Array& x) {
       case Unary::Sigmoid: return map_unary<T, T>(x, x.dtype(), [](T v) { return sigmoid_approx(v); });  // tensor/vecmath.h
       case Unary::Gelu: return map_unary<T, T>(x, x.dtype(), [](T v) { return gelu(v); });
       case Unary::Softplus: return map_unary<T, T>(x, x.dtype(), [](T v) { return softplus(v); });
-      case Unary::Erf: return map_unary<T, T>(x, x.dtype(), [](T v) { return std::erf(v); });
+      case Unary::Erf: return map_unary<T, T>(x, x.dtype(), [](T v) { return erf_approx(v); });
       case Unary::GeluTanh: return map_unary<T, T>(x, x.dtype(), [](T v) { return gelu_tanh(v); });
       // float: a vectorisable expm1 (tensor/vecmath.h); float64: std::expm1
       case Unary::Elu: return map_unary<T, T>(x, x.dtype(), [](T v) { return v > 0 ? v : expm1_approx(v); });

@@ -954,12 +954,18 @@ AttentionGrads attention_backward(const Array& q_in, const Array& k_in, const Ar
 // ---- linear + bias + activation --------------------------------------------------------------------
 namespace {
 template <class T>
-T gelu_of(T x) {  // exact (erf) GELU, as Unary::Gelu
-  return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(M_SQRT1_2)));
+T gelu_of(T x) {  // exact (erf) GELU, as Unary::Gelu: x Phi(x), vectorisable in float (tensor/vecmath.h)
+  return x * normal_cdf_approx(x);
+}
+// y[i] = GELU(x[i]) for i < n; its own function so that GCC vectorises the loop wherever it is called
+// (inlined into linear_forward's one-thread branch it stayed scalar: 81 -> 24 ms for 6.4M floats)
+template <class T>
+[[gnu::noinline]] void gelu_rows(const T* __restrict x, T* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_of(x[i]);
 }
 template <class T>
 T gelu_slope(T x) {  // d/dx x Phi(x) = Phi(x) + x phi(x)
-  return T(0.5) * (T(1) + std::erf(x * static_cast<T>(M_SQRT1_2))) + x * static_cast<T>(0.3989422804014327) * std::exp(T(-0.5) * x * x);
+  return gelu_slope_approx(x);
 }
 }  // namespace
 
@@ -982,10 +988,12 @@ LinearResult linear_forward(const Array& x, const Array& weight, const Array& bi
     gemm(N, out, in, T(1), x.data<T>(), x.stride(0), x.stride(1), weight.data<T>(), weight.stride(1), weight.stride(0), T(0), y,
          out, 1, epilogue);
     if (act != LinearActivation::GELU) return;
-    r.pre = r.y.clone();  // GELU's derivative needs the pre-activation
-    parallel_for(N * out, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) y[i] = gelu_of(y[i]);
-    });
+    // GELU's derivative needs the pre-activation: the product becomes `pre`, y = GELU(pre) in one pass
+    r.pre = r.y;
+    r.y = Array::empty({N, out}, x.dtype());
+    const T* pre = r.pre.data<T>();
+    T* act_out = r.y.data<T>();
+    parallel_for(N * out, [pre, act_out](int64_t b, int64_t e) { gelu_rows(pre + b, act_out + b, e - b); });
   });
   return r;
 }

@@ -61,6 +61,24 @@ TEST(Fused, ExpApproxIsAccurate) {
   EXPECT_EQ(cpu::exp_approx(-1000.0f), 0.0f);
 }
 
+// GELU's slope in the fused Linear's backward, Phi(x) + x phi(x), with one exp for phi and Phi's tail:
+// against float64 across the switch at |x| = sqrt 2 and far into both tails.
+TEST(Fused, GeluSlopeIsAccurate) {
+  double worst = 0, worst_tail = 0;
+  for (double x = -12; x <= 12; x += 0.001) {
+    const float xf = static_cast<float>(x);
+    const double v = xf, want = 0.5 * std::erfc(-v * M_SQRT1_2) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+    const double err = std::abs(cpu::gelu_slope_approx(xf) - want);
+    if (std::abs(v) <= 6) worst = std::max(worst, err / (std::abs(want) + 0.1));  // relative, absolute near the root at -0.75
+    else worst_tail = std::max(worst_tail, err / std::abs(want));
+  }
+  EXPECT_LT(worst, 1e-6);
+  // beyond |x| = 6 the rounding of x^2 / 2 in float moves e^{-x^2/2} by up to ~x^2 / 2 ulp
+  EXPECT_LT(worst_tail, 1e-4);
+  EXPECT_NEAR(cpu::gelu_slope_approx(0.0f), 0.5f, 1e-7);
+  EXPECT_NEAR(cpu::gelu_slope_approx(1.0f), 0.5 * std::erfc(-M_SQRT1_2) + std::exp(-0.5) / std::sqrt(2 * M_PI), 3e-7);
+}
+
 TEST(Fused, CrossEntropyMatchesReference) {
   manual_seed(1);
   Tensor logits = (randn({64, 256}) * 3.0).detach().requires_grad_();

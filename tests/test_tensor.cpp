@@ -818,6 +818,43 @@ TEST(TensorElementwise, Float32SoftplusMatchesLog1pExp) {
   EXPECT_TRUE(std::isnan(special[2]));
 }
 
+// The float32 erf and GELU use a vectorisable erf (tensor/vecmath.h): x P(x^2) below |x| = 1, the
+// scaled erfc tail times e^{-x^2} above. Against float64 erf / erfc on both sides of the switch,
+// near 0, far out, and at the IEEE special values; GELU = x Phi(x) keeps its relative accuracy far
+// into the negative tail, where 1 + erf(x / sqrt 2) in float has no digit left.
+TEST(TensorElementwise, Float32ErfAndGeluMatchFloat64) {
+  std::vector<float> xs = {-1e-30f, -1e-8f, 1e-6f, 0.9999f, 1.0f, 1.0001f, -1.0001f, 3.9f, 4.0f, 4.1f, -6, 12, -30, 0};
+  for (int i = 0; i <= 1200; ++i) xs.push_back(-6.0f + 0.01f * static_cast<float>(i));
+  const Tensor x = from_vector(xs, {static_cast<int64_t>(xs.size())});
+  const std::vector<float> e = erf(x).to_vector<float>(), g = gelu(x).to_vector<float>();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double v = xs[i], want = std::erf(v);
+    EXPECT_NEAR(e[i], want, 2.5e-7 * std::abs(want) + 1e-45) << "erf(" << v << ")";
+  }
+  // GELU through the tail: x Phi(x) with Phi = erfc(-x / sqrt 2) / 2, down to x = -12
+  std::vector<float> gs;
+  for (int i = 0; i <= 1800; ++i) gs.push_back(-12.0f + 0.01f * static_cast<float>(i));
+  const std::vector<float> gg = gelu(from_vector(gs, {static_cast<int64_t>(gs.size())})).to_vector<float>();
+  for (size_t i = 0; i < gs.size(); ++i) {
+    const double v = gs[i], want = v * 0.5 * std::erfc(-v * M_SQRT1_2);
+    // in the tail the rounding of x^2 / 2 in float moves e^{-x^2/2} by up to ~x^2 / 2 ulp
+    EXPECT_NEAR(gg[i], want, (1e-6 + 2e-7 * v * v) * std::abs(want) + 1e-38) << "gelu(" << v << ")";
+  }
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double v = xs[i], want = v * 0.5 * std::erfc(-v * M_SQRT1_2);
+    EXPECT_NEAR(g[i], want, (1e-6 + 2e-7 * v * v) * std::abs(want) + 1e-38) << "gelu(" << v << ")";
+  }
+  const std::vector<float> special = erf(tensor({-kInf, kInf, kNaN, -0.0f})).to_vector<float>();
+  EXPECT_EQ(special[0], -1.0f);
+  EXPECT_EQ(special[1], 1.0f);
+  EXPECT_TRUE(std::isnan(special[2]));
+  EXPECT_TRUE(std::signbit(special[3]));
+  const std::vector<float> gspecial = gelu(tensor({-kInf, kInf, kNaN})).to_vector<float>();
+  EXPECT_TRUE(gspecial[0] == 0.0f || std::isnan(gspecial[0]));  // -inf * 0: torch gives nan too
+  EXPECT_EQ(gspecial[1], kInf);
+  EXPECT_TRUE(std::isnan(gspecial[2]));
+}
+
 TEST(TensorElementwise, ExtremeInputsStayFinite) {
   // sigmoid never computes exp of a large positive number: no inf/inf = NaN
   expect_values(sigmoid(tensor({1000, -1000, 0, 88.8f, -88.8f})), {1, 0, 0.5, 1, 0}, 1e-7);
