@@ -325,9 +325,11 @@ void direct_tile(const typename V::scalar* __restrict x, const int64_t* __restri
 // xpad[offs[k] + n0 + p], 12 FMAs from 2 loads and 6 broadcasts, where the pixel-lane tile of 16
 // registers gets 8 FMAs from 6 unaligned loads and broadcasts. The tile starts from the bias, or with
 // a null bias from the sums already in `out` (PX x panel, pixel-major), and is written back there.
+// Not inlined, like the GEMM's micro-kernel: its code then stays the same whatever changes around it
+// (inlined, its loop's offset in a cache line moved between builds that differed elsewhere).
 template <class V, int PX, int OV>
-void lane_tile(const typename V::scalar* __restrict x, const int64_t* __restrict offs, int64_t K,
-               const typename V::scalar* __restrict w, const typename V::scalar* bias, typename V::scalar* out) {
+[[gnu::noinline]] void lane_tile(const typename V::scalar* __restrict x, const int64_t* __restrict offs, int64_t K,
+                                 const typename V::scalar* __restrict w, const typename V::scalar* bias, typename V::scalar* out) {
   using Reg = typename V::type;
   constexpr int W = V::width;
   Reg acc[PX][OV];

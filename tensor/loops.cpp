@@ -5,6 +5,10 @@ namespace dgm::cpu {
 
 void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
   const int nt = omp_get_max_threads();
+  if (n < grain || nt == 1 || omp_in_parallel()) {
+    fn(int64_t{0}, n);
+    return;
+  }
   const int64_t pieces = std::min<int64_t>(4 * nt, std::max<int64_t>(nt, n / std::max<int64_t>(1, grain / 4)));
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int64_t p = 0; p < pieces; ++p) {
