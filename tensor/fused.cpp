@@ -272,23 +272,19 @@ void layer_norm_channels_forward(const T* x, const T* w, const T* b, T* y, T* me
 }
 
 // dx = rstd * (dy*w - mean_d(dy*w) - xhat * mean_d(dy*w*xhat)); dweight, dbias: sums over (outer, inner)
-// of dy * xhat and dy, per thread and then in thread order (deterministic for a given thread count).
+// of dy * xhat and dy, one partial per unit (a block of pixels of one image), added in unit order: the
+// same bits on any thread count, and the units are taken by whichever thread is free.
 template <class T>
 void layer_norm_channels_backward(const T* x, const T* dy, const T* w, const T* mean, const T* rstd, T* dx, T* dw, T* db,
                                   int64_t outer, int64_t D, int64_t inner) {
   const int64_t blocks = (inner + kPixelBlock - 1) / kPixelBlock, size = (inner + blocks - 1) / blocks, units = outer * blocks;
-  const int nt = units * D * kPixelBlock >= kParallelGrain && !omp_in_parallel() ? omp_get_max_threads() : 1;
-  std::vector<std::vector<T>> dw_part(nt, std::vector<T>(D, T(0))), db_part(nt, std::vector<T>(D, T(0)));
-#pragma omp parallel num_threads(nt)
-  {
-    const int t = omp_get_thread_num(), n_threads = omp_get_num_threads();
-    const int64_t chunk = (units + n_threads - 1) / n_threads, u0 = std::min<int64_t>(units, t * chunk),
-                  u1 = std::min<int64_t>(units, u0 + chunk);
+  std::vector<T> dw_part(static_cast<size_t>(units * D)), db_part(static_cast<size_t>(units * D));
+  parallel_for(units, [&](int64_t u0, int64_t u1) {
     T a[kPixelBlock], c[kPixelBlock];
-    T *dwt = dw_part[t].data(), *dbt = db_part[t].data();
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t o = u / blocks, p0 = (u % blocks) * size, n = std::min(size, inner - p0);
       const T *m = mean + o * inner + p0, *r = rstd + o * inner + p0;
+      T *dwu = dw_part.data() + u * D, *dbu = db_part.data() + u * D;
       std::fill(a, a + n, T(0));
       std::fill(c, c + n, T(0));
       for (int64_t d = 0; d < D; ++d) {
@@ -304,8 +300,8 @@ void layer_norm_channels_backward(const T* x, const T* dy, const T* w, const T* 
           sw += dyr[p] * xhat;
           sb += dyr[p];
         }
-        dwt[d] += sw;
-        dbt[d] += sb;
+        dwu[d] = sw;
+        dbu[d] = sb;
       }
       for (int64_t p = 0; p < n; ++p) a[p] /= T(D), c[p] /= T(D);
       for (int64_t d = 0; d < D; ++d) {
@@ -317,9 +313,11 @@ void layer_norm_channels_backward(const T* x, const T* dy, const T* w, const T* 
         for (int64_t p = 0; p < n; ++p) dxr[p] = r[p] * (dyr[p] * wd - a[p] - (xr[p] - m[p]) * r[p] * c[p]);
       }
     }
-  }
-  for (int t = 0; t < nt; ++t)
-    for (int64_t d = 0; d < D; ++d) dw[d] += dw_part[t][d], db[d] += db_part[t][d];
+  }, std::max<int64_t>(1, kParallelGrain / (D * kPixelBlock)));
+  parallel_for(D, [&](int64_t d0, int64_t d1) {
+    for (int64_t d = d0; d < d1; ++d)
+      for (int64_t u = 0; u < units; ++u) dw[d] += dw_part[size_t(u * D + d)], db[d] += db_part[size_t(u * D + d)];
+  }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(units, 1)));
 }
 
 }  // namespace
@@ -1028,9 +1026,14 @@ void activation_backward(int64_t N, int64_t W, const T* dy, const T* saved, Line
     }
   }, std::max<int64_t>(1, kParallelGrain / (kRows * std::max<int64_t>(W, 1))));
   if (!db) return;
-  std::fill(db, db + W, T(0));
-  for (int64_t c = 0; c < chunks; ++c)
-    for (int64_t j = 0; j < W; ++j) db[j] += part[c * W + j];
+  // each column adds its chunks' sums in chunk order (the same bits as one pass), columns in parallel
+  parallel_for(W, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      T s = T(0);
+      for (int64_t c = 0; c < chunks; ++c) s += part[c * W + j];
+      db[j] = s;
+    }
+  }, std::max<int64_t>(1, kParallelGrain / chunks));
 }
 }  // namespace
 

@@ -201,6 +201,18 @@ TEST(Fused, RowSumGradientsDoNotDependOnTheThreadCount) {
   expect_same_bits_on_1_and_2_threads(grads);
 }
 
+// LayerNorm over the channels of an image (PixelCNN's): its weight and bias gradients sum one partial
+// per block of pixels, in block order, whichever thread computed it.
+TEST(Fused, ChannelLayerNormGradientsDoNotDependOnTheThreadCount) {
+  manual_seed(11);
+  Tensor x = randn({5, 16, 30, 30}), w = randn({16}, {.requires_grad = true}), b = randn({16}, {.requires_grad = true});
+  auto grads = [&] {
+    Tensor y = fused::layer_norm(permute(x, {0, 2, 3, 1}), w, b);
+    return autograd::grad({sum(y * y * y)}, {w, b});
+  };
+  expect_same_bits_on_1_and_2_threads(grads);
+}
+
 TEST(Fused, CausalAttentionMatchesReference) {
   manual_seed(4);
   Tensor q = randn({2, 4, 96, 16}, {.requires_grad = true}), k = randn({2, 4, 96, 16}, {.requires_grad = true}),
