@@ -394,39 +394,43 @@ LayerNormGrads layer_norm_backward(const Array& x_in, const Array& weight, const
     const T *xp = x.data<T>(), *dyp = dy.data<T>(), *mp = mean.contiguous().data<T>(), *rp = rstd.contiguous().data<T>();
     const T* w = weight.defined() ? weight.contiguous().data<T>() : nullptr;
     T* dx = g.dx.data<T>();
-    // weight/bias gradients are sums over rows: each thread sums its own rows, then the partial
-    // sums are added in thread order (deterministic for a given thread count)
-    int nt = rows * D >= kParallelGrain ? omp_get_max_threads() : 1;
-    std::vector<std::vector<T>> dw(nt, std::vector<T>(D, 0)), db(nt, std::vector<T>(D, 0));
-#pragma omp parallel num_threads(nt)
-    {
-      int t = omp_get_thread_num(), n = omp_get_num_threads();
-      int64_t chunk = (rows + n - 1) / n, r0 = std::min<int64_t>(rows, t * chunk), r1 = std::min<int64_t>(rows, r0 + chunk);
-      for (int64_t i = r0; i < r1; ++i) {
-        const T *row = xp + i * D, *dyr = dyp + i * D;
-        T m = mp[i], rs = rp[i];
-        // dxhat = dy * w;  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-        T sum_dxhat = 0, sum_dxhat_xhat = 0;
-        T *dwt = dw[t].data(), *dbt = db[t].data();
+    // weight/bias gradients are sums over rows: one partial per chunk of kRows rows, the chunks taken
+    // by whichever thread is free and added in chunk order (the same bits on any thread count)
+    constexpr int64_t kRows = 64;
+    const int64_t chunks = (rows + kRows - 1) / kRows;
+    std::vector<T> dw(static_cast<size_t>(chunks * D)), db(static_cast<size_t>(chunks * D));
+    parallel_for(chunks, [&](int64_t c0, int64_t c1) {
+      for (int64_t ch = c0; ch < c1; ++ch) {
+        T *dwt = dw.data() + ch * D, *dbt = db.data() + ch * D;
+        std::fill(dwt, dwt + D, T(0));
+        std::fill(dbt, dbt + D, T(0));
+        for (int64_t i = ch * kRows; i < std::min(rows, (ch + 1) * kRows); ++i) {
+          const T *row = xp + i * D, *dyr = dyp + i * D;
+          T m = mp[i], rs = rp[i];
+          // dxhat = dy * w;  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+          T sum_dxhat = 0, sum_dxhat_xhat = 0;
 #pragma omp simd reduction(+ : sum_dxhat, sum_dxhat_xhat)
-        for (int64_t j = 0; j < D; ++j) {
-          T xhat = (row[j] - m) * rs, dxhat = dyr[j] * (w ? w[j] : T(1));
-          sum_dxhat += dxhat;
-          sum_dxhat_xhat += dxhat * xhat;
-          dwt[j] += dyr[j] * xhat;
-          dbt[j] += dyr[j];
-        }
-        T a = sum_dxhat / D, c = sum_dxhat_xhat / D;
-        T* dxr = dx + i * D;
-        for (int64_t j = 0; j < D; ++j) {
-          T xhat = (row[j] - m) * rs;
-          dxr[j] = rs * (dyr[j] * (w ? w[j] : T(1)) - a - xhat * c);
+          for (int64_t j = 0; j < D; ++j) {
+            T xhat = (row[j] - m) * rs, dxhat = dyr[j] * (w ? w[j] : T(1));
+            sum_dxhat += dxhat;
+            sum_dxhat_xhat += dxhat * xhat;
+            dwt[j] += dyr[j] * xhat;
+            dbt[j] += dyr[j];
+          }
+          T a = sum_dxhat / D, c = sum_dxhat_xhat / D;
+          T* dxr = dx + i * D;
+          for (int64_t j = 0; j < D; ++j) {
+            T xhat = (row[j] - m) * rs;
+            dxr[j] = rs * (dyr[j] * (w ? w[j] : T(1)) - a - xhat * c);
+          }
         }
       }
-    }
+    }, std::max<int64_t>(1, kParallelGrain / (kRows * std::max<int64_t>(D, 1))));
     T *dwp = g.dweight.data<T>(), *dbp = g.dbias.data<T>();
-    for (int t = 0; t < nt; ++t)
-      for (int64_t j = 0; j < D; ++j) dwp[j] += dw[t][j], dbp[j] += db[t][j];
+    parallel_for(D, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j)
+        for (int64_t ch = 0; ch < chunks; ++ch) dwp[j] += dw[size_t(ch * D + j)], dbp[j] += db[size_t(ch * D + j)];
+    }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(chunks, 1)));
   });
   return g;
 }

@@ -201,14 +201,15 @@ TEST(Fused, RowSumGradientsDoNotDependOnTheThreadCount) {
   expect_same_bits_on_1_and_2_threads(grads);
 }
 
-// LayerNorm over the channels of an image (PixelCNN's): its weight and bias gradients sum one partial
-// per block of pixels, in block order, whichever thread computed it.
-TEST(Fused, ChannelLayerNormGradientsDoNotDependOnTheThreadCount) {
+// LayerNorm's weight and bias gradients sum one partial per chunk of rows (or, over the channels of
+// an image as in PixelCNN, per block of pixels), in chunk order, whichever thread computed it.
+TEST(Fused, LayerNormGradientsDoNotDependOnTheThreadCount) {
   manual_seed(11);
   Tensor x = randn({5, 16, 30, 30}), w = randn({16}, {.requires_grad = true}), b = randn({16}, {.requires_grad = true});
+  Tensor rows = randn({3000, 48}), w2 = randn({48}, {.requires_grad = true}), b2 = randn({48}, {.requires_grad = true});
   auto grads = [&] {
-    Tensor y = fused::layer_norm(permute(x, {0, 2, 3, 1}), w, b);
-    return autograd::grad({sum(y * y * y)}, {w, b});
+    Tensor y = fused::layer_norm(permute(x, {0, 2, 3, 1}), w, b), z = fused::layer_norm(rows, w2, b2);
+    return autograd::grad({sum(y * y * y) + sum(z * z * z)}, {w, b, w2, b2});
   };
   expect_same_bits_on_1_and_2_threads(grads);
 }
