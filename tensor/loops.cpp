@@ -3,8 +3,12 @@
 
 namespace dgm::cpu {
 
+int team_for(int64_t n, int64_t grain) {
+  return int(std::clamp<int64_t>(n / std::max<int64_t>(1, grain / 2), 1, omp_get_max_threads()));
+}
+
 void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
-  const int nt = omp_get_max_threads();
+  const int nt = team_for(n, grain);
   if (n < grain || nt == 1 || omp_in_parallel()) {
     fn(int64_t{0}, n);
     return;
@@ -61,7 +65,7 @@ void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N>
   std::array<Strides, N> outer_st;
   for (size_t k = 0; k < N; ++k) outer_st[k] = Strides(mst[k].begin(), mst[k].end() - 1);
   int64_t rows = numel_of(outer);
-  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int nt = omp_in_parallel() ? 1 : team_for(rows * inner, kParallelGrain);
   if (nt > 1 && rows < nt && rows * inner >= kParallelGrain) {
     // A few long rows (a contiguous operation merges into one): split each row's elements across
     // the threads instead, or all but one thread would idle. Every element is still computed by

@@ -42,11 +42,14 @@ class FunctionRef<R(Args...)> {
 };
 
 // Runs fn(begin, end) over [0, n) in disjoint ranges, split across threads only when n is large
-// enough that the threads pay for themselves. Up to 4 ranges per thread (none shorter than a
-// quarter of the grain), taken by whichever thread is free: a thread slowed by the machine's other
-// load takes fewer instead of holding up the rest. On one thread (or below the grain, or inside
-// another parallel region) fn(0, n) runs right there.
+// enough that the threads pay for themselves: at least `grain` items in all and half a grain per
+// thread (as PyTorch's grain size: 16 cores are not woken for 8192 values). Up to 4 ranges per thread
+// (none shorter than a quarter of the grain), taken by whichever thread is free: a thread slowed by
+// the machine's other load takes fewer instead of holding up the rest. On one thread (or below the
+// grain, or inside another parallel region) fn(0, n) runs right there.
 void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn);
+// The threads a loop of n items with this grain is split across (see parallel_ranges).
+int team_for(int64_t n, int64_t grain);
 // Both cases call the kernel through the FunctionRef, never inlined into the caller: so its loop is
 // compiled once, in a small function, and vectorises alike on any thread count. Inlined into the
 // caller's one-thread branch, a loop of vecmath calls in a big kernel function stayed scalar (GCC's
@@ -55,6 +58,7 @@ template <class Fn>
 void parallel_for(int64_t n, Fn&& fn, int64_t grain = kParallelGrain) {
   parallel_ranges(n, grain, FunctionRef<void(int64_t, int64_t)>(fn));
 }
+
 // Iterates an N-d shape row by row: fn(offsets, inner_size, inner_strides) is called once per
 // "row" along the last dim, where offsets[k] is operand k's element offset of the row start.
 // Dims that are laid out contiguously for every operand are merged first, so a contiguous or

@@ -7,6 +7,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -17,6 +19,7 @@
 #include <dgm/autograd/ops.h>
 #include <dgm/autograd/tensor.h>
 #include <dgm/tensor/kernels.h>
+#include <dgm/tensor/loops.h>
 #include <dgm/tensor/random.h>
 
 using namespace dgm;
@@ -1900,6 +1903,32 @@ TEST(TensorErrors, IndexingOnScalarsIsAnErrorNotACrash) {
   EXPECT_THROW(gather(s, 0, from_vector<int64_t>({0}, {})), IndexError);
   EXPECT_THROW(cat({s, s}, 0), ShapeError);  // torch: zero-dimensional tensors cannot be concatenated
   expect_values(stack({s, s}), {5, 5});
+}
+
+// parallel_for wakes a thread per half grain of items at most (16 cores are not woken for 8192
+// values), below the grain none, and covers every index exactly once whatever the team.
+TEST(TensorLoops, SmallLoopsWakeFewThreads) {
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(8);
+  const int64_t g = cpu::kParallelGrain;
+  EXPECT_EQ(cpu::team_for(g - 1, g), 1);
+  EXPECT_EQ(cpu::team_for(g, g), 2);
+  EXPECT_EQ(cpu::team_for(2 * g, g), 4);
+  EXPECT_EQ(cpu::team_for(100 * g, g), 8);
+  EXPECT_EQ(cpu::team_for(5, 1), 5);  // a grain of 1: one item per thread at least
+  for (int64_t n : {g - 1, g, 2 * g + 3, 9 * g}) {
+    std::vector<int> hits(static_cast<size_t>(n), 0);
+    std::atomic<int> most{0};
+    cpu::parallel_for(n, [&](int64_t b, int64_t e) {
+      int t = omp_get_num_threads(), m = most.load();
+      while (t > m && !most.compare_exchange_weak(m, t)) {
+      }
+      for (int64_t i = b; i < e; ++i) ++hits[static_cast<size_t>(i)];
+    });
+    EXPECT_LE(most.load(), cpu::team_for(n, g)) << n;
+    EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), n) << n;
+  }
+  omp_set_num_threads(before);
 }
 
 // A contiguous elementwise op is one long row; it is split across threads within the row
