@@ -314,10 +314,10 @@ void layer_norm_channels_backward(const T* x, const T* dy, const T* w, const T* 
       }
     }
   }, std::max<int64_t>(1, kParallelGrain / (D * kPixelBlock)));
-  parallel_for(D, [&](int64_t d0, int64_t d1) {
-    for (int64_t d = d0; d < d1; ++d)
-      for (int64_t u = 0; u < units; ++u) dw[d] += dw_part[size_t(u * D + d)], db[d] += db_part[size_t(u * D + d)];
-  }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(units, 1)));
+  if (units == 0) return;  // dw and db stay 0
+  const auto add = [](T a, T b) { return a + b; };
+  combine_chunks_in_order(dw_part.data(), 1, units, D, add, [&](int64_t d, T s) { dw[d] = s; });
+  combine_chunks_in_order(db_part.data(), 1, units, D, add, [&](int64_t d, T s) { db[d] = s; });
 }
 
 }  // namespace
@@ -426,11 +426,11 @@ LayerNormGrads layer_norm_backward(const Array& x_in, const Array& weight, const
         }
       }
     }, std::max<int64_t>(1, kParallelGrain / (kRows * std::max<int64_t>(D, 1))));
+    if (chunks == 0) return;  // no rows: the gradients stay 0
     T *dwp = g.dweight.data<T>(), *dbp = g.dbias.data<T>();
-    parallel_for(D, [&](int64_t j0, int64_t j1) {
-      for (int64_t j = j0; j < j1; ++j)
-        for (int64_t ch = 0; ch < chunks; ++ch) dwp[j] += dw[size_t(ch * D + j)], dbp[j] += db[size_t(ch * D + j)];
-    }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(chunks, 1)));
+    const auto add = [](T a, T b) { return a + b; };
+    combine_chunks_in_order(dw.data(), 1, chunks, D, add, [&](int64_t j, T s) { dwp[j] = s; });
+    combine_chunks_in_order(db.data(), 1, chunks, D, add, [&](int64_t j, T s) { dbp[j] = s; });
   });
   return g;
 }
@@ -958,10 +958,6 @@ template <class T>
 T gelu_of(T x) {  // exact (erf) GELU, as Unary::Gelu: x Phi(x), vectorisable in float (tensor/vecmath.h)
   return x * normal_cdf_approx(x);
 }
-template <class T>
-T gelu_slope(T x) {  // d/dx x Phi(x) = Phi(x) + x phi(x)
-  return gelu_slope_approx(x);
-}
 }  // namespace
 
 LinearResult linear_forward(const Array& x, const Array& weight, const Array& bias, LinearActivation act) {
@@ -1018,7 +1014,7 @@ void activation_backward(int64_t N, int64_t W, const T* dy, const T* saved, Line
 #pragma omp simd
             for (int64_t j = 0; j < W; ++j) o[j] = sp[j] > T(0) ? d[j] : T(0);
           } else {
-            for (int64_t j = 0; j < W; ++j) o[j] = d[j] * gelu_slope(sp[j]);
+            for (int64_t j = 0; j < W; ++j) o[j] = d[j] * gelu_slope_approx(sp[j]);  // d/dx x Phi(x)
           }
           row = o;
         }
@@ -1030,14 +1026,11 @@ void activation_backward(int64_t N, int64_t W, const T* dy, const T* saved, Line
     }
   }, std::max<int64_t>(1, kParallelGrain / (kRows * std::max<int64_t>(W, 1))));
   if (!db) return;
-  // each column adds its chunks' sums in chunk order (the same bits as one pass), columns in parallel
-  parallel_for(W, [&](int64_t j0, int64_t j1) {
-    for (int64_t j = j0; j < j1; ++j) {
-      T s = T(0);
-      for (int64_t c = 0; c < chunks; ++c) s += part[c * W + j];
-      db[j] = s;
-    }
-  }, std::max<int64_t>(1, kParallelGrain / chunks));
+  if (chunks == 0) {  // no rows
+    std::fill(db, db + W, T(0));
+    return;
+  }
+  combine_chunks_in_order(part, 1, chunks, W, [](T a, T b) { return a + b; }, [&](int64_t j, T s) { db[j] = s; });
 }
 }  // namespace
 

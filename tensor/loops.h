@@ -59,6 +59,24 @@ void parallel_for(int64_t n, Fn&& fn, int64_t grain = kParallelGrain) {
   parallel_ranges(n, grain, FunctionRef<void(int64_t, int64_t)>(fn));
 }
 
+// The second half of a reproducible parallel reduction. The first half computed one partial per
+// chunk of the reduced items (chunks fixed by the sizes, never by the thread count), each chunk's
+// `width` partials at parts[(o * chunks + c) * width + i] for group o < outer. This folds each output
+// (o, i) over its chunks in chunk order, a = combine(a, next) from chunk 0, and hands the result to
+// store(o * width + i, a); the outputs run in parallel, one thread each. So the result has the same
+// bits on any thread count (the reductions, the bias and LayerNorm gradients). Needs chunks >= 1.
+template <class P, class Combine, class Store>
+void combine_chunks_in_order(const P* parts, int64_t outer, int64_t chunks, int64_t width, Combine&& combine, Store&& store) {
+  parallel_for(outer * width, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const P* p = parts + (j / width) * chunks * width + j % width;
+      P a = p[0];
+      for (int64_t c = 1; c < chunks; ++c) a = combine(a, p[c * width]);
+      store(j, a);
+    }
+  }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(chunks, 1)));
+}
+
 // Iterates an N-d shape row by row: fn(offsets, inner_size, inner_strides) is called once per
 // "row" along the last dim, where offsets[k] is operand k's element offset of the row start.
 // Dims that are laid out contiguously for every operand are merged first, so a contiguous or

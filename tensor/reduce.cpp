@@ -142,13 +142,7 @@ void reduce_split(const Array& x, const ReducePlan& p, Partial&& partial, Combin
       parts[static_cast<size_t>(i)] = partial(start_of(i / chunks), e0, e1);
     }
   }, grain);
-  parallel_for(n_out, [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) {
-      Acc a = parts[static_cast<size_t>(o * chunks)];
-      for (int64_t c = 1; c < chunks; ++c) a = combine(a, parts[static_cast<size_t>(o * chunks + c)]);
-      store(o, a);
-    }
-  }, std::max<int64_t>(1, kParallelGrain / chunks));
+  combine_chunks_in_order(parts.data(), n_out, chunks, 1, combine, store);
 }
 
 template <class T>
@@ -259,16 +253,9 @@ Array sum(const Array& x, std::vector<int64_t> dims, bool keepdim) {
           else parts[static_cast<size_t>((o * chunks + c) * mr.inner + i0 + i)] = acc[i];
         }
       });
-      if (chunks > 1) {  // each output adds its ranges' sums in order, as the generic walk
-        parallel_for(mr.outer * mr.inner, [&](int64_t j0, int64_t j1) {
-          for (int64_t j = j0; j < j1; ++j) {
-            const int64_t o = j / mr.inner, i = j % mr.inner;
-            acc_t<T> a = parts[static_cast<size_t>(o * chunks * mr.inner + i)];
-            for (int64_t c = 1; c < chunks; ++c) a = a + parts[static_cast<size_t>((o * chunks + c) * mr.inner + i)];
-            op[j] = static_cast<T>(a);
-          }
-        }, std::max<int64_t>(1, kParallelGrain / chunks));
-      }
+      if (chunks > 1)  // each output adds its ranges' sums in order, as the generic walk
+        combine_chunks_in_order(parts.data(), mr.outer, chunks, mr.inner, [](acc_t<T> a, acc_t<T> b) { return a + b; },
+                                [&](int64_t j, acc_t<T> a) { op[j] = static_cast<T>(a); });
     });
     return out;
   }
@@ -324,16 +311,9 @@ static Array extreme(const Array& x, std::vector<int64_t> dims, bool keepdim, bo
           for (int64_t i = 0; i < w; ++i) best[i] = pick(best[i], row[i], is_max);
         }
       });
-      if (chunks > 1) {
-        parallel_for(mr.outer * mr.inner, [&](int64_t j0, int64_t j1) {
-          for (int64_t j = j0; j < j1; ++j) {
-            const int64_t o = j / mr.inner, i = j % mr.inner;
-            T best = parts[static_cast<size_t>(o * chunks * mr.inner + i)];
-            for (int64_t c = 1; c < chunks; ++c) best = pick(best, parts[static_cast<size_t>((o * chunks + c) * mr.inner + i)], is_max);
-            o_[j] = best;
-          }
-        }, std::max<int64_t>(1, kParallelGrain / chunks));
-      }
+      if (chunks > 1)
+        combine_chunks_in_order(parts.data(), mr.outer, chunks, mr.inner, [&](T best, T v) { return pick(best, v, is_max); },
+                                [&](int64_t j, T best) { o_[j] = best; });
     });
     return out;
   }

@@ -1934,6 +1934,30 @@ TEST(TensorLoops, SmallLoopsWakeFewThreads) {
   omp_set_num_threads(before);
 }
 
+// combine_chunks_in_order folds each output's chunks in chunk order, from chunk 0, and stores every
+// output once: a non-commutative combine (a * 10 + b on small integers spells the order as digits)
+// shows both, on 3 threads and with enough outputs that the loop is split.
+TEST(TensorLoops, CombineChunksInOrder) {
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(3);
+  const int64_t outer = 3, chunks = 4, width = 5000;
+  std::vector<int64_t> parts(static_cast<size_t>(outer * chunks * width));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < chunks; ++c)
+      for (int64_t i = 0; i < width; ++i) parts[static_cast<size_t>((o * chunks + c) * width + i)] = (o + c + i) % 7 + 1;
+  std::vector<int64_t> out(static_cast<size_t>(outer * width), -1), stores(out.size(), 0);
+  cpu::combine_chunks_in_order(parts.data(), outer, chunks, width, [](int64_t a, int64_t b) { return a * 10 + b; },
+                               [&](int64_t j, int64_t v) { out[static_cast<size_t>(j)] = v, ++stores[static_cast<size_t>(j)]; });
+  omp_set_num_threads(before);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < width; ++i) {
+      int64_t want = 0;
+      for (int64_t c = 0; c < chunks; ++c) want = want * 10 + (o + c + i) % 7 + 1;
+      ASSERT_EQ(out[static_cast<size_t>(o * width + i)], want) << "output (" << o << ", " << i << ")";
+      ASSERT_EQ(stores[static_cast<size_t>(o * width + i)], 1);
+    }
+}
+
 // A contiguous elementwise op is one long row; it is split across threads within the row
 // (tensor/loops.h). Every element must come out the same whatever the thread count, for long and
 // short rows, broadcast operands and a non-contiguous input.
