@@ -111,7 +111,7 @@ struct PortableKernel {
   static constexpr int MR = MR_, NR = NR_;
   // Reading A in place measured 4x slower here (the compiler vectorises that loop poorly), so
   // this kernel is always given a packed A.
-  static constexpr bool kReadsAInPlace = false;
+  static constexpr bool kReadsAInPlace = false, kReadsRowMajorAInPlace = false;
   template <bool kRowMajorA>
   static void run(int64_t kc, const T* __restrict a, int64_t lda, const T* __restrict b, T alpha, T beta, T* __restrict c,
                   int64_t ldc, const GemmEpilogue<T>* ep) {
@@ -135,7 +135,7 @@ struct PortableKernel {
   }
 };
 
-#if DGM_SIMD_KERNELS
+#if DGM_SIMD_KERNELS || DGM_NEON_KERNELS
 
 // Register-blocked kernel: the MR x NR tile of C lives in MR * NV vector registers (NR = NV
 // vectors) for the whole k loop. Each step loads one row of the B panel (NV vectors), broadcasts MR
@@ -147,6 +147,28 @@ struct SimdKernel {
   using Reg = typename V::type;
   static constexpr int MR = MR_, NR = NV * V::width;
   static constexpr bool kReadsAInPlace = true;
+  // NEON (simd.h): A's MR values of one k as MR / width vectors, each row's FMAs taking its value
+  // from a lane.
+  static constexpr bool kByLane = requires { V::kFmaByLane; };
+  // A row-major A read in place takes its MR values of each k from MR rows: x86 broadcasts each
+  // with one load; NEON would gather them lane by lane (8 loads and 8 address adds per k beside 24
+  // FMAs), so there a row-major A is packed.
+  static constexpr bool kReadsRowMajorAInPlace = !kByLane;
+  template <bool kRowMajorA>
+  [[gnu::always_inline]] static inline void fma_by_lane(const T* a, int64_t lda, const Reg (&b_row)[NV], Reg (&acc)[MR][NV]) {
+    constexpr int W = V::width;
+    static_assert(MR % W == 0, "the tile's rows must fill whole vectors of A");
+    Reg a_vec[MR / W];
+#pragma GCC unroll 16
+    for (int g = 0; g < MR / W; ++g) a_vec[g] = kRowMajorA ? V::gather(a + g * W * lda, lda) : V::loadu(a + g * W);
+    [&]<int... I>(std::integer_sequence<int, I...>) {
+      const auto row = [&]<int i>(std::integral_constant<int, i>) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = V::template fmadd_lane<i % W>(a_vec[i / W], b_row[v], acc[i][v]);
+      };
+      (row(std::integral_constant<int, I>{}), ...);
+    }(std::make_integer_sequence<int, MR>{});
+  }
   // Not inlined: its code is then the same whatever calls it. Inlined, GCC once compiled it in one
   // caller with every FMA taking its B operand from memory (18 loads per 12 FMAs), 15% slower.
   template <bool kRowMajorA>
@@ -160,8 +182,8 @@ struct SimdKernel {
     // The tile of C is only touched at the end: ask for it now so it is in L1 by then.
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + NR - 1), _MM_HINT_T0);
+      __builtin_prefetch(c + i * ldc, 0, 3);
+      __builtin_prefetch(c + i * ldc + NR - 1, 0, 3);
     }
     // Four steps per loop turn (GCC does not unroll without being asked): the pointer updates and
     // the branch are paid once per 48 FMAs. On 2 Zen 3 cores, the two versions in one process,
@@ -176,12 +198,16 @@ struct SimdKernel {
       // against a B panel kept in L1 (16 steps ahead; on 2 Zen 3 cores +5% at 256^3-1024^3 and on
       // MLP-AR's layers, medians of 9-15 calls, against fetching B); a row-major A read in place
       // stays in L1 against B panels that stream.
-      _mm_prefetch(reinterpret_cast<const char*>(kRowMajorA ? b + 8 * NR : a + 16 * lda), _MM_HINT_T0);
+      __builtin_prefetch(kRowMajorA ? b + 8 * NR : a + 16 * lda, 0, 3);
+      if constexpr (kByLane) {
+        fma_by_lane<kRowMajorA>(a, lda, b_row, acc);
+      } else {
 #pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        Reg a_ik = V::broadcast(kRowMajorA ? a[i * lda] : a[i]);
+        for (int i = 0; i < MR; ++i) {
+          Reg a_ik = V::broadcast(kRowMajorA ? a[i * lda] : a[i]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(a_ik, b_row[v], acc[i][v]);
+          for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(a_ik, b_row[v], acc[i][v]);
+        }
       }
     }
     const Reg va = V::broadcast(alpha), vb = V::broadcast(beta);
@@ -243,6 +269,21 @@ struct Configs<float> {
 template <>
 struct Configs<double> {
   using Wide = Config<SimdKernel<DoubleVec, 6, 2>>;
+  using Narrow = Wide;
+};
+#elif DGM_NEON_KERNELS
+// 64-bit ARM, 32 NEON registers of 4 floats: an 8 x 12 float tile (6 x 8 doubles) = 24 accumulators
+// + 3 for B + 1 for A's value, as BLIS's ARMv8 kernels. A core with 4 FMA pipes of latency 4 (Apple's
+// performance cores) needs 16 independent accumulators; the portable kernel's 8 would cap it at half
+// its peak. Not yet timed on ARM hardware (tests: qemu-aarch64, scripts/test-arm.sh).
+template <>
+struct Configs<float> {
+  using Wide = Config<SimdKernel<Float4, 8, 3>>;
+  using Narrow = Wide;
+};
+template <>
+struct Configs<double> {
+  using Wide = Config<SimdKernel<Double2, 6, 4>>;
   using Narrow = Wide;
 };
 #else
@@ -586,7 +627,7 @@ void gemm_blocked(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t 
   const int64_t nc_max = even_block(N, block.nc, NR);
   // Read A in place (see the header comment) against one panel of B, or, for a row-major A of one
   // KC block, against up to 128 columns (8 AVX2 panels; measured on AVX2 only).
-  const bool stream_A = (csA == 1 || rsA == 1) && Cfg::Kernel::kReadsAInPlace &&
+  const bool stream_A = (csA == 1 ? Cfg::Kernel::kReadsRowMajorAInPlace : rsA == 1 && Cfg::Kernel::kReadsAInPlace) &&
                         (nc_max <= NR || (csA == 1 && K <= kc_max && nc_max <= 128));
   const int64_t mc_max = stream_A ? M : even_block(M, block.mc, MR);
   T* packed_B = scratch<T>(kPackedB, size_t(nc_max * kc_max));
@@ -808,7 +849,8 @@ void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
 #pragma omp parallel num_threads(nt)
   {
     int tm = 1, tn = 1, team = omp_get_num_threads(), t = omp_get_thread_num();
-    thread_grid(M, N, Cfg::MR, Cfg::NR, !((csA == 1 || rsA == 1) && Cfg::Kernel::kReadsAInPlace), team, tm, tn);
+    const bool A_in_place = csA == 1 ? Cfg::Kernel::kReadsRowMajorAInPlace : rsA == 1 && Cfg::Kernel::kReadsAInPlace;
+    thread_grid(M, N, Cfg::MR, Cfg::NR, !A_in_place, team, tm, tn);
     int64_t m0, m1, n0, n1;
     tile_range(M, Cfg::MR, t / tn, tm, m0, m1);
     tile_range(N, Cfg::NR, t % tn, tn, n0, n1);
@@ -1009,6 +1051,8 @@ const char* gemm_kernel_isa() {
   return "AVX-512 emulated on AVX2";
 #elif defined(__AVX2__) && defined(__FMA__)
   return "AVX2+FMA";
+#elif DGM_NEON_KERNELS
+  return "NEON";
 #else
   return "portable";
 #endif

@@ -10,6 +10,12 @@
 // same order), at spilled-register speed: scripts/test-wide.sh runs the kernels' tests so on CPUs
 // without AVX-512. Only the AVX-512 intrinsics themselves (this file's first branch, the softmax exp's
 // in tensor/fused.cpp) are left to AVX-512 machines.
+//
+// DGM_NEON_KERNELS is 1 on 64-bit ARM (Apple silicon, Graviton, a Raspberry Pi 4/5), where NEON and
+// its fused multiply-add are in the base instruction set, so every build has them: Float4 and
+// Double2 below, used by the GEMM micro-kernel only (tensor/gemm.cpp). The convolution and attention
+// tiles keep their portable paths there: their shapes were chosen for x86 registers and no ARM
+// machine has measured others.
 #pragma once
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -159,4 +165,61 @@ struct VecOf<double> {
 };
 
 }  // namespace dgm::cpu
+#endif
+
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define DGM_NEON_KERNELS 1
+#include <arm_neon.h>
+
+#include <cstdint>
+namespace dgm::cpu {
+// NEON's 4 floats and 2 doubles, with the operations of Float8 and Double4 that the GEMM kernel uses,
+// and two of NEON's own: `gather` (width values `stride` apart, loaded lane by lane) and
+// `fmadd_lane<L>(a, b, c)` = c + b * (lane L of a), one instruction (fmla by element). The kernel
+// multiplies by A's values so, from A vectors, instead of broadcasting each into a register of its
+// own (with 24 accumulators there are too few registers left for that: GCC spilled accumulators).
+struct Float4 {
+  using scalar = float;
+  using type = float32x4_t;
+  static constexpr int width = 4;
+  static constexpr bool kFmaByLane = true;
+  static type gather(const float* p, int64_t stride) {
+    type v = vld1q_dup_f32(p);
+    v = vld1q_lane_f32(p + stride, v, 1);
+    v = vld1q_lane_f32(p + 2 * stride, v, 2);
+    return vld1q_lane_f32(p + 3 * stride, v, 3);
+  }
+  template <int L>
+  static type fmadd_lane(type a, type b, type c) { return vfmaq_laneq_f32(c, b, a, L); }
+  static type zero() { return vdupq_n_f32(0.0f); }
+  static type broadcast(float x) { return vdupq_n_f32(x); }
+  static type load(const float* p) { return vld1q_f32(p); }
+  static type loadu(const float* p) { return vld1q_f32(p); }
+  static void storeu(float* p, type v) { vst1q_f32(p, v); }
+  static type add(type a, type b) { return vaddq_f32(a, b); }
+  static type mul(type a, type b) { return vmulq_f32(a, b); }
+  static type fmadd(type a, type b, type c) { return vfmaq_f32(c, a, b); }
+  static type max(type a, type b) { return vbslq_f32(vcgtq_f32(a, b), a, b); }  // a > b ? a : b, as the x86 max
+};
+struct Double2 {
+  using scalar = double;
+  using type = float64x2_t;
+  static constexpr int width = 2;
+  static constexpr bool kFmaByLane = true;
+  static type gather(const double* p, int64_t stride) { return vld1q_lane_f64(p + stride, vld1q_dup_f64(p), 1); }
+  template <int L>
+  static type fmadd_lane(type a, type b, type c) { return vfmaq_laneq_f64(c, b, a, L); }
+  static type zero() { return vdupq_n_f64(0.0); }
+  static type broadcast(double x) { return vdupq_n_f64(x); }
+  static type load(const double* p) { return vld1q_f64(p); }
+  static type loadu(const double* p) { return vld1q_f64(p); }
+  static void storeu(double* p, type v) { vst1q_f64(p, v); }
+  static type add(type a, type b) { return vaddq_f64(a, b); }
+  static type mul(type a, type b) { return vmulq_f64(a, b); }
+  static type fmadd(type a, type b, type c) { return vfmaq_f64(c, a, b); }
+  static type max(type a, type b) { return vbslq_f64(vcgtq_f64(a, b), a, b); }
+};
+}  // namespace dgm::cpu
+#else
+#define DGM_NEON_KERNELS 0
 #endif

@@ -118,10 +118,11 @@ class GemmTest : public ::testing::Test {};
 using Types = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(GemmTest, Types);
 
-// Sizes around the tile sizes (MR = 4 or 8, NR = 16, 24 or 32), primes, and 1 (vector products).
+// Sizes around the tile sizes (MR = 4, 6 or 8, NR = 8, 12, 16 or 32 with NEON, AVX2 or AVX-512),
+// primes, and 1 (vector products).
 TYPED_TEST(GemmTest, ShapeSweepRowMajor) {
   using T = TypeParam;
-  const int64_t sizes[] = {1, 2, 3, 5, 7, 11, 12, 13, 16, 17, 31, 32, 33, 47, 65};
+  const int64_t sizes[] = {1, 2, 3, 5, 7, 8, 9, 11, 12, 13, 16, 17, 24, 25, 31, 32, 33, 47, 65};
   for (int64_t M : sizes)
     for (int64_t N : sizes)
       for (int64_t K : {int64_t(1), int64_t(4), int64_t(19), int64_t(64)}) check_gemm<T>(M, N, K, T(1), T(0));
@@ -319,6 +320,24 @@ TYPED_TEST(GemmTest, BadArgumentsThrow) {
 // The epilogue (bias per column, then ReLU) equals the plain product followed by the same by hand,
 // on every path: blocked and threaded (row-major C; A packed, and read in place against 7 panels of B),
 // small products, a single row, a column-major C, a deep product.
+// Each target gets its kernel: NEON on 64-bit ARM (where every build has it), AVX2 or AVX-512 in a
+// native x86 build that has them, the portable one otherwise. A build whose SIMD detection broke
+// would still pass every product test, at a fraction of the speed.
+TEST(Gemm, KernelMatchesTheTarget) {
+  const std::string isa = dgm::cpu::gemm_kernel_isa();
+#if defined(__aarch64__)
+  EXPECT_EQ(isa, "NEON");
+#elif defined(__AVX512F__)
+  EXPECT_EQ(isa, "AVX-512");
+#elif defined(DGM_EMULATE_AVX512)
+  EXPECT_EQ(isa, "AVX-512 emulated on AVX2");
+#elif defined(__AVX2__) && defined(__FMA__)
+  EXPECT_EQ(isa, "AVX2+FMA");
+#else
+  EXPECT_EQ(isa, "portable");
+#endif
+}
+
 TEST(Gemm, EpilogueAddsTheBiasAndAppliesReluOnEveryPath) {
   std::mt19937 rng(21);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
