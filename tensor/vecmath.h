@@ -9,8 +9,10 @@
 namespace dgm::cpu {
 
 inline float exp_approx(float x) {
-  // e^x = 2^n e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]
-  float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  // e^x = 2^n e^r with n = round(x / ln 2), r = x - n ln 2 in [-ln2/2, ln2/2]. From x = 127.5 ln 2
+  // ~ 88.376 on, n = 128, whose 2^n is +inf: the result is +inf (as e^x from 88.72 on; between the
+  // two, e^x would still be a float within 30% of the largest one).
+  float xc = x < -87.0f ? -87.0f : (x > 88.5f ? 88.5f : x);
   // n = round(xc / ln 2) by the 1.5 * 2^23 trick: adding it leaves the rounded integer in the low
   // mantissa bits (std::floor would do, but GCC does not vectorise it without -fno-trapping-math)
   const float shifted = xc * 1.44269504088896341f + 12582912.0f;
