@@ -10,7 +10,7 @@
 #   1c. the ARM check (scripts/test-arm.sh), a small third build: the tensor and autograd libraries
 #      and their tests (-DDGM_CORE_ONLY=ON), cross-compiled for aarch64 with g++-aarch64-linux-gnu
 #      in $DGM_ARM_BUILD_DIR (default build-arm/) and run under qemu-aarch64 (qemu-user); both
-#      installed with apt-get as root if missing, else the stage is skipped with a note. 489
+#      installed with apt-get as root if missing, else the stage is skipped with a note. 491
 #      tests; 2026-12-01 on 2 cores: build 146 s, tests 84 s                DGM_ARM=0 skips
 #   1d. the AVX-512 check (scripts/test-wide.sh) on CPUs without AVX-512: a small fourth build, the
 #      core with -DDGM_EMULATE_AVX512=ON (the kernels' AVX-512 shapes on pairs of AVX2 registers)
