@@ -147,20 +147,19 @@ struct SimdKernel {
   using Reg = typename V::type;
   static constexpr int MR = MR_, NR = NV * V::width;
   static constexpr bool kReadsAInPlace = true;
-  // NEON (simd.h): A's MR values of one k as MR / width vectors, each row's FMAs taking its value
-  // from a lane.
+  // NEON (simd.h): A's MR values of one k (adjacent: a packed or column-major panel) as MR / width
+  // vectors, each row's FMAs taking its value from a lane.
   static constexpr bool kByLane = requires { V::kFmaByLane; };
-  // A row-major A read in place takes its MR values of each k from MR rows: x86 broadcasts each
-  // with one load; NEON would gather them lane by lane (8 loads and 8 address adds per k beside 24
-  // FMAs), so there a row-major A is packed.
+  // A row-major A read in place gives the MR values of each k from MR rows: x86 broadcasts each with
+  // one load; NEON would gather them lane by lane (8 loads and 8 address adds per k beside 24 FMAs),
+  // so there a row-major A is packed and run<true> never instantiated.
   static constexpr bool kReadsRowMajorAInPlace = !kByLane;
-  template <bool kRowMajorA>
-  [[gnu::always_inline]] static inline void fma_by_lane(const T* a, int64_t lda, const Reg (&b_row)[NV], Reg (&acc)[MR][NV]) {
+  [[gnu::always_inline]] static inline void fma_by_lane(const T* a, const Reg (&b_row)[NV], Reg (&acc)[MR][NV]) {
     constexpr int W = V::width;
     static_assert(MR % W == 0, "the tile's rows must fill whole vectors of A");
     Reg a_vec[MR / W];
 #pragma GCC unroll 16
-    for (int g = 0; g < MR / W; ++g) a_vec[g] = kRowMajorA ? V::gather(a + g * W * lda, lda) : V::loadu(a + g * W);
+    for (int g = 0; g < MR / W; ++g) a_vec[g] = V::loadu(a + g * W);
     [&]<int... I>(std::integer_sequence<int, I...>) {
       const auto row = [&]<int i>(std::integral_constant<int, i>) {
 #pragma GCC unroll 4
@@ -200,7 +199,8 @@ struct SimdKernel {
       // stays in L1 against B panels that stream.
       __builtin_prefetch(kRowMajorA ? b + 8 * NR : a + 16 * lda, 0, 3);
       if constexpr (kByLane) {
-        fma_by_lane<kRowMajorA>(a, lda, b_row, acc);
+        static_assert(!kRowMajorA, "a row-major A is packed for this kernel");
+        fma_by_lane(a, b_row, acc);
       } else {
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) {
@@ -588,10 +588,11 @@ void macro_kernel_streamed(int64_t mc, int64_t nc, int64_t kc, T alpha, T beta, 
     auto run = [&](const T* b, T tile_beta, T* out, int64_t ldc, const GemmEpilogue<T>* tile_ep) {
       if (m < MR)
         Kernel::template run<false>(kc, packed_A, MR, b, alpha, tile_beta, out, ldc, tile_ep);
-      else if (csA == 1)  // row-major A
-        Kernel::template run<true>(kc, A + ir * rsA, rsA, b, alpha, tile_beta, out, ldc, tile_ep);
-      else  // column-major A: a column of the panel is MR adjacent values, like a packed panel
+      else if (csA == 1) {  // row-major A (for a kernel without kReadsRowMajorAInPlace, gemm_blocked packs it)
+        if constexpr (Kernel::kReadsRowMajorAInPlace) Kernel::template run<true>(kc, A + ir * rsA, rsA, b, alpha, tile_beta, out, ldc, tile_ep);
+      } else {  // column-major A: a column of the panel is MR adjacent values, like a packed panel
         Kernel::template run<false>(kc, A + ir, csA, b, alpha, tile_beta, out, ldc, tile_ep);
+      }
     };
     for (int64_t jr = 0; jr < nc; jr += NR) {
       const T* b = packed_B + jr * kc;

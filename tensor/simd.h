@@ -170,25 +170,17 @@ struct VecOf<double> {
 #if defined(__aarch64__) && defined(__ARM_NEON)
 #define DGM_NEON_KERNELS 1
 #include <arm_neon.h>
-
-#include <cstdint>
 namespace dgm::cpu {
 // NEON's 4 floats and 2 doubles, with the operations of Float8 and Double4 that the GEMM kernel uses,
-// and two of NEON's own: `gather` (width values `stride` apart, loaded lane by lane) and
-// `fmadd_lane<L>(a, b, c)` = c + b * (lane L of a), one instruction (fmla by element). The kernel
-// multiplies by A's values so, from A vectors, instead of broadcasting each into a register of its
-// own (with 24 accumulators there are too few registers left for that: GCC spilled accumulators).
+// and one of NEON's own: `fmadd_lane<L>(a, b, c)` = c + b * (lane L of a), one instruction (fmla by
+// element). The kernel multiplies by A's values so, from A vectors, instead of broadcasting each into
+// a register of its own (with 24 accumulators there are too few registers left for that: GCC
+// spilled accumulators).
 struct Float4 {
   using scalar = float;
   using type = float32x4_t;
   static constexpr int width = 4;
   static constexpr bool kFmaByLane = true;
-  static type gather(const float* p, int64_t stride) {
-    type v = vld1q_dup_f32(p);
-    v = vld1q_lane_f32(p + stride, v, 1);
-    v = vld1q_lane_f32(p + 2 * stride, v, 2);
-    return vld1q_lane_f32(p + 3 * stride, v, 3);
-  }
   template <int L>
   static type fmadd_lane(type a, type b, type c) { return vfmaq_laneq_f32(c, b, a, L); }
   static type zero() { return vdupq_n_f32(0.0f); }
@@ -206,7 +198,6 @@ struct Double2 {
   using type = float64x2_t;
   static constexpr int width = 2;
   static constexpr bool kFmaByLane = true;
-  static type gather(const double* p, int64_t stride) { return vld1q_lane_f64(p + stride, vld1q_dup_f64(p), 1); }
   template <int L>
   static type fmadd_lane(type a, type b, type c) { return vfmaq_laneq_f64(c, b, a, L); }
   static type zero() { return vdupq_n_f64(0.0); }
