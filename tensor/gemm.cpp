@@ -687,9 +687,13 @@ T dot(int64_t K, const T* x, int64_t sx, const T* y, int64_t sy) {
     for (; k + L <= K; k += L)
       for (int l = 0; l < L; ++l) part[l] += x[(k + l) * sx] * y[(k + l) * sy];
   }
-  T sum = T(0);
+  // the running sums added as a tree (vector adds): added one after another they were a chain of 16
+  // dependent adds, more than the products themselves when K is a head size of 16 (KV-cache sampling)
+  static_assert(L == 16);
+  for (int l = 0; l < 8; ++l) part[l] += part[l + 8];
+  for (int l = 0; l < 4; ++l) part[l] += part[l + 4];
+  T sum = (part[0] + part[2]) + (part[1] + part[3]);
   for (; k < K; ++k) sum += x[k * sx] * y[k * sy];
-  for (int l = 0; l < L; ++l) sum += part[l];
   return sum;
 }
 
@@ -702,11 +706,29 @@ void gemm_row(int64_t N, int64_t K, T alpha, const T* a, int64_t sa, const T* B,
     // c += a[k] * B[k, :] for each k: contiguous rows of B, summed into a scratch row.
     T* acc = scratch<T>(kRowAccumulator, size_t(N));
     std::fill(acc, acc + N, T(0));
-    for (int64_t k = 0; k < K; ++k) {
+    int64_t j0 = 0;
+    if (csB == 1) {
+      // Blocks of 32, 16 or 8 columns kept in registers across all of K: the scratch row loaded and
+      // stored again for every k was a chain through memory (probs @ V in KV-cache sampling, 16
+      // columns). Each column still sums its k in order from 0, as the scratch row below.
+      const auto block = [&]<int64_t W>(std::integral_constant<int64_t, W>) {
+        T part[W] = {};
+        for (int64_t k = 0; k < K; ++k) {
+          const T ak = a[k * sa];
+          const T* b = B + k * rsB + j0;
+          for (int64_t j = 0; j < W; ++j) part[j] += ak * b[j];
+        }
+        std::copy(part, part + W, acc + j0);
+      };
+      for (; j0 + 32 <= N; j0 += 32) block(std::integral_constant<int64_t, 32>{});
+      for (; j0 + 16 <= N; j0 += 16) block(std::integral_constant<int64_t, 16>{});
+      for (; j0 + 8 <= N; j0 += 8) block(std::integral_constant<int64_t, 8>{});
+    }
+    for (int64_t k = 0; k < K && j0 < N; ++k) {
       T ak = a[k * sa];
       const T* b = B + k * rsB;
       if (csB == 1) {
-        for (int64_t j = 0; j < N; ++j) acc[j] += ak * b[j];
+        for (int64_t j = j0; j < N; ++j) acc[j] += ak * b[j];
       } else {
         for (int64_t j = 0; j < N; ++j) acc[j] += ak * b[j * csB];
       }
