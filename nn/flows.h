@@ -215,6 +215,19 @@ class MaskedLinear : public Module {
 
   int64_t in_features, out_features;
   Tensor weight, bias, mask;
+
+ private:
+  // Without a graph (sampling: D passes of a MADE with the same weights) W * M is kept from one call
+  // to the next while the weight and the mask are the same views of the same storage at the same
+  // version (an optimiser step, an in-place op or load_state_dict changes one of these). Not for
+  // concurrent forward calls on one module from several threads.
+  struct Seen {
+    Array data;  // keeps the storage alive, so another storage cannot take its address
+    uint64_t version = 0;
+    bool matches(const Tensor& t) const;
+  };
+  Tensor masked_;
+  Seen weight_seen_, mask_seen_;
 };
 
 // MADE (Germain et al. 2015): an MLP whose masks make output block k's unit d depend only on inputs

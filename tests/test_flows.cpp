@@ -540,6 +540,39 @@ TEST(Flows, DensityIntegratesToOneOnAGrid) {
   EXPECT_NEAR(sum(exp(log_p)).item() * h * h, 1.0, 2e-3);
 }
 
+// Without a graph MaskedLinear keeps W * M between calls (MAF's sampling): every way the weight or
+// the mask can change must show in the next call. Each forward is checked against x (W * M)^T + b
+// written out.
+TEST(Flows, MaskedLinearWithoutGraphFollowsItsWeights) {
+  Generator gen(5);
+  nn::MaskedLinear layer(4, 3, bernoulli(full({3, 4}, 0.5), &gen), &gen);
+  const Tensor x = randn({2, 4}, {}, &gen);
+  auto expect_current = [&](const char* after) {
+    const Tensor want = matmul(x, (layer.weight * layer.mask).transpose(0, 1)) + layer.bias;
+    NoGradGuard no_grad;
+    EXPECT_LT(max_abs_diff(layer.forward(x), want), 1e-6) << "after " << after;
+  };
+  expect_current("construction");
+  expect_current("a second call");
+  {
+    NoGradGuard no_grad;
+    layer.weight.fill_(0.25);  // in place: a new version
+  }
+  expect_current("an in-place fill of the weight");
+  layer.weight.set_data(randn({3, 4}, {}, &gen).array());  // another storage (its version may repeat)
+  expect_current("set_data on the weight");
+  layer.mask.set_data(ones({3, 4}).array());
+  expect_current("set_data on the mask");
+  nn::MaskedLinear other(4, 3, ones({3, 4}), &gen);
+  layer.load_state_dict(other.state_dict());
+  expect_current("load_state_dict");
+  Tensor w = layer.weight;
+  layer.weight = randn({3, 4}, {}, &gen);  // the member replaced by another tensor
+  expect_current("replacing the weight tensor");
+  layer.weight = w;
+  expect_current("putting the old weight back");
+}
+
 TEST(Flows, ErrorsNameTheShape) {
   nn::LinearLU lu(3);
   EXPECT_THROW(lu.forward(ones({2, 4})), ShapeError);
