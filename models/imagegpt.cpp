@@ -94,6 +94,7 @@ Tensor ImageGPT::complete(const Batch& batch, int64_t k, Generator& gen, double 
   if (k == L) return out;
   int64_t* pixels = out.data<int64_t>();
   std::vector<nn::KVCache> caches(blocks.size());
+  for (nn::KVCache& c : caches) c.reserve = L;
   const Tensor class_embedding = label ? label->forward(batch.y) : Tensor();  // e_y: (B, d)
   for (int64_t t = 0; t < L; ++t) {
     // the input at position t, as in logits(): (B, d)

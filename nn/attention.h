@@ -12,6 +12,9 @@ namespace dgm::nn {
 struct KVCache {
   Tensor keys, values;
   int64_t length = 0;
+  // Positions to allocate at the first append (a sampler that knows the sequence length sets it);
+  // past them, or without it, the capacity doubles when full.
+  int64_t reserve = 0;
   void clear() { *this = KVCache(); }
 };
 

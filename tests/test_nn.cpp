@@ -631,6 +631,19 @@ TEST(NnAttention, KVCacheDecodingEqualsTheFullForward) {
     EXPECT_EQ(c1.length, L);
     set_grad_enabled(true);
   }
+  {  // a reserved cache: one allocation for the sequence (no doubling at 16), the same outputs
+    NoGradGuard no_grad;
+    nn::KVCache c1, c2;
+    c1.reserve = c2.reserve = L;
+    for (int64_t t = 0; t < L; ++t) {
+      Tensor y = b2->forward_step(b1->forward_step(select(x, 1, t), c1), c2);
+      expect_values(y, select(full, 1, t).to_vector<double>(), 1e-12);
+      EXPECT_EQ(c1.keys.size(2), L) << "step " << t;
+    }
+    b1->forward_step(select(x, 1, 0), c1);  // past the reserve: it doubles as before
+    EXPECT_EQ(c1.keys.size(2), 2 * L);
+    EXPECT_EQ(c1.length, L + 1);
+  }
   // the differentiable path gives the full forward's gradients
   nn::KVCache c1, c2;
   Tensor last;
