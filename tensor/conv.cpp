@@ -135,16 +135,22 @@ void col2im(const T* dcols, const Geometry& g, T* dx) {
 }
 
 // Wt (O, C*T): Wt[o, c*T + t] = w[o, c, taps[t]], the taps of the weight in cols' row order.
+// Offset in w (O, C, KH, KW) of each tap g.taps[t] within one (o, c) kernel, from strides read
+// once: Array::stride checks its dim on every call, and reading four per weight element was ~40% of
+// PixelCNN sampling (a conv per pixel). `dgm sample pixelcnn --n 2`, 2 threads, 3.6-4.0 -> 0.8 s;
+// --n 64 15.7-17.2 -> 12.7-13.4 s (binaries alternated).
+std::vector<int64_t> tap_offsets(const Array& w, const Geometry& g) {
+  std::vector<int64_t> tap(static_cast<size_t>(g.T()));
+  for (int64_t t = 0; t < g.T(); ++t) tap[size_t(t)] = (g.taps[t] / g.KW) * w.stride(2) + (g.taps[t] % g.KW) * w.stride(3);
+  return tap;
+}
+
 template <class T>
 std::vector<T> gather_weight(const Array& w, const Geometry& g) {
   std::vector<T> wt(size_t(g.O * g.K()));
   const T* p = w.data<T>();
-  // the strides read once: Array::stride checks its dim on every call, and sampling (a conv per
-  // pixel) spent ~40% of its time in this loop's calls. `dgm sample pixelcnn --n 2`, 2 threads,
-  // 3.6-4.0 -> 0.8 s; --n 64 15.7-17.2 -> 12.7-13.4 s (binaries alternated)
   const int64_t so = w.stride(0), sc = w.stride(1), nt = g.T();
-  std::vector<int64_t> tap(static_cast<size_t>(nt));
-  for (int64_t t = 0; t < nt; ++t) tap[size_t(t)] = (g.taps[t] / g.KW) * w.stride(2) + (g.taps[t] % g.KW) * w.stride(3);
+  const std::vector<int64_t> tap = tap_offsets(w, g);
   for (int64_t o = 0; o < g.O; ++o)
     for (int64_t c = 0; c < g.C; ++c)
       for (int64_t t = 0; t < nt; ++t) wt[size_t(o * g.K() + c * nt + t)] = p[o * so + c * sc + tap[size_t(t)]];
@@ -849,18 +855,14 @@ Conv2dGrads conv2d_backward(const Array& x, const Array& weight, const Array& dy
         std::vector<int64_t> flipped(g.taps.rbegin(), g.taps.rend());
         for (int64_t& t : flipped) t = KK - 1 - t;
         const Geometry gt{g.B, O, g.Ho, g.Wo, g.C, g.KH, g.KW, g.H, g.W, 1, g.KH - 1 - g.padding, flipped};
-        // Wflip (C, O*T): Wflip[c, o*T + u] = w[o, c, KK-1-flipped[u]]
+        // Wflip (C, O*T): Wflip[c, o*T + u] = w[o, c, KK-1-flipped[u]] = w[o, c, taps[T-1-u]]
         std::vector<T> wf(size_t(g.C * O * g.T()));
         const T* wp = weight.data<T>();
-        const int64_t so = weight.stride(0), sc = weight.stride(1), nt = g.T();  // read once (as gather_weight)
-        std::vector<int64_t> tap(static_cast<size_t>(nt));
-        for (int64_t u = 0; u < nt; ++u) {
-          const int64_t t = KK - 1 - flipped[size_t(u)];
-          tap[size_t(u)] = (t / g.KW) * weight.stride(2) + (t % g.KW) * weight.stride(3);
-        }
+        const int64_t so = weight.stride(0), sc = weight.stride(1), nt = g.T();
+        const std::vector<int64_t> tap = tap_offsets(weight, g);
         for (int64_t c = 0; c < g.C; ++c)
           for (int64_t o = 0; o < O; ++o)
-            for (int64_t u = 0; u < nt; ++u) wf[size_t(c * O * nt + o * nt + u)] = wp[o * so + c * sc + tap[size_t(u)]];
+            for (int64_t u = 0; u < nt; ++u) wf[size_t(c * O * nt + o * nt + u)] = wp[o * so + c * sc + tap[size_t(nt - 1 - u)]];
 #if DGM_SIMD_KERNELS
         const DirectPlan<T> plan = direct_plan<T>(gt, wf.data(), nullptr);
         for_each_image(g.B, O * K * P, [&](int64_t b) {

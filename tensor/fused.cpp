@@ -278,13 +278,13 @@ template <class T>
 void layer_norm_channels_backward(const T* x, const T* dy, const T* w, const T* mean, const T* rstd, T* dx, T* dw, T* db,
                                   int64_t outer, int64_t D, int64_t inner) {
   const int64_t blocks = (inner + kPixelBlock - 1) / kPixelBlock, size = (inner + blocks - 1) / blocks, units = outer * blocks;
-  std::vector<T> dw_part(static_cast<size_t>(units * D)), db_part(static_cast<size_t>(units * D));
+  std::vector<T> part(static_cast<size_t>(units * 2 * D));  // per unit: D of dw, then D of db
   parallel_for(units, [&](int64_t u0, int64_t u1) {
     T a[kPixelBlock], c[kPixelBlock];
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t o = u / blocks, p0 = (u % blocks) * size, n = std::min(size, inner - p0);
       const T *m = mean + o * inner + p0, *r = rstd + o * inner + p0;
-      T *dwu = dw_part.data() + u * D, *dbu = db_part.data() + u * D;
+      T *dwu = part.data() + u * 2 * D, *dbu = dwu + D;
       std::fill(a, a + n, T(0));
       std::fill(c, c + n, T(0));
       for (int64_t d = 0; d < D; ++d) {
@@ -315,9 +315,8 @@ void layer_norm_channels_backward(const T* x, const T* dy, const T* w, const T* 
     }
   }, std::max<int64_t>(1, kParallelGrain / (D * kPixelBlock)));
   if (units == 0) return;  // dw and db stay 0
-  const auto add = [](T a, T b) { return a + b; };
-  combine_chunks_in_order(dw_part.data(), 1, units, D, add, [&](int64_t d, T s) { dw[d] = s; });
-  combine_chunks_in_order(db_part.data(), 1, units, D, add, [&](int64_t d, T s) { db[d] = s; });
+  combine_chunks_in_order(part.data(), 1, units, 2 * D, [](T a, T b) { return a + b; },
+                          [&](int64_t j, T s) { (j < D ? dw[j] : db[j - D]) = s; });
 }
 
 }  // namespace
@@ -398,10 +397,10 @@ LayerNormGrads layer_norm_backward(const Array& x_in, const Array& weight, const
     // by whichever thread is free and added in chunk order (the same bits on any thread count)
     constexpr int64_t kRows = 64;
     const int64_t chunks = (rows + kRows - 1) / kRows;
-    std::vector<T> dw(static_cast<size_t>(chunks * D)), db(static_cast<size_t>(chunks * D));
+    std::vector<T> part(static_cast<size_t>(chunks * 2 * D));  // per chunk: D of dweight, then D of dbias
     parallel_for(chunks, [&](int64_t c0, int64_t c1) {
       for (int64_t ch = c0; ch < c1; ++ch) {
-        T *dwt = dw.data() + ch * D, *dbt = db.data() + ch * D;
+        T *dwt = part.data() + ch * 2 * D, *dbt = dwt + D;
         std::fill(dwt, dwt + D, T(0));
         std::fill(dbt, dbt + D, T(0));
         for (int64_t i = ch * kRows; i < std::min(rows, (ch + 1) * kRows); ++i) {
@@ -428,9 +427,8 @@ LayerNormGrads layer_norm_backward(const Array& x_in, const Array& weight, const
     }, std::max<int64_t>(1, kParallelGrain / (kRows * std::max<int64_t>(D, 1))));
     if (chunks == 0) return;  // no rows: the gradients stay 0
     T *dwp = g.dweight.data<T>(), *dbp = g.dbias.data<T>();
-    const auto add = [](T a, T b) { return a + b; };
-    combine_chunks_in_order(dw.data(), 1, chunks, D, add, [&](int64_t j, T s) { dwp[j] = s; });
-    combine_chunks_in_order(db.data(), 1, chunks, D, add, [&](int64_t j, T s) { dbp[j] = s; });
+    combine_chunks_in_order(part.data(), 1, chunks, 2 * D, [](T a, T b) { return a + b; },
+                            [&](int64_t j, T s) { (j < D ? dwp[j] : dbp[j - D]) = s; });
   });
   return g;
 }
