@@ -260,6 +260,33 @@ TEST(Fused, AttentionOfEveryHeadSizeMatchesReference) {
     }
 }
 
+// Decoding (fewer queries than two register-tile blocks; float32 with D a multiple of 8 on AVX2 and
+// AVX-512 builds) scores 8 keys at a time and sums P V over 4 keys at a time: key counts below, at
+// and across 8 and 4, head sizes of one to five vectors, and the lse it saves for the backward.
+// Queries past the keys (Lq > Lk, causal) see none: zeros out, as the tiled paths.
+TEST(Fused, DecodingAttentionMatchesReference) {
+  manual_seed(14);
+  for (int64_t D : {8, 16, 24, 40})
+    for (int64_t Lk : {1, 3, 8, 13, 300})
+      for (int64_t Lq : {1, 2, 11}) {
+        Tensor q = randn({2, 3, Lq, D}, {.requires_grad = true}), k = randn({2, 3, Lk, D}, {.requires_grad = true}),
+               v = randn({2, 3, Lk, D}, {.requires_grad = true});
+        for (bool causal : {true, false}) {
+          SCOPED_TRACE(cat("D ", D, ", Lk ", Lk, ", Lq ", Lq, causal ? ", causal" : ""));
+          if (Lk == 1 || (causal && Lq > Lk)) {
+            // forward only: the gradients of q and k are exactly 0 where a row sees one key (softmax
+            // of one score), and relative errors against 0 are no measure of rounding
+            Tensor y = fused::attention(q, k, v, causal), y64 = fused::attention(q.to(DType::Float64), k.to(DType::Float64), v.to(DType::Float64), causal);
+            EXPECT_LT(rel_err(y, y64), kTol32);
+            if (causal && Lq > Lk) EXPECT_EQ(amax(abs(narrow(y, 2, 0, Lq - Lk))).item(), 0.0);
+            continue;
+          }
+          expect_same([causal](auto& a) { return fused::attention(a[0], a[1], a[2], causal); },
+                      [causal](auto& a) { return reference::attention(a[0], a[1], a[2], causal); }, {q, k, v}, kTol32);
+        }
+      }
+}
+
 // Past 16384 keys the register tiles' row buffers would grow with the sequence: the fixed-size GEMM
 // tiles take over, and agree.
 TEST(Fused, AttentionOverVeryLongSequencesMatchesReference) {
