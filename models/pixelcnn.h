@@ -12,7 +12,8 @@
 // path of kernel offsets reaches, although they come before it; receptive_field() shows it.
 //
 // Sampling is one forward per pixel (AutoregressiveModel), on the window of the image the new
-// pixel can see, not the whole image.
+// pixel can see, not the whole image, and the window shrinks layer by layer to what the layers
+// still to come read (forward_pixel).
 //
 // Class-conditional (config "conditional": true), as the conditional PixelCNN (van den Oord et al.
 // 2016, "Conditional image generation with PixelCNN decoders") with a one-hot class vector: after
@@ -51,6 +52,11 @@ class PixelCNN : public AutoregressiveModel {
   // images: (B, 1, h, w) floating, any size -> (B, 2, h, w) logits; labels (B,) int64 for a
   // conditional model (undefined: no class bias)
   Tensor forward_image(const Tensor& images, const Tensor& labels = Tensor());
+  // The same layers on a window of an image (its rows top.., columns left..), keeping after each masked
+  // convolution only the features that the output at image pixel (r, c) still depends on -> (B, 2):
+  // that output's logits. The window must hold every pixel the output sees (rows r - reach() .. r,
+  // columns c - reach() .. c + reach(), within the image).
+  Tensor forward_pixel(const Tensor& window, const Tensor& labels, int64_t top, int64_t left, int64_t r, int64_t c);
   // x: (B, D) int64 (and y (B,) for a conditional model) -> (B, 2, H, W)
   Tensor logits(const Batch& batch);
 

@@ -135,6 +135,10 @@ TEST(ModelsCausality, NextLogProbsEqualTheFullForwardsColumn) {
   std::vector<Tiny> models = tiny_models(5);
   // a window smaller than the image: reach = 1 + 1 = 2 rows / columns
   models.push_back({"pixelcnn", {{"image_size", 8}, {"channels", 4}, {"layers", 1}, {"kernel_a", 3}, {"kernel_b", 3}}});
+  // the window shrinks after every masked convolution (forward_pixel): several layers, and kernels
+  // of reach 1 and 2
+  models.push_back({"pixelcnn", {{"image_size", 12}, {"channels", 4}, {"layers", 3}, {"kernel_a", 5}, {"kernel_b", 3}}});
+  models.push_back({"pixelcnn", {{"image_size", 12}, {"channels", 4}, {"layers", 2}, {"kernel_a", 3}, {"kernel_b", 5}}});
   for (const Tiny& t : models) {
     SCOPED_TRACE(label(t));
     auto m = make_ar(t);
