@@ -10,6 +10,7 @@
 // tests/test_flows.cpp checks every layer's inverse and its log-det against slogdet of
 // autograd::batch_jacobian.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -280,6 +281,8 @@ class GaussianAutoregressiveFlow : public Flow {
   FlowOutput normalize_sequential(const Tensor& x);     // z_j = (x_j - mu_j(z_<j)) e^{-alpha_j(z_<j)}
   FlowOutput generate_one_pass(const Tensor& z);        // x = z e^{alpha(z)} + mu(z)
   FlowOutput generate_sequential(const Tensor& z);      // x_j = z_j e^{alpha_j(x_<j)} + mu_j(x_<j)
+  // the D passes of either, under no grad: {v built coordinate by coordinate, sum_k alpha_k}
+  FlowOutput sequential_without_graph(const Tensor& like, const std::function<Tensor(int64_t, const Tensor&, const Tensor&)>& next);
 };
 
 // Affine coupling (RealNVP, Dinh et al. 2016) with a 0/1 mask b (1 = kept, the conditioning part):

@@ -281,6 +281,31 @@ TEST_P(AutoregressiveFlows, TriangularJacobianInverseAndLogDet) {
     EXPECT_GT(max_abs(a), 0.3);  // the bound was active somewhere
   }
 }
+// The D sequential passes (MAF's sampling, IAF's density) without a graph keep the first layer's
+// pre-activation with a rank-1 update per coordinate and compute only mu_k and alpha_k of the output
+// layer: the full passes' values and log-det, with one or two hidden layers, bounded or not.
+TEST_P(AutoregressiveFlows, SequentialPassesWithoutAGraphEqualTheFullPasses) {
+  Generator g(13);
+  for (const std::vector<int64_t>& hidden : {std::vector<int64_t>{12}, std::vector<int64_t>{12, 9}})
+    for (double bound : {0.0, 0.3}) {
+      SCOPED_TRACE(cat(hidden.size(), " hidden layers, max_log_scale ", bound));
+      nn::GaussianAutoregressiveFlow f(5, hidden, GetParam(), &g);
+      f.to(DType::Float64);
+      perturb(f, g, 0.5);
+      f.max_log_scale = bound;
+      Tensor v = normal(g, {3, 5});
+      const bool maf = GetParam() == nn::AutoregressiveDirection::MAF;
+      auto sequential = [&] { return maf ? f.inverse_and_log_det(v) : f.forward_and_log_det(v); };
+      nn::FlowOutput full = sequential(), fast;
+      {
+        NoGradGuard no_grad;
+        fast = sequential();
+      }
+      EXPECT_LT(max_abs_diff(fast.out, full.out), 1e-12);
+      EXPECT_LT(max_abs_diff(fast.log_det, full.log_det), 1e-12);
+      EXPECT_GT(max_abs(full.out - v), 0.1);  // the flow is not the identity here
+    }
+}
 INSTANTIATE_TEST_SUITE_P(Directions, AutoregressiveFlows, ::testing::Values(nn::AutoregressiveDirection::MAF, nn::AutoregressiveDirection::IAF),
                          [](const auto& info) { return info.param == nn::AutoregressiveDirection::MAF ? "MAF" : "IAF"; });
 
