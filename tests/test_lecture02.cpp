@@ -10,6 +10,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include <dgm/autograd/ops.h>
+#include <dgm/lectures/common/lecture.h>
 #include <dgm/lectures/lecture02/lecture02.h>
 
 using namespace dgm;
@@ -254,10 +256,36 @@ TEST(Lecture02, RegisteredWithEveryModule) {
   EXPECT_EQ(m.back().name, "seminar");
 }
 
+// The seminar's fits run side by side (lectures::run_side_by_side): every task's result lands at its
+// index with the bits it has when run alone, and a task's exception reaches the caller once all ran.
+TEST(Lecture02, FitsRunSideBySideGiveTheirResultsAlone) {
+  auto work = [](int64_t i) {
+    Generator g(uint64_t(i) + 1);
+    Tensor a = randn({200, 150}, {.dtype = DType::Float64}, &g);
+    return sum(tanh(matmul(a, transpose(a, 0, 1)))).item();  // a GEMM, an elementwise op, a reduction
+  };
+  std::vector<double> alone(5), side(5, 0.0);
+  for (int64_t i = 0; i < 5; ++i) alone[size_t(i)] = work(i);
+  lectures::run_side_by_side(5, [&](int64_t i) { side[size_t(i)] = work(i); });
+  EXPECT_EQ(side, alone);
+  EXPECT_NE(alone[0], alone[1]);
+  std::vector<int> ran(4, 0);
+  try {
+    lectures::run_side_by_side(4, [&](int64_t i) {
+      ran[size_t(i)] = 1;
+      if (i >= 2) throw ValueError(cat("task ", i));
+    });
+    ADD_FAILURE() << "no exception";
+  } catch (const ValueError& e) {
+    EXPECT_EQ(std::string(e.what()), "task 2");
+  }
+  EXPECT_EQ(ran, (std::vector<int>{1, 1, 1, 1}));
+}
+
 TEST(Lecture02, ModuleWritesReportAndFigures) {
   const std::string dir = (std::filesystem::temp_directory_path() / "dgm_test_lecture02").string();
   std::filesystem::remove_all(dir);
-  run("coupling", {.out_dir = dir, .seed = 0, .quiet = true, .data = ""});
+  run("coupling", {.out_dir = dir, .seed = 0, .quiet = true, .data = "", .checkpoint = ""});
   EXPECT_TRUE(std::filesystem::exists(dir + "/report.md"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/coupling/coupling_demo.svg"));
   std::filesystem::remove_all(dir);

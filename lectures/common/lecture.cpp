@@ -3,9 +3,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+
+#include <omp.h>
 
 #include <dgm/lectures/common/chapter.h>
 #include <dgm/tensor/errors.h>
@@ -105,6 +108,20 @@ void run(const Lecture& lecture, const std::string& name, const Options& opt) {
   tools::write_file_atomic(report, md);
   if (!opt.quiet)
     std::cout << strf("\nWrote %s (%.1f s in all)\n", report.c_str(), std::chrono::duration<double>(clock::now() - start).count());
+}
+
+void run_side_by_side(int64_t n, const std::function<void(int64_t)>& task) {
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(std::max<int64_t>(n, 0)));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      task(i);
+    } catch (...) {
+      errors[static_cast<size_t>(i)] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace dgm::lectures

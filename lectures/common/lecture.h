@@ -60,6 +60,13 @@ std::string default_out_dir(const Lecture& lecture);  // "runs/lecture01"
 // sections of the modules of this call. ValueError for an unknown module name.
 void run(const Lecture& lecture, const std::string& module, const Options& options);
 
+// Runs task(i) for i < n side by side, one task at a time per OpenMP thread: for independent runs
+// too small to keep the threads busy one by one (the seminar's ten 2-D flow fits, each with its own
+// generator and flow). The ops inside a task run on its thread alone, and dgm's ops give the same
+// bits on any thread count, so every result is the one the task gives run by itself. An exception
+// of a task is rethrown (the first by index) after all tasks have finished.
+void run_side_by_side(int64_t n, const std::function<void(int64_t)>& task);
+
 // Defined by the generated index (CMake): calls each lecture folder's register_lectureNN().
 void register_lecture_folders();
 
