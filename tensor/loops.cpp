@@ -37,7 +37,7 @@ void next_row(const Shape& outer, const std::array<Strides, N>& outer_st, std::v
 }  // namespace
 
 template <size_t N>
-void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N> fn) {
+void for_each_tile_ref(const Shape& shape_in, std::array<Strides, N> st, TileFn<N> fn) {
   if (numel_of(shape_in) == 0) return;
   Shape shape = shape_in;
   if (shape.empty()) {
@@ -65,6 +65,9 @@ void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N>
   std::array<Strides, N> outer_st;
   for (size_t k = 0; k < N; ++k) outer_st[k] = Strides(mst[k].begin(), mst[k].end() - 1);
   int64_t rows = numel_of(outer);
+  std::array<int64_t, N> row_st{};  // along the last outer dim: the dim a tile's rows follow
+  if (!outer.empty())
+    for (size_t k = 0; k < N; ++k) row_st[k] = outer_st[k].back();
   const int nt = omp_in_parallel() ? 1 : team_for(rows * inner, kParallelGrain);
   if (nt > 1 && rows < nt && rows * inner >= kParallelGrain) {
     // A few long rows (a contiguous operation merges into one): split each row's elements across
@@ -86,7 +89,7 @@ void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N>
         if (b >= e) continue;
         std::array<int64_t, N> o = row_off[size_t(r)];
         for (size_t k = 0; k < N; ++k) o[k] += b * inner_st[k];
-        fn(o, e - b, inner_st);
+        fn(o, e - b, inner_st, 1, row_st);
       }
     }
     return;
@@ -101,15 +104,21 @@ void for_each_row_ref(const Shape& shape_in, std::array<Strides, N> st, RowFn<N>
       rem /= outer[d];
       for (size_t k = 0; k < N; ++k) off[k] += idx[d] * outer_st[k][d];
     }
-    for (int64_t r = r0; r < r1; ++r) {
-      fn(off, inner, inner_st);
+    // tiles: the rows left along the last outer dim (all of the range when there is no outer dim)
+    for (int64_t r = r0; r < r1;) {
+      const int64_t t = outer.empty() ? r1 - r : std::min(outer.back() - idx.back(), r1 - r);
+      fn(off, inner, inner_st, t, row_st);
+      r += t;
+      if (outer.empty()) break;
+      idx.back() += t - 1;
+      for (size_t k = 0; k < N; ++k) off[k] += (t - 1) * row_st[k];
       next_row<N>(outer, outer_st, idx, off);
     }
   }, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1)));
 }
 
-template void for_each_row_ref<2>(const Shape&, std::array<Strides, 2>, RowFn<2>);
-template void for_each_row_ref<3>(const Shape&, std::array<Strides, 3>, RowFn<3>);
-template void for_each_row_ref<4>(const Shape&, std::array<Strides, 4>, RowFn<4>);
+template void for_each_tile_ref<2>(const Shape&, std::array<Strides, 2>, TileFn<2>);
+template void for_each_tile_ref<3>(const Shape&, std::array<Strides, 3>, TileFn<3>);
+template void for_each_tile_ref<4>(const Shape&, std::array<Strides, 4>, TileFn<4>);
 
 }  // namespace dgm::cpu

@@ -1958,6 +1958,33 @@ TEST(TensorLoops, CombineChunksInOrder) {
     }
 }
 
+// for_each_row walks tiles of rows along the last outer dim (for_each_tile_ref), cut where the
+// threads' ranges of rows begin and end: every row of a (5, 37, 1001, 3) broadcast comes exactly
+// once with both operands' offsets right, on 3 threads (ranges that start mid-dim) and on 1.
+TEST(TensorLoops, RowsComeOnceWithTheirOffsets) {
+  const Shape shape{5, 37, 1001, 3};
+  const std::array<Strides, 2> st{Strides{0, 3, 0, 1}, Strides{37 * 1001 * 3, 1001 * 3, 3, 1}};  // (1, 37, 1, 3) against a fresh output
+  for (int threads : {1, 3}) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    std::vector<int> seen(static_cast<size_t>(numel_of(shape)), 0);
+    std::vector<int64_t> src(seen.size(), -1);
+    cpu::for_each_row<2>(shape, st, [&](const std::array<int64_t, 2>& o, int64_t n, const std::array<int64_t, 2>& s) {
+      for (int64_t i = 0; i < n; ++i) {
+        ++seen[static_cast<size_t>(o[1] + i * s[1])];
+        src[static_cast<size_t>(o[1] + i * s[1])] = o[0] + i * s[0];
+      }
+    });
+    omp_set_num_threads(before);
+    ASSERT_EQ(std::count(seen.begin(), seen.end(), 1), numel_of(shape)) << threads << " threads";
+    for (int64_t a = 0; a < 5; ++a)
+      for (int64_t b = 0; b < 37; ++b)
+        for (int64_t c = 0; c < 1001; ++c)
+          for (int64_t d = 0; d < 3; ++d)
+            ASSERT_EQ(src[static_cast<size_t>(((a * 37 + b) * 1001 + c) * 3 + d)], b * 3 + d) << threads << " threads";
+  }
+}
+
 // A contiguous elementwise op is one long row; it is split across threads within the row
 // (tensor/loops.h). Every element must come out the same whatever the thread count, for long and
 // short rows, broadcast operands and a non-contiguous input.
