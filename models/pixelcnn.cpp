@@ -93,7 +93,12 @@ Tensor PixelCNN::conditional_log_probs(const Batch& batch) {
 // after it, the window shrinks by that layer's reach: with 5 mask-B 3x3 layers the B layers compute
 // 66 + 45 + 28 + 15 + 6 pixels where a fixed 9 x 17 window computed 5 x 153.
 Tensor PixelCNN::forward_pixel(const Tensor& window, const Tensor& labels, int64_t top, int64_t left, int64_t r, int64_t c) {
-  const int64_t W = width(), step = config_.kernel_b / 2;
+  const int64_t W = width(), step = config_.kernel_b / 2, R = reach();
+  if (window.dim() != 4 || window.size(2) != r - top + 1 || top < 0 || left < 0 || r < top || c < left ||
+      left + window.size(3) < std::min(W, c + R + 1) || top > std::max<int64_t>(0, r - R) || left > std::max<int64_t>(0, c - R))
+    throw ShapeError(cat("PixelCNN.forward_pixel: a window ", shape_str(window.shape()), " at row ", top, ", column ", left,
+                         " does not hold the pixels that pixel (", r, ", ", c, ") sees (rows down to ", std::max<int64_t>(0, r - R),
+                         ", columns ", std::max<int64_t>(0, c - R), " to ", std::min(W, c + R + 1) - 1, ", ending at row ", r, ")"));
   // keep rows r - rest .. r and columns c - rest .. c + rest of the image (rest: the reach of the layers to come)
   auto crop = [&](const Tensor& h, int64_t rest) {
     const int64_t t = std::max<int64_t>(0, r - rest), l = std::max<int64_t>(0, c - rest), e = std::min(W, c + rest + 1);

@@ -281,6 +281,18 @@ TEST(ModelsPixelCNN, OneLayerReceptiveFieldIsExactlyMaskA) {
   for (size_t i = 0; i < weighted.size(); ++i) EXPECT_EQ(weighted[i] > 0, binary[i] == 1);
 }
 
+// forward_pixel (sampling's shrinking window) refuses a window that does not hold what the pixel sees.
+TEST(ModelsPixelCNN, ForwardPixelRefusesAWindowTooSmall) {
+  manual_seed(6);
+  PixelCNN m({.channels = 4, .layers = 2, .kernel_a = 3, .kernel_b = 3, .image_size = 10});  // reach 3
+  Tensor ok = zeros({2, 1, 4, 7});  // rows 2..5, columns 1..7 for pixel (5, 4)
+  EXPECT_EQ(m.forward_pixel(ok, Tensor(), 2, 1, 5, 4).shape(), (Shape{2, 2}));
+  EXPECT_THROW(m.forward_pixel(zeros({2, 1, 3, 7}), Tensor(), 3, 1, 5, 4), ShapeError);  // rows start at 3, not 2
+  EXPECT_THROW(m.forward_pixel(zeros({2, 1, 4, 6}), Tensor(), 2, 1, 5, 4), ShapeError);  // columns end at 6, not 7
+  EXPECT_THROW(m.forward_pixel(zeros({2, 1, 4, 7}), Tensor(), 2, 2, 5, 4), ShapeError);  // columns start at 2, not 1
+  EXPECT_THROW(m.forward_pixel(zeros({2, 4, 7}), Tensor(), 2, 1, 5, 4), ShapeError);     // not (B, 1, h, w)
+}
+
 TEST(ModelsPixelCNN, DeeperStacksHaveABlindSpotAboveRight) {
   manual_seed(5);
   PixelCNN m({.channels = 8, .layers = 3, .kernel_a = 7, .kernel_b = 3, .image_size = 11});
