@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # README command 2: set up, build, and run the whole test suite — then again under the sanitizers,
 # then the fuzzers; and the core once more, cross-built for 64-bit ARM, and once more with AVX-512's
-# kernel shapes emulated. Two builds, plus the small ones of 1c and 1d. CI runs everything: 1466 s (24
+# kernel shapes emulated. Two builds, plus the small ones of 1c and 1d. CI runs everything: 1450 s (24
 # minutes) from a clean clone on a 2-core AVX2 machine on 2026-12-02 (the "== time:" lines: 1 build
-# 400 s, tests 53, 1b 9, 1c 227, 1d 100, 2 build 473, 2a 140, 2b 64):
+# 411 s, tests 54, 1b 9, 1c 236, 1d 100, 2 build 441, 2a 135, 2b 64):
 #   1. the suite, Release build with g++ (-march=native) in $DGM_BUILD_DIR (default build/)
 #   1b. scripts/test-install.sh: that build installed into a temporary prefix, moved, and the
 #      README's homework project built against it and run                    DGM_INSTALL_TEST=0 skips
 #   1c. the ARM check (scripts/test-arm.sh), a small third build: the tensor and autograd libraries
 #      and their tests (-DDGM_CORE_ONLY=ON), cross-compiled for aarch64 with g++-aarch64-linux-gnu
 #      in $DGM_ARM_BUILD_DIR (default build-arm/) and run under qemu-aarch64 (qemu-user); both
-#      installed with apt-get as root if missing, else the stage is skipped with a note. 491
-#      tests; 2026-12-02 on 2 cores: build + tests 227 s                DGM_ARM=0 skips
+#      installed with apt-get as root if missing, else the stage is skipped with a note. 493
+#      tests; 2026-12-02 on 2 cores: build + tests 236 s                DGM_ARM=0 skips
 #   1d. the AVX-512 check (scripts/test-wide.sh) on CPUs without AVX-512: a small fourth build, the
 #      core with -DDGM_EMULATE_AVX512=ON (the kernels' AVX-512 shapes on pairs of AVX2 registers)
 #      in $DGM_WIDE_BUILD_DIR (default build-wide/), and the kernels' tests run on it   DGM_WIDE=0 skips
