@@ -816,7 +816,7 @@ void attention_head_backward(const T* Q, int64_t sq, const T* K, int64_t sk, con
 // key's D products stay in a vector (D / 8 FMAs), and the 8 vectors are summed across lanes
 // together by a tree of hadds, giving the 8 scores in one vector. P V then runs 4 keys at a time
 // into 4 accumulators (a single one would wait on its FMA latency each key).
-inline bool decode_pays(const AttnShape& s) { return !register_tiles_pay(s) && s.D % 8 == 0 && s.D <= 256; }
+inline bool decode_pays(const AttnShape& s) { return !register_tiles_pay(s) && s.D % 8 == 0; }
 // Heads per thread: a parallel region from 2^17 multiply-adds (head_grain's 2^20 was sized for the
 // dot-per-key speed; at this kernel's, 2^17 is ~10 us on one Zen 3 core): ImageGPT's 64 heads of
 // 16-sample decoding take both cores past ~130 keys. imagegpt_sample16, the two alternated 6 rounds on
