@@ -882,14 +882,9 @@ inline void attention_head_decode(const float* Q, int64_t sq, const float* K, in
   for (int64_t i = 0; i < s.Lq; ++i) {
     const int64_t n = key_limit(i, s, causal);
     float* o = O + i * so;
-    if (n == 0) {  // a row that saw no key outputs 0 and has lse -inf
-      std::fill(o, o + s.D, 0.0f);
-      lse[i] = -INFINITY;
-      continue;
-    }
     decode_scores(Q + i * sq, K, sk, n, s.D, sc, p);
-    const float m = row_max(p, n);
-    if (m == -INFINITY) {  // every score -inf: as no key (the tiled paths' rule)
+    const float m = row_max(p, n);  // -inf for no key
+    if (m == -INFINITY) {  // a row that saw no key (or only -inf scores) outputs 0 and has lse -inf, as the tiled paths
       std::fill(o, o + s.D, 0.0f);
       lse[i] = -INFINITY;
       continue;
