@@ -26,9 +26,9 @@
 // 51 -> 57, x 128 x 256 72 -> 79; from 12 panels on packing wins (x 192 x 64 64 vs 60, x 256 x 64
 // 64 vs 61; MLP-AR's 12544 x 256 x 256 equal). In s13, with other blocking and prefetching, 12544
 // x 256 x 256 ran at 68 vs 85 in place vs packed and 12544 x 32 x 256 at 37 vs 43.
-// Threads (`gemm_threaded`): tall products share out blocks of rows; products whose packed B fits
-// in half of L3 pack it once with all threads and share out blocks of rows against it; others give
-// each thread a rectangle of C; deep products (K many times M and N: weight gradients) are cut
+// Threads (`gemm_threaded`): tall products share out blocks of rows; where the cores share an L3,
+// products whose packed B fits in half of it pack it once with all threads and share out blocks of
+// rows against it; others give each thread a rectangle of C; deep products (K many times M and N: weight gradients) are cut
 // along K into a number of slices fixed by the shape and the CPU (`gemm_sliced`). Every C element
 // sees the same summation order whichever thread computes it (it depends on KC, which depends on K
 // and the CPU only, and on the slices), so the result does not depend on the thread count.
@@ -37,10 +37,16 @@
 #include <omp.h>
 
 #include <unistd.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <fstream>
 #include <new>
 #include <type_traits>
@@ -311,8 +317,46 @@ int64_t sysfs_cache_size(int index) {
   return value;
 }
 
+// Whether the L3 of cpu 0 (the sysfs cache index of level 3) is shared by every CPU in this
+// process's affinity mask, by its shared_cpu_list ("0-7,16-23").
+bool sysfs_l3_shared_by_all() {
+#if defined(__linux__)
+  for (int index = 0; index < 8; ++index) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index);
+    std::ifstream level_in(dir + "/level");
+    int level = 0;
+    if (!(level_in >> level)) return false;
+    if (level != 3) continue;
+    std::ifstream list_in(dir + "/shared_cpu_list");
+    std::string list;
+    if (!(list_in >> list)) return false;
+    cpu_set_t sharing, allowed;
+    CPU_ZERO(&sharing);
+    size_t pos = 0;
+    while (pos < list.size()) {
+      size_t end = list.find(',', pos);
+      if (end == std::string::npos) end = list.size();
+      const std::string range = list.substr(pos, end - pos);
+      const size_t dash = range.find('-');
+      char* stop = nullptr;
+      const long first = std::strtol(range.c_str(), &stop, 10);
+      const long last = dash == std::string::npos ? first : std::strtol(range.c_str() + dash + 1, &stop, 10);
+      if (first < 0 || last < first || last >= CPU_SETSIZE) return false;
+      for (long cpu = first; cpu <= last; ++cpu) CPU_SET(int(cpu), &sharing);
+      pos = end + 1;
+    }
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &allowed) && !CPU_ISSET(cpu, &sharing)) return false;
+    return true;
+  }
+#endif
+  return false;
+}
+
 CacheSizes detect_cache_sizes() {
   CacheSizes sizes;
+  sizes.l3_shared = sysfs_l3_shared_by_all();
   // sysfs index0 = L1d, index1 = L1i, index2 = L2, index3 = L3 (sysconf's L3 can be the whole
   // host's under a hypervisor, so sysfs comes first)
   int64_t reported[3] = {sysfs_cache_size(0), sysfs_cache_size(2), sysfs_cache_size(3)};
@@ -326,6 +370,13 @@ CacheSizes detect_cache_sizes() {
   if (reported[1] >= (128 << 10)) sizes.l2 = std::min<int64_t>(reported[1], 16 << 20);
   if (reported[2] >= (1 << 20)) sizes.l3 = reported[2];
   return sizes;
+}
+
+// -1: as reported; 0 or 1: set_l3_shared's override
+std::atomic<int> l3_shared_override{-1};
+bool l3_shared() {
+  const int o = l3_shared_override.load(std::memory_order_relaxed);
+  return o < 0 ? cache_sizes().l3_shared : o == 1;
 }
 
 struct Blocking {
@@ -811,7 +862,12 @@ void tile_range(int64_t total, int tile, int t, int parts, int64_t& begin, int64
 // KC block against the shared B. Rectangles of C (below) would have each thread pack all of A or
 // all of B, and wait at the end for the slowest: on 2 Zen 3 cores, interleaved in one process with
 // the rectangles, medians of 11-15 calls 512^3 117-134 -> 123-144 GFLOP/s, 1024^3 with a busy loop
-// on one core 85 -> 100. Each C element sums its K blocks in the same order as on one thread.
+// on one core 85 -> 100. Only where the OS reports one L3 for all our CPUs (`l3_shared`): on 2 Zen 5
+// cores of a VM whose cores sit on different CCDs (a cache line written by one reaches the other in
+// ~250 ns; the hypervisor hides the cache topology), every thread reading the B panels the other
+// packed ran 512^3 at 265 GFLOP/s and 1024^3 at 275 against 366 and 362 with rectangles (medians of
+// 15 calls; one thread alone ran this order at the speed of gemm_blocked, 173-187).
+// Each C element sums its K blocks in the same order as on one thread.
 template <class Cfg, class T>
 void gemm_shared_B(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
                    int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int nt, const GemmEpilogue<T>* ep, int64_t rows) {
@@ -848,7 +904,8 @@ void gemm_shared_B(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
 }
 
 // The blocked product on `nt` threads: row blocks for tall products, a shared packed B when it fits
-// in half of L3, otherwise a rectangle of C per thread, each running gemm_blocked on it.
+// in half of an L3 that all cores share, otherwise a rectangle of C per thread, each running
+// gemm_blocked on it.
 template <class Cfg, class T>
 void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsA, int64_t csA, const T* B, int64_t rsB,
                    int64_t csB, T beta, T* C, int64_t rsC, int64_t csC, int nt, const GemmEpilogue<T>* ep) {
@@ -875,7 +932,8 @@ void gemm_threaded(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t
     static const Blocking block = blocking<Cfg, T>();
     const int64_t rows = std::max<int64_t>(4 * Cfg::MR, (panels_m + 4 * nt - 1) / (4 * nt) * Cfg::MR);
     const int64_t npad = (N + Cfg::NR - 1) / Cfg::NR * Cfg::NR;
-    if (N > Cfg::NR && N <= block.nc && K * npad * int64_t(sizeof(T)) <= cache_sizes().l3 / 2 && M >= 2 * nt * rows) {
+    if (l3_shared() && N > Cfg::NR && N <= block.nc && K * npad * int64_t(sizeof(T)) <= cache_sizes().l3 / 2 &&
+        M >= 2 * nt * rows) {
       gemm_shared_B<Cfg>(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, nt, ep, std::min(rows, block.mc / Cfg::MR * Cfg::MR));
       return;
     }
@@ -1041,6 +1099,8 @@ const CacheSizes& cache_sizes() {
   static const CacheSizes sizes = detect_cache_sizes();
   return sizes;
 }
+void set_l3_shared(bool shared) { l3_shared_override.store(shared ? 1 : 0); }
+void reset_l3_shared() { l3_shared_override.store(-1); }
 
 void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA, const float* B, int64_t rsB,
           int64_t csB, float beta, float* C, int64_t rsC, int64_t csC) {

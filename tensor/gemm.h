@@ -58,9 +58,18 @@ const char* gemm_kernel_isa();
 // Data cache sizes in bytes (per core for L1 and L2, the whole L3), as the CPU reports them
 // (Linux's /sys first, then sysconf, then typical sizes of a current x86 core): the GEMM's and the
 // convolution's blocking follow them.
+// `l3_shared`: whether the OS reports that every CPU this process may run on shares one L3 (Linux's
+// /sys; false where it does not say, e.g. under hypervisors that hide the cache topology). Data one
+// core writes is then cheap for another to read; across L3s (two CCDs, two sockets) a cache line
+// written by one core costs the other ~250 ns.
 struct CacheSizes {
   int64_t l1 = 32 << 10, l2 = 512 << 10, l3 = 8 << 20;
+  bool l3_shared = false;
 };
 const CacheSizes& cache_sizes();
+// Overrides the reported `l3_shared` for the products that follow (tests run both thread splits;
+// a user who knows the machine may too); `reset` returns to the report.
+void set_l3_shared(bool shared);
+void reset_l3_shared();
 
 }  // namespace dgm::cpu

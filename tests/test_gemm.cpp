@@ -20,6 +20,8 @@ namespace {
 
 using dgm::cpu::gemm;
 using dgm::cpu::gemm_batched;
+using dgm::cpu::reset_l3_shared;
+using dgm::cpu::set_l3_shared;
 
 // How a matrix sits in memory. Strided = row-major with column stride 2 and 3 padding elements
 // after each row: a view like x[:, ::2]. The gaps hold a sentinel that must never be read (NaN in
@@ -217,24 +219,44 @@ TYPED_TEST(GemmTest, DeepProductsWithFewColumnsReadAInPlace) {
 }
 
 // The result must not depend on the thread count, bit for bit (reproducibility guarantee).
-// All splits: rectangles of C, for tall products row blocks taken by whichever thread is free, for
-// deep ones slices of K.
+// All splits: rectangles of C, or (where the cores share an L3) row blocks against one B packed by
+// all threads; for tall products row blocks taken by whichever thread is free, for deep ones slices
+// of K. Both settings of the L3 report run, whatever this machine's says.
 TYPED_TEST(GemmTest, SameBitsForAnyThreadCount) {
   using T = TypeParam;
   for (const auto& [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{203, 177, 300}, {3300, 40, 70}, {48, 40, 9000}}) {
     std::mt19937 rng(7);
     Matrix<T> A = make_matrix<T>(M, K, Layout::RowMajor, rng, T(0)), B = make_matrix<T>(K, N, Layout::RowMajor, rng, T(0));
-    std::vector<T> C[3];
+    std::vector<T> C[5];
     const int saved = omp_get_max_threads();
-    for (int threads = 1; threads <= 3; ++threads) {
+    for (int run = 0; run < 5; ++run) {  // 1 thread, then 2 and 3 with the L3 shared and not
+      const int threads = run == 0 ? 1 : 2 + (run - 1) / 2;
       omp_set_num_threads(threads);
-      C[threads - 1].resize(size_t(M * N));
-      gemm(M, N, K, T(1), A.data(), A.rs, A.cs, B.data(), B.rs, B.cs, T(0), C[threads - 1].data(), N, 1);
+      set_l3_shared(run % 2 == 1);
+      C[run].resize(size_t(M * N));
+      gemm(M, N, K, T(1), A.data(), A.rs, A.cs, B.data(), B.rs, B.cs, T(0), C[run].data(), N, 1);
     }
+    reset_l3_shared();
     omp_set_num_threads(saved);
-    EXPECT_EQ(C[0], C[1]) << M << "x" << N << "x" << K << ": 1 vs 2 threads";
-    EXPECT_EQ(C[0], C[2]) << M << "x" << N << "x" << K << ": 1 vs 3 threads";
+    for (int run = 1; run < 5; ++run)
+      EXPECT_EQ(C[0], C[run]) << M << "x" << N << "x" << K << ": 1 vs " << (2 + (run - 1) / 2) << " threads, L3 "
+                              << (run % 2 == 1 ? "shared" : "not shared");
   }
+}
+
+// Products where the cores share an L3 pack B once with all threads; elsewhere each thread packs
+// its own columns. Both give the reference's values.
+TYPED_TEST(GemmTest, BothThreadSplitsOfACube) {
+  using T = TypeParam;
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  for (bool shared : {true, false}) {
+    set_l3_shared(shared);
+    check_gemm<T>(203, 177, 300, T(1), T(0));
+    check_gemm<T>(260, 100, 530, T(0.5), T(1), Layout::RowMajor, Layout::ColMajor);
+  }
+  reset_l3_shared();
+  omp_set_num_threads(saved);
 }
 
 // Products run from inside someone else's parallel loop stay single-threaded and correct (each
