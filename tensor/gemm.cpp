@@ -388,7 +388,11 @@ struct Blocking {
 // could deliver, and a deeper KC halves the passes over C. On 2 Zen 3 cores (32 KiB L1, so KC 512
 // instead of 256), interleaved in one process, medians of 9-15 calls: 512^3 92-137 -> 108-150
 // GFLOP/s, 1024^3 83-130 -> 93-147, MLP-AR's layers and weight gradient equal or better, one core
-// equal or better. (AVX-512 keeps half: its 8 x 32 tile was measured at 86-89% of peak so.)
+// equal or better. AVX-512's 8 x 32 tile: two thirds of L1 (with the A micro-panel, 5/6 of it).
+// On 2 Zen 5 cores (48 KiB L1, so KC 256 instead of 192), three alternated runs of medians of 11
+// calls: 256^3 362-384 -> 410-415 GFLOP/s (one K block instead of two), 512^3 354-378 -> 375-392,
+// 1024^3 350-379 -> 360-378, MLP-AR's layers and weight gradient equal or +1-5%; one core equal or
+// better. (On Zen 4, at half of 32 KiB, the tile measured 86-89% of peak.)
 // MC: an MC x KC A block fills half of L2; with AVX2, three quarters (the B panel in L1 needs
 // little L2 behind it): on the same 2 cores, medians 512^3 108-111 -> 131-139 GFLOP/s, 1024^3
 // 68-130 -> 112-138, one core at 256^3 62 -> 79 in a noisy minute, equal in a quiet one.
@@ -401,7 +405,7 @@ Blocking blocking() {
 #if defined(__AVX2__) && defined(__FMA__) && !DGM_WIDE_VECTORS
   const int64_t l1_for_B = caches.l1, l2_for_A = caches.l2 * 3 / 4;
 #else
-  const int64_t l1_for_B = caches.l1 / 2, l2_for_A = caches.l2 / 2;
+  const int64_t l1_for_B = DGM_WIDE_VECTORS ? caches.l1 * 2 / 3 : caches.l1 / 2, l2_for_A = caches.l2 / 2;
 #endif
   const int64_t kc = std::clamp<int64_t>(l1_for_B / (NR * size) / 16 * 16, 64, 1024);
   const int64_t mc = std::clamp<int64_t>(l2_for_A / (kc * size) / MR * MR, MR, 1024 / MR * MR);
