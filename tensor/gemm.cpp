@@ -424,6 +424,35 @@ void pack_transposed(const T* src, int64_t step, int64_t width, int64_t kc, T* d
   int64_t r0 = 0;
 #if defined(__AVX__)
   if constexpr (std::is_same_v<T, float>) {
+    // 8 rows x 8 k at a time (panels of 8 or more: AVX-512's A panels, transposed B panels): an 8x8
+    // transpose whose 8 results are whole 8-value runs of dst, one store each (the 4-row blocks
+    // below need 16 half-size stores for the same values).
+    if constexpr (W >= 8) {
+      for (; r0 + 8 <= width; r0 += 8) {
+        const float* s = src + r0 * step;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+          __m256 x[8];
+          for (int r = 0; r < 8; ++r) x[r] = _mm256_loadu_ps(s + r * step + k);
+          // rows (0,1), (2,3), ... interleaved, then 4-row groups of each k in each 128-bit lane
+          __m256 t[8], u[8];
+          for (int r = 0; r < 8; r += 2) t[r] = _mm256_unpacklo_ps(x[r], x[r + 1]), t[r + 1] = _mm256_unpackhi_ps(x[r], x[r + 1]);
+          for (int h = 0; h < 8; h += 4) {
+            u[h + 0] = _mm256_shuffle_ps(t[h + 0], t[h + 2], 0x44);  // k 0 | 4 of rows h..h+3
+            u[h + 1] = _mm256_shuffle_ps(t[h + 0], t[h + 2], 0xEE);  // k 1 | 5
+            u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);  // k 2 | 6
+            u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);  // k 3 | 7
+          }
+          float* d = dst + k * W + r0;
+          for (int j = 0; j < 4; ++j) {
+            _mm256_storeu_ps(d + j * W, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));
+            _mm256_storeu_ps(d + (j + 4) * W, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+          }
+        }
+        for (; k < kc; ++k)
+          for (int64_t r = 0; r < 8; ++r) dst[k * W + r0 + r] = s[r * step + k];
+      }
+    }
     // 4 rows x 8 k at a time: two 4x4 transposes side by side in the two 128-bit lanes of a ymm;
     // lane 0 of the result holds k..k+3, lane 1 holds k+4..k+7.
     for (; r0 + 4 <= width; r0 += 4) {
