@@ -12,9 +12,10 @@
 #      in $DGM_ARM_BUILD_DIR (default build-arm/) and run under qemu-aarch64 (qemu-user); both
 #      installed with apt-get as root if missing, else the stage is skipped with a note. 493
 #      tests; 2026-12-02 on 2 cores: build + tests 236 s                DGM_ARM=0 skips
-#   1d. the AVX-512 check (scripts/test-wide.sh) on CPUs without AVX-512: a small fourth build, the
-#      core with -DDGM_EMULATE_AVX512=ON (the kernels' AVX-512 shapes on pairs of AVX2 registers)
-#      in $DGM_WIDE_BUILD_DIR (default build-wide/), and the kernels' tests run on it   DGM_WIDE=0 skips
+#   1d. the other vector width (scripts/test-wide.sh): a small fourth build, the core in
+#      $DGM_WIDE_BUILD_DIR (default build-wide/), and the kernels' tests run on it; on CPUs without
+#      AVX-512 built with -DDGM_EMULATE_AVX512=ON (the kernels' AVX-512 shapes on pairs of AVX2
+#      registers), on CPUs with it built with -mno-avx512f (the AVX2 shapes)      DGM_WIDE=0 skips
 #   2. one checking build (scripts/build-sanitize.sh) in $DGM_SANITIZE_BUILD_DIR (default
 #      build-sanitize/): clang 16+ (installed with apt-get as root if missing), -O1, the portable
 #      baseline (-DDGM_NATIVE=OFF; DGM_SANITIZE_NATIVE=ON for -march=native), AddressSanitizer +
@@ -45,7 +46,8 @@ if [ "${DGM_ARM:-1}" != 0 ]; then
   DGM_ARM_MISSING_OK=1 bash scripts/test-arm.sh
   stage_done "1c ARM"
 fi
-# 1d. the AVX-512 kernels' shapes, emulated where the CPU has no AVX-512
+# 1d. the other vector width's kernel shapes: AVX-512's emulated where the CPU has no AVX-512, AVX2's
+#     where it has
 if [ "${DGM_WIDE:-1}" != 0 ]; then
   bash scripts/test-wide.sh
   stage_done "1d wide"
