@@ -743,7 +743,8 @@ TEST(CliBench, PrintsNameValueUnitAndRejectsUnknownNames) {
   const std::string text = out.str();
   ASSERT_TRUE(std::regex_match(text, m, std::regex(R"(gemm_256 ([0-9]+\.[0-9]) GFLOP/s # ([0-9]+)% of peak\n)"
                                                    R"(gemm_512 ([0-9]+\.[0-9]) GFLOP/s # ([0-9]+)% of peak\n)"
-                                                   R"(peak_f32_fma ([0-9]+\.[0-9]) GFLOP/s # [0-9]+ threads, (AVX-512|AVX2\+FMA|portable) GEMM kernel\n)")))
+                                                   R"(peak_f32_fma ([0-9]+\.[0-9]) GFLOP/s # [0-9]+ threads, (AVX-512|AVX2\+FMA|portable) GEMM kernel; )"
+                                                   R"(L1d [0-9]+ [KM]iB, L2 [0-9]+ [KM]iB, L3 [0-9]+ [KM]iB \(one for all CPUs: (yes|not reported)\)\n)")))
       << text;
   // Each share is against the best peak read before it, never above the run's best printed last:
   // share >= 100 * GFLOP/s / final peak (to the printed rounding).

@@ -193,10 +193,21 @@ void run_realnvp_step(const std::string& name, std::ostream& out, double peak) {
   print_step(out, name, adam_step_ms(*model, x), step_gflop("realnvp", twin, 32), peak);
 }
 
+// "L1d 48 KiB, L2 1 MiB, L3 32 MiB (shared by all CPUs: yes)": the sizes the kernels' blocking
+// follows and whether the OS reported one L3 for every CPU (the GEMM's thread split follows it).
+std::string cache_report() {
+  const cpu::CacheSizes& c = cpu::cache_sizes();
+  auto size = [](int64_t bytes) {
+    return bytes % (int64_t{1} << 20) == 0 ? std::to_string(bytes >> 20) + " MiB" : std::to_string(bytes >> 10) + " KiB";
+  };
+  return "L1d " + size(c.l1) + ", L2 " + size(c.l2) + ", L3 " + size(c.l3) + " (one for all CPUs: " +
+         (c.l3_shared ? "yes" : "not reported") + ")";
+}
+
 void run_one(const std::string& name, std::ostream& out, double peak) {
   if (name == "peak_f32_fma") {
     out << name << " " << format("%.1f", peak) << " GFLOP/s # " << omp_get_max_threads() << " threads, "
-        << cpu::gemm_kernel_isa() << " GEMM kernel\n" << std::flush;
+        << cpu::gemm_kernel_isa() << " GEMM kernel; " << cache_report() << "\n" << std::flush;
   } else if (name.rfind("gemm_", 0) == 0) {
     const int64_t n = std::stoll(name.substr(5));
     const double g = gemm_gflops(n);
