@@ -28,10 +28,11 @@
 // x 256 x 256 ran at 68 vs 85 in place vs packed and 12544 x 32 x 256 at 37 vs 43.
 // Threads (`gemm_threaded`): tall products share out blocks of rows; where the cores share an L3,
 // products whose packed B fits in half of it pack it once with all threads and share out blocks of
-// rows against it; others give each thread a rectangle of C; deep products (K many times M and N: weight gradients) are cut
-// along K into a number of slices fixed by the shape and the CPU (`gemm_sliced`). Every C element
-// sees the same summation order whichever thread computes it (it depends on KC, which depends on K
-// and the CPU only, and on the slices), so the result does not depend on the thread count.
+// rows against it; others give each thread a rectangle of C; deep products (K many times M and N:
+// weight gradients) are cut along K into a number of slices fixed by the shape and the CPU
+// (`gemm_sliced`). Every C element sees the same summation order whichever thread computes it (it
+// depends on KC, which depends on K and the CPU only, and on the slices), so the result does not
+// depend on the thread count.
 #include <dgm/tensor/gemm.h>
 
 #include <omp.h>
@@ -46,9 +47,9 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <fstream>
 #include <new>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -338,9 +339,8 @@ bool sysfs_l3_shared_by_all() {
       if (end == std::string::npos) end = list.size();
       const std::string range = list.substr(pos, end - pos);
       const size_t dash = range.find('-');
-      char* stop = nullptr;
-      const long first = std::strtol(range.c_str(), &stop, 10);
-      const long last = dash == std::string::npos ? first : std::strtol(range.c_str() + dash + 1, &stop, 10);
+      const long first = std::strtol(range.c_str(), nullptr, 10);
+      const long last = dash == std::string::npos ? first : std::strtol(range.c_str() + dash + 1, nullptr, 10);
       if (first < 0 || last < first || last >= CPU_SETSIZE) return false;
       for (long cpu = first; cpu <= last; ++cpu) CPU_SET(int(cpu), &sharing);
       pos = end + 1;

@@ -193,7 +193,7 @@ void run_realnvp_step(const std::string& name, std::ostream& out, double peak) {
   print_step(out, name, adam_step_ms(*model, x), step_gflop("realnvp", twin, 32), peak);
 }
 
-// "L1d 48 KiB, L2 1 MiB, L3 32 MiB (shared by all CPUs: yes)": the sizes the kernels' blocking
+// "L1d 48 KiB, L2 1 MiB, L3 32 MiB (one for all CPUs: yes)": the sizes the kernels' blocking
 // follows and whether the OS reported one L3 for every CPU (the GEMM's thread split follows it).
 std::string cache_report() {
   const cpu::CacheSizes& c = cpu::cache_sizes();
