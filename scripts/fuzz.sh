@@ -12,7 +12,8 @@
 # Targets: fuzz_idx (data::decode_idx, gunzip, parse_idx), fuzz_safetensors (nn::load_safetensors),
 #          fuzz_args (cli::parse_args; input split into argv words on NUL/newline/space),
 #          fuzz_checkpoint (safetensors -> metadata -> models::create_model -> one log_prob; seeds:
-#          a small checkpoint of every registered model, tests/fuzz/checkpoint_harness.h).
+#          a small checkpoint of every registered model, tests/fuzz/checkpoint_harness.h),
+#          fuzz_cpu_list (cpu::cpu_list_covers, the GEMM's L3 report from sysfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
@@ -23,9 +24,10 @@ declare -A max_len=(
   [fuzz_safetensors]=4096
   [fuzz_args]=4096
   [fuzz_checkpoint]=65536
+  [fuzz_cpu_list]=256
 )
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_idx fuzz_safetensors fuzz_args fuzz_checkpoint)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_idx fuzz_safetensors fuzz_args fuzz_checkpoint fuzz_cpu_list)
 for t in "${targets[@]}"; do
   [ -n "${max_len[$t]+x}" ] || { echo "fuzz.sh: unknown target $t (known: ${!max_len[*]})" >&2; exit 2; }
 done

@@ -50,8 +50,10 @@
 #include <fstream>
 #include <new>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <dgm/tensor/errors.h>
 #include <dgm/tensor/simd.h>
@@ -330,25 +332,12 @@ bool sysfs_l3_shared_by_all() {
     if (level != 3) continue;
     std::ifstream list_in(dir + "/shared_cpu_list");
     std::string list;
-    if (!(list_in >> list)) return false;
-    cpu_set_t sharing, allowed;
-    CPU_ZERO(&sharing);
-    size_t pos = 0;
-    while (pos < list.size()) {
-      size_t end = list.find(',', pos);
-      if (end == std::string::npos) end = list.size();
-      const std::string range = list.substr(pos, end - pos);
-      const size_t dash = range.find('-');
-      const long first = std::strtol(range.c_str(), nullptr, 10);
-      const long last = dash == std::string::npos ? first : std::strtol(range.c_str() + dash + 1, nullptr, 10);
-      if (first < 0 || last < first || last >= CPU_SETSIZE) return false;
-      for (long cpu = first; cpu <= last; ++cpu) CPU_SET(int(cpu), &sharing);
-      pos = end + 1;
-    }
-    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+    cpu_set_t allowed;
+    if (!(list_in >> list) || sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+    std::vector<int> cpus;
     for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
-      if (CPU_ISSET(cpu, &allowed) && !CPU_ISSET(cpu, &sharing)) return false;
-    return true;
+      if (CPU_ISSET(cpu, &allowed)) cpus.push_back(cpu);
+    return cpu_list_covers(list, cpus);
   }
 #endif
   return false;
@@ -1131,6 +1120,33 @@ void gemm_batched_impl(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, 
 const CacheSizes& cache_sizes() {
   static const CacheSizes sizes = detect_cache_sizes();
   return sizes;
+}
+bool cpu_list_covers(std::string_view list, const std::vector<int>& cpus) {
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  size_t pos = 0;
+  // a number of at most 9 digits (no sign, no space), or -1
+  auto number = [&]() -> int64_t {
+    int64_t value = 0;
+    size_t digits = 0;
+    for (; pos < list.size() && list[pos] >= '0' && list[pos] <= '9' && digits < 9; ++pos, ++digits) value = value * 10 + (list[pos] - '0');
+    return digits == 0 || (pos < list.size() && list[pos] >= '0' && list[pos] <= '9') ? -1 : value;
+  };
+  while (true) {
+    const int64_t first = number();
+    int64_t last = first;
+    if (first < 0) return false;
+    if (pos < list.size() && list[pos] == '-') {
+      ++pos;
+      last = number();
+      if (last < first) return false;
+    }
+    ranges.emplace_back(first, last);
+    if (pos == list.size()) break;
+    if (list[pos++] != ',') return false;
+  }
+  return std::all_of(cpus.begin(), cpus.end(), [&](int cpu) {
+    return std::any_of(ranges.begin(), ranges.end(), [&](const auto& r) { return cpu >= r.first && cpu <= r.second; });
+  });
 }
 void set_l3_shared(bool shared) { l3_shared_override.store(shared ? 1 : 0); }
 void reset_l3_shared() { l3_shared_override.store(-1); }

@@ -13,6 +13,8 @@
 // sizes and, for deep products such as weight gradients, its core count).
 #pragma once
 #include <cstdint>
+#include <string_view>
+#include <vector>
 
 namespace dgm::cpu {
 
@@ -71,5 +73,8 @@ const CacheSizes& cache_sizes();
 // a user who knows the machine may too); `reset` returns to the report.
 void set_l3_shared(bool shared);
 void reset_l3_shared();
+// Whether a Linux CPU list ("0-7,16-23": sysfs's shared_cpu_list) names every CPU of `cpus`; false
+// for a list that is not one (empty, signs, spaces, a reversed range, a number of 10 or more digits).
+bool cpu_list_covers(std::string_view list, const std::vector<int>& cpus);
 
 }  // namespace dgm::cpu

@@ -259,6 +259,23 @@ TYPED_TEST(GemmTest, BothThreadSplitsOfACube) {
   omp_set_num_threads(saved);
 }
 
+// The L3 report's CPU lists (sysfs's shared_cpu_list): ranges and singles; anything else is no list
+// and so no report (the safe thread split), never an exception or a loop over a claimed range.
+TEST(GemmL3Report, CpuListCoversOnlyWhatItNames) {
+  using dgm::cpu::cpu_list_covers;
+  EXPECT_TRUE(cpu_list_covers("0-7,16-23", {0, 1, 7, 16, 23}));
+  EXPECT_FALSE(cpu_list_covers("0-7,16-23", {0, 8}));
+  EXPECT_TRUE(cpu_list_covers("3", {3}));
+  EXPECT_FALSE(cpu_list_covers("3", {2, 3}));
+  EXPECT_TRUE(cpu_list_covers("0,2,4-5", {0, 2, 4, 5}));
+  EXPECT_FALSE(cpu_list_covers("0,2,4-5", {1}));
+  EXPECT_TRUE(cpu_list_covers("0-999999999", {0, 4095}));  // a huge range is compared, not walked
+  for (const char* bad : {"", ",", "0,", ",0", "-1", "0-", "-", "7-3", "0 - 1", " 0", "0\n", "+1", "1-+2", "0x1",
+                          "0-1-2", "1234567890", "0,,1", "a", "0-b"})
+    EXPECT_FALSE(cpu_list_covers(bad, {0})) << "'" << bad << "'";
+  EXPECT_FALSE(cpu_list_covers(std::string_view("0\0-1", 4), {0}));
+}
+
 // Products run from inside someone else's parallel loop stay single-threaded and correct (each
 // thread has its own packing buffers).
 TYPED_TEST(GemmTest, InsideParallelRegion) {
