@@ -595,12 +595,8 @@ T row_max(const T* p, int64_t n) {
 #if defined(__AVX512F__)
 using ExpReg = __m512;
 inline ExpReg exp_set1(float x) { return _mm512_set1_ps(x); }
-inline ExpReg exp_scale(ExpReg shifted) {  // 2^n from n in shifted's low mantissa bits
-  // (the masked shift: GCC 12's plain one reads an undefined register and warns)
-  const __m512i e = _mm512_add_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(127 - 0x4B400000));
-  return _mm512_castsi512_ps(_mm512_mask_slli_epi32(e, 0xFFFF, e, 23));
-}
 #define DGM_EXP_OP(op) _mm512_##op
+// (the masked form: GCC 12's plain one reads an undefined register and warns)
 inline __m512 exp_max(__m512 a, __m512 b) { return _mm512_mask_max_ps(a, 0xFFFF, a, b); }
 #else
 inline __m256 exp_scale(__m256 shifted) {
@@ -632,6 +628,25 @@ inline __m256 exp_max(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
 // which GCC turned into blends (33 instructions a vector, a third of the forward). Below -87 the
 // value is e^-87 ~ 1.6e-38 instead of 0, which no softmax sum (it holds the max's 1) can see. A NaN
 // stays NaN (max returns its second operand when either is NaN).
+#if defined(__AVX512F__)
+// AVX-512: n = round(x / ln 2) by one rounding instruction and e^r 2^n by one vscalefps, in place
+// of the magic-number shift's subtraction and the two integer operations and a multiply that build
+// 2^n, and the polynomial's tail as two FMAs: 13 instructions a vector instead of 16.
+inline ExpReg exp_nonpositive(ExpReg x) {
+  x = exp_max(_mm512_set1_ps(-87.0f), x);
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+  const __m512 nf = _mm512_mask_roundscale_ps(t, 0xFFFF, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // (masked: see exp_max)
+  const __m512 r = _mm512_fmadd_ps(nf, _mm512_set1_ps(2.12194440e-4f), _mm512_fnmadd_ps(nf, _mm512_set1_ps(0.693359375f), x));
+  __m512 q = _mm512_set1_ps(1.9875691500e-4f);
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.3981999507e-3f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.3334519073e-3f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.1665795894e-2f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.6666665459e-1f));
+  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 e = _mm512_fmadd_ps(_mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f)), r, _mm512_set1_ps(1.0f));  // 1 + r + r^2 q
+  return _mm512_mask_scalef_ps(e, 0xFFFF, e, nf);
+}
+#else
 inline ExpReg exp_nonpositive(ExpReg x) {
   x = exp_max(exp_set1(-87.0f), x);
   const ExpReg magic = exp_set1(12582912.0f);
@@ -644,9 +659,10 @@ inline ExpReg exp_nonpositive(ExpReg x) {
   q = DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(4.1665795894e-2f));
   q = DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(1.6666665459e-1f));
   q = DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(5.0000001201e-1f));
-  const ExpReg e = DGM_EXP_OP(add_ps)(DGM_EXP_OP(fmadd_ps)(DGM_EXP_OP(mul_ps)(q, r), r, r), exp_set1(1.0f));
+  const ExpReg e = DGM_EXP_OP(fmadd_ps)(DGM_EXP_OP(fmadd_ps)(q, r, exp_set1(1.0f)), r, exp_set1(1.0f));  // 1 + r + r^2 q
   return DGM_EXP_OP(mul_ps)(e, exp_scale(shifted));
 }
+#endif
 
 // p[j] = e^(p[j] - shift) for j < n, every p[j] <= shift (the row's max): returns their sum.
 inline float row_exp_sum(float* p, int64_t n, float shift) {
