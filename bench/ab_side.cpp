@@ -66,3 +66,17 @@ double AB_CAT(attention_imagegpt_, AB_SIDE)() {
   cpu::AttentionGrads g = cpu::attention_backward(q, k, v, r.out, r.lse, dout, true, 0.25);
   return ms_since(t);
 }
+// MLP-AR's first layer backward: 12544 bags of 2 rows of a 512 x 256 table (context pixels), ReLU, bias
+double AB_CAT(embedding_bag_mlp_ar_, AB_SIDE)() {
+  static Array dy = filled({12544, 256}), idx = [] {
+    Array a = Array::empty({12544, 2}, DType::Int64);
+    int64_t* p = a.data<int64_t>();
+    uint32_t x = 777;
+    for (int64_t i = 0; i < a.numel(); ++i) x = x * 1664525u + 1013904223u, p[i] = (i % 2) * 256 + int64_t(x >> 24);
+    return a;
+  }();
+  static Array saved = cpu::embedding_bag_forward(filled({512, 256}), idx, filled({256}), cpu::LinearActivation::ReLU).y;
+  auto t = std::chrono::steady_clock::now();
+  cpu::EmbeddingBagGrads g = cpu::embedding_bag_backward(idx, saved, dy, 512, cpu::LinearActivation::ReLU, true);
+  return ms_since(t);
+}

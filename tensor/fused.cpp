@@ -1223,6 +1223,14 @@ LinearResult embedding_bag_forward(const Array& weight_in, const Array& indices_
   return r;
 }
 
+// Clever part: each thread owns a band of columns (whole cache lines) of every table row and of the
+// bias gradient, and walks all bags in order: dy goes through the activation on the fly, into the
+// rows its bag names and into the bias sums, so the activation's gradient is never written out and
+// dy and the saved output are read once in all (split by table rows, as before, every thread read
+// all of the gradient, which a pass before had written out: for MLP-AR's 12544 x 256 ReLU layer on
+// 2 threads, 64 MB read or written, now 26 MB). Every value is summed in the same order as before (rows of a table
+// row by bag, the bias over 64-row chunks added in order), whichever thread owns it: same bits on
+// any thread count.
 EmbeddingBagGrads embedding_bag_backward(const Array& indices_in, const Array& saved, const Array& dy_in, int64_t V, LinearActivation act,
                                          bool need_dbias) {
   const int64_t N = indices_in.size(0), K = indices_in.size(1), H = dy_in.size(1);
@@ -1230,25 +1238,60 @@ EmbeddingBagGrads embedding_bag_backward(const Array& indices_in, const Array& s
   EmbeddingBagGrads g{Array::zeros({V, H}, dy.dtype()), Array()};
   dispatch_floating(dy.dtype(), "embedding_bag_backward", [&]<class T>() {
     Array s = act == LinearActivation::None ? Array() : saved.contiguous();
-    Array gpre = act == LinearActivation::None ? dy : Array::empty({N, H}, dy.dtype());
     if (need_dbias) g.dbias = Array::empty({H}, dy.dtype());
-    activation_backward<T>(N, H, dy.data<T>(), s.defined() ? s.data<T>() : nullptr, act, gpre.data<T>(),
-                           need_dbias ? g.dbias.data<T>() : nullptr);
-    const T* gp = gpre.data<T>();
+    const T* d = dy.data<T>();
+    const T* sv = s.defined() ? s.data<T>() : nullptr;
     const int64_t* idx = indices.data<int64_t>();
     T* dw = g.dweight.data<T>();
-    // each thread owns table rows [v0, v1) and scans every bag in order: no two threads write one row
-    parallel_for(V, [&](int64_t v0, int64_t v1) {
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t v = idx[n * K + k];
-          if (v < v0 || v >= v1) continue;
-          T* dst = dw + v * H;
-          const T* src = gp + n * H;
+    T* db = need_dbias ? g.dbias.data<T>() : nullptr;
+    constexpr int64_t kLine = 64 / int64_t(sizeof(T)), kRows = 64, kAhead = 8;  // kRows: activation_backward's bias chunks
+    const int64_t lines = (H + kLine - 1) / kLine;
+    const int64_t bands = std::min<int64_t>(lines, team_for(N * std::max<int64_t>(K, 1) * H, kParallelGrain));
+    parallel_for(bands, [&](int64_t b0, int64_t b1) {
+      const int64_t j0 = std::min(H, lines * b0 / bands * kLine), j1 = std::min(H, lines * b1 / bands * kLine), w = j1 - j0;
+      if (w <= 0) return;
+      std::vector<T> gbuf(size_t(w), T(0)), chunk(db ? size_t(w) : 0, T(0)), total(db ? size_t(w) : 0, T(0));
+      T* gr = gbuf.data();
+      for (int64_t n = 0; n < N; ++n) {
+        const T* dr = d + n * H + j0;
+        if (n + kAhead < N)  // a band of each row is a short run that the hardware prefetcher follows late
+          for (int64_t j = 0; j < w; j += kLine) {
+            __builtin_prefetch(dr + kAhead * H + j);
+            if (sv) __builtin_prefetch(sv + (n + kAhead) * H + j0 + j);
+          }
+        if (act == LinearActivation::ReLU) {
+          const T* sr = sv + n * H + j0;
 #pragma omp simd
-          for (int64_t j = 0; j < H; ++j) dst[j] += src[j];
+          for (int64_t j = 0; j < w; ++j) gr[j] = sr[j] > T(0) ? dr[j] : T(0);
+        } else if (act == LinearActivation::GELU) {
+          const T* sr = sv + n * H + j0;
+          for (int64_t j = 0; j < w; ++j) gr[j] = dr[j] * gelu_slope_approx(sr[j]);
+        } else {
+          std::copy(dr, dr + w, gr);
         }
-    }, N * K * H >= kParallelGrain ? 1 : V);
+        for (int64_t k = 0; k < K; ++k) {
+          T* dst = dw + idx[n * K + k] * H + j0;
+#pragma omp simd
+          for (int64_t j = 0; j < w; ++j) dst[j] += gr[j];
+        }
+        if (db) {
+          T* c = chunk.data();
+#pragma omp simd
+          for (int64_t j = 0; j < w; ++j) c[j] += gr[j];
+          if ((n + 1) % kRows == 0 || n + 1 == N) {  // a chunk ends: total = chunk 0, then + each chunk in order
+            T* t = total.data();
+            if (n < kRows) {
+              std::copy(c, c + w, t);
+            } else {
+#pragma omp simd
+              for (int64_t j = 0; j < w; ++j) t[j] += c[j];
+            }
+            std::fill(c, c + w, T(0));
+          }
+        }
+      }
+      if (db) std::copy(total.begin(), total.end(), db + j0);  // 0 for no rows
+    }, 1);
   });
   return g;
 }

@@ -198,10 +198,14 @@ TEST(Fused, RowSumGradientsDoNotDependOnTheThreadCount) {
   manual_seed(9);
   Tensor x = randn({3000, 32}), w = randn({48, 32}, {.requires_grad = true}), b = randn({48}, {.requires_grad = true});
   Tensor table = randn({50, 48}, {.requires_grad = true}), idx = randint(0, 50, {3000, 2});
+  // a width that is no whole number of cache lines: the threads' bands of columns end mid-line
+  Tensor table2 = randn({20, 37}, {.requires_grad = true}), b2 = randn({37}, {.requires_grad = true});
+  Tensor idx2 = randint(0, 20, {3000, 3});
   auto grads = [&] {
     Tensor h = fused::linear(x, w, b, fused::LinearActivation::ReLU);
     Tensor y = fused::embedding_bag(table, idx, b, fused::LinearActivation::ReLU);
-    return autograd::grad({sum(h * h) + sum(y * y)}, {w, b, table});
+    Tensor y2 = fused::embedding_bag(table2, idx2, b2, fused::LinearActivation::GELU);
+    return autograd::grad({sum(h * h) + sum(y * y) + sum(y2 * y2)}, {w, b, table, table2, b2});
   };
   expect_same_bits_on_1_and_2_threads(grads);
 }
