@@ -37,7 +37,8 @@ double fma_region(int64_t iters) {
     for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(float(k));
     for (int64_t i = 0; i < iters; ++i)
       for (int k = 0; k < 12; ++k) a[k] = _mm512_fmadd_ps(a[k], b, c);
-    for (int k = 0; k < 12; ++k) sink += _mm512_reduce_add_ps(a[k]);
+    float t[16];  // (not _mm512_reduce_add_ps: GCC 12's reads an undefined register and warns)
+    for (int k = 0; k < 12; ++k) _mm512_storeu_ps(t, a[k]), sink += t[0];
 #elif defined(__AVX2__) && defined(__FMA__)
     __m256 a[12], b = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
     for (int k = 0; k < 12; ++k) a[k] = _mm256_set1_ps(float(k));
