@@ -1175,6 +1175,27 @@ void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_
   gemm_impl(M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC, omp_get_max_threads(), &epilogue);
 }
 
+namespace {
+template <class T>
+void pack_panels_impl(int width, const T* src, int64_t step, int64_t kstride, int64_t n, int64_t kc, T* dst) {
+  switch (width) {
+    case 4: return pack_block<4>(src, step, kstride, n, kc, dst);
+    case 6: return pack_block<6>(src, step, kstride, n, kc, dst);
+    case 8: return pack_block<8>(src, step, kstride, n, kc, dst);
+    case 16: return pack_block<16>(src, step, kstride, n, kc, dst);
+    case 32: return pack_block<32>(src, step, kstride, n, kc, dst);
+    default: throw ValueError(cat("pack_panels: width must be 4, 6, 8, 16 or 32, got ", width));
+  }
+}
+}  // namespace
+
+void pack_panels(int width, const float* src, int64_t step, int64_t kstride, int64_t n, int64_t kc, float* dst) {
+  pack_panels_impl(width, src, step, kstride, n, kc, dst);
+}
+void pack_panels(int width, const double* src, int64_t step, int64_t kstride, int64_t n, int64_t kc, double* dst) {
+  pack_panels_impl(width, src, step, kstride, n, kc, dst);
+}
+
 void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t bsA, int64_t rsA,
                   int64_t csA, const float* B, int64_t bsB, int64_t rsB, int64_t csB, float beta, float* C, int64_t bsC,
                   int64_t rsC, int64_t csC) {

@@ -53,6 +53,14 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
                   const double* B, int64_t bsB, int64_t rsB, int64_t csB,
                   double beta, double* C, int64_t bsC, int64_t rsC, int64_t csC);
 
+// The GEMM's packing, for kernels that keep an operand in register-tile panels (attention's K^T,
+// K, V and query blocks): n lines of depth kc into ceil(n / width) panels of `width` lines, k-major,
+//   dst[p*width*kc + k*width + r] = src[(p*width + r)*step + k*kstride],
+// the last panel padded with zeros. Lines that run along k (kstride 1) are transposed in SIMD
+// registers, 8 x 8 at a time. width: 4, 6, 8, 16 or 32 (else ValueError).
+void pack_panels(int width, const float* src, int64_t step, int64_t kstride, int64_t n, int64_t kc, float* dst);
+void pack_panels(int width, const double* src, int64_t step, int64_t kstride, int64_t n, int64_t kc, double* dst);
+
 // The instruction set the GEMM micro-kernel was compiled for: "AVX-512", "AVX2+FMA" (with
 // -DDGM_NATIVE=ON on such a CPU) or "portable" (plain C++, which the compiler vectorises as it can).
 const char* gemm_kernel_isa();

@@ -421,3 +421,38 @@ TEST(Gemm, EpilogueReluKeepsNaN) {
     }
   }
 }
+
+// pack_panels (the GEMM's packing, which attention's register tiles use): every width, lines that
+// run along k (the SIMD transposes) and lines across k (copies), whole and partial last panels
+// (padded with zeros), against the definition dst[p*w*kc + k*w + r] = src[(p*w + r)*step + k*kstride].
+template <class T>
+void check_pack_panels() {
+  for (int w : {4, 6, 8, 16, 32})
+    for (int64_t n : {int64_t(1), int64_t(w), int64_t(2 * w + 3), int64_t(37)})
+      for (int64_t kc : {int64_t(1), int64_t(7), int64_t(16), int64_t(29)})
+        for (bool along_k : {true, false}) {
+          // lines along k: line r is row r of an (n x kc) matrix with row stride kc + 5; across: column r
+          const int64_t ld = (along_k ? kc : n) + 5;
+          const int64_t step = along_k ? ld : 1, kstride = along_k ? 1 : ld;
+          std::vector<T> src(size_t((along_k ? n : kc) * ld));
+          for (size_t i = 0; i < src.size(); ++i) src[i] = T(int64_t(i) % 97 - 48) / T(8);
+          const int64_t panels = (n + w - 1) / w;
+          std::vector<T> dst(size_t(panels * w * kc), std::numeric_limits<T>::quiet_NaN());
+          dgm::cpu::pack_panels(w, src.data(), step, kstride, n, kc, dst.data());
+          for (int64_t p = 0; p < panels; ++p)
+            for (int64_t k = 0; k < kc; ++k)
+              for (int64_t r = 0; r < w; ++r) {
+                const int64_t line = p * w + r;
+                const T want = line < n ? src[size_t(line * step + k * kstride)] : T(0);
+                ASSERT_EQ(dst[size_t(p * w * kc + k * w + r)], want)
+                    << "width " << w << " n " << n << " kc " << kc << (along_k ? " along k" : " across k") << " panel " << p << " k " << k << " line " << r;
+              }
+        }
+}
+
+TEST(Gemm, PackPanelsMatchesItsDefinition) {
+  check_pack_panels<float>();
+  check_pack_panels<double>();
+  std::vector<float> buf(64);
+  EXPECT_THROW(dgm::cpu::pack_panels(5, buf.data(), 1, 1, 2, 2, buf.data()), dgm::ValueError);
+}
