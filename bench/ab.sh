@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Same-minute A/B of two revisions' kernels: the tensor layer of REV_A and of REV_B compiled into one
 # binary (namespaces dgmA / dgmB), whose driver alternates them call by call on a GEMM, MLP-AR's
-# layers, a PixelCNN convolution, ImageGPT's attention and MLP-AR's embedding-bag backward
-# (bench/ab_side.cpp). On a shared machine,
+# layers, a PixelCNN convolution, ImageGPT's attention, MLP-AR's embedding-bag backward and its
+# cross-entropy (bench/ab_side.cpp). On a shared machine,
 # whose speed moves by 2x within minutes, two binaries run one after the other compare two moments;
 # this compares two codes.
 #   bash bench/ab.sh REV_A REV_B [CALLS] [WORKLOAD]     e.g. bash bench/ab.sh HEAD~1 HEAD 21 conv

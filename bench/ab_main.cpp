@@ -10,7 +10,7 @@
 #include <vector>
 
 #define AB_DECLARE(name) double name##A(); double name##B();
-AB_DECLARE(gemm_1024_) AB_DECLARE(gemm_mlp_ar_) AB_DECLARE(conv_pixelcnn_) AB_DECLARE(conv_forward_pixelcnn_) AB_DECLARE(attention_imagegpt_) AB_DECLARE(embedding_bag_mlp_ar_)
+AB_DECLARE(gemm_1024_) AB_DECLARE(gemm_mlp_ar_) AB_DECLARE(conv_pixelcnn_) AB_DECLARE(conv_forward_pixelcnn_) AB_DECLARE(attention_imagegpt_) AB_DECLARE(embedding_bag_mlp_ar_) AB_DECLARE(cross_entropy_mlp_ar_)
 
 int main(int argc, char** argv) {
   const int calls = argc > 1 ? std::atoi(argv[1]) : 21;
@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
                    {"conv_pixelcnn", conv_pixelcnn_A, conv_pixelcnn_B},
                    {"conv_forward_pixelcnn", conv_forward_pixelcnn_A, conv_forward_pixelcnn_B},
                    {"attention_imagegpt", attention_imagegpt_A, attention_imagegpt_B},
-                   {"embedding_bag_mlp_ar", embedding_bag_mlp_ar_A, embedding_bag_mlp_ar_B}};
+                   {"embedding_bag_mlp_ar", embedding_bag_mlp_ar_A, embedding_bag_mlp_ar_B},
+                   {"cross_entropy_mlp_ar", cross_entropy_mlp_ar_A, cross_entropy_mlp_ar_B}};
   std::printf("# %d threads, %d alternated calls per side; ms\n", omp_get_max_threads(), calls);
   for (const Workload& w : workloads) {
     if (*only && !std::strstr(w.name, only)) continue;

@@ -80,3 +80,15 @@ double AB_CAT(embedding_bag_mlp_ar_, AB_SIDE)() {
   cpu::EmbeddingBagGrads g = cpu::embedding_bag_backward(idx, saved, dy, 512, cpu::LinearActivation::ReLU, true);
   return ms_since(t);
 }
+// MLP-AR's loss: cross-entropy over 256 values for 12544 pixels, forward + backward
+double AB_CAT(cross_entropy_mlp_ar_, AB_SIDE)() {
+  static Array logits = filled({12544, 256}), grad = filled({12544}), target = [] {
+    Array a = Array::empty({12544}, DType::Int64);
+    for (int64_t i = 0; i < a.numel(); ++i) a.data<int64_t>()[i] = (i * 37) % 256;
+    return a;
+  }();
+  auto t = std::chrono::steady_clock::now();
+  auto [loss, lse] = cpu::cross_entropy_forward(logits, target);
+  Array dx = cpu::cross_entropy_backward(logits, target, lse, grad);
+  return ms_since(t);
+}

@@ -146,7 +146,9 @@ inline double gelu_slope_approx(double x) { return normal_cdf_approx(x) + x * 0.
 // Row reductions for the softmax kernels. A loop `m = max(m, p[j])` is a serial chain the compiler
 // may not reorder; `omp simd reduction` helps for short sums (LayerNorm) but left the attention
 // max loop scalar at run time. kLanes independent partial results, one per SIMD lane, are what it
-// reliably vectorises, and they are combined at the end.
+// reliably vectorises, and they are combined at the end; `omp simd` on the lane loop asks for it
+// (without, GCC 12 kept max_of's 16 lanes as 16 scalar maxes: cross-entropy forward + backward over
+// MLP-AR's 12544 x 256 logits, bench/ab.sh on Zen 5, 1.78 -> 1.53 ms; AVX2 build 2.62 -> 2.40).
 constexpr int kLanes = 16;
 
 template <class T>
@@ -155,6 +157,7 @@ T max_of(const T* p, int64_t n) {
   for (int l = 0; l < kLanes; ++l) lane[l] = -INFINITY;
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
+#pragma omp simd
     for (int l = 0; l < kLanes; ++l) lane[l] = lane[l] > p[j + l] ? lane[l] : p[j + l];
   T m = -INFINITY;
   for (int l = 0; l < kLanes; ++l) m = m > lane[l] ? m : lane[l];
@@ -168,6 +171,7 @@ T sum_exp_shift(const T* x, int64_t n, T shift) {
   T lane[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
+#pragma omp simd
     for (int l = 0; l < kLanes; ++l) lane[l] += exp_approx(x[j + l] - shift);
   T sum = 0;
   for (int l = 0; l < kLanes; ++l) sum += lane[l];
@@ -181,6 +185,7 @@ T exp_shift_sum(T* p, int64_t n, T shift) {
   T lane[kLanes] = {};
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
+#pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
       p[j + l] = exp_approx(p[j + l] - shift);
       lane[l] += p[j + l];
