@@ -395,8 +395,7 @@ LayerNormGrads layer_norm_backward(const Array& x_in, const Array& weight, const
   dispatch_floating(x.dtype(), "layer_norm_backward", [&]<class T>() {
     const Array mc = mean.contiguous(), rc = rstd.contiguous();  // held: a copy's pointer would outlive it
     const T *xp = x.data<T>(), *dyp = dy.data<T>(), *mp = mc.data<T>(), *rp = rc.data<T>();
-    // no weight: a row of ones (x * 1 is x), so that the loops below have no branch per value (GCC
-    // vectorised `w ? w[j] : 1` with masked address compares: ImageGPT's 64-wide rows ran at half speed)
+    // no weight: a row of ones (x * 1 is x, the same bits), so the loops have no branch per value
     Array wc = weight.defined() ? weight.contiguous() : Array::full({D}, 1.0, x.dtype());
     const T* w = wc.data<T>();
     T* dx = g.dx.data<T>();
@@ -1227,9 +1226,9 @@ LinearResult embedding_bag_forward(const Array& weight_in, const Array& indices_
 // rows its bag names and into the bias sums, so the activation's gradient is never written out and
 // dy and the saved output are read once in all (split by table rows, as before, every thread read
 // all of the gradient, which a pass before had written out: for MLP-AR's 12544 x 256 ReLU layer on
-// 2 threads, 64 MB read or written, now 26 MB). Every value is summed in the same order as before (rows of a table
-// row by bag, the bias over 64-row chunks added in order), whichever thread owns it: same bits on
-// any thread count.
+// 2 threads, 64 MB read or written, now 26 MB). Every value is summed in the same order as before
+// (a table row's bags in order, the bias over 64-row chunks added in order), whichever thread owns
+// it: the same bits on any thread count.
 EmbeddingBagGrads embedding_bag_backward(const Array& indices_in, const Array& saved, const Array& dy_in, int64_t V, LinearActivation act,
                                          bool need_dbias) {
   const int64_t N = indices_in.size(0), K = indices_in.size(1), H = dy_in.size(1);

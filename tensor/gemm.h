@@ -54,7 +54,7 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
                   double beta, double* C, int64_t bsC, int64_t rsC, int64_t csC);
 
 // The GEMM's packing, for kernels that keep an operand in register-tile panels (attention's K^T,
-// K, V and query blocks): n lines of depth kc into ceil(n / width) panels of `width` lines, k-major,
+// K and V): n lines of depth kc into ceil(n / width) panels of `width` lines, k-major,
 //   dst[p*width*kc + k*width + r] = src[(p*width + r)*step + k*kstride],
 // the last panel padded with zeros. Lines that run along k (kstride 1) are transposed in SIMD
 // registers, 8 x 8 at a time. width: 4, 6, 8, 16 or 32 (else ValueError).

@@ -445,7 +445,8 @@ void check_pack_panels() {
                 const int64_t line = p * w + r;
                 const T want = line < n ? src[size_t(line * step + k * kstride)] : T(0);
                 ASSERT_EQ(dst[size_t(p * w * kc + k * w + r)], want)
-                    << "width " << w << " n " << n << " kc " << kc << (along_k ? " along k" : " across k") << " panel " << p << " k " << k << " line " << r;
+                    << "width " << w << " n " << n << " kc " << kc << (along_k ? " along k" : " across k") << " panel " << p << " k " << k
+                    << " line " << r;
               }
         }
 }
