@@ -224,7 +224,9 @@ TYPED_TEST(GemmTest, DeepProductsWithFewColumnsReadAInPlace) {
 // of K. Both settings of the L3 report run, whatever this machine's says.
 TYPED_TEST(GemmTest, SameBitsForAnyThreadCount) {
   using T = TypeParam;
-  for (const auto& [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{203, 177, 300}, {3300, 40, 70}, {48, 40, 9000}}) {
+  // tall products take row blocks, of one K block ({3300, 40, 70}) and of several ({3300, 40, 1100})
+  for (const auto& [M, N, K] :
+       {std::tuple<int64_t, int64_t, int64_t>{203, 177, 300}, {3300, 40, 70}, {3300, 40, 1100}, {48, 40, 9000}}) {
     std::mt19937 rng(7);
     Matrix<T> A = make_matrix<T>(M, K, Layout::RowMajor, rng, T(0)), B = make_matrix<T>(K, N, Layout::RowMajor, rng, T(0));
     std::vector<T> C[5];
