@@ -1109,12 +1109,27 @@ LinearResult linear_forward(const Array& x, const Array& weight, const Array& bi
 }
 
 namespace {
+// Rows per partial of a bias gradient (a column sum of g over rows): fixed, so the sum's order is.
+constexpr int64_t kBiasChunkRows = 64;
+
+// o[j] = d[j] * act'(saved[j]) for j < n, act ReLU or GELU (saved: the output for ReLU, the
+// pre-activation for GELU).
+template <class T>
+inline void activation_grad_row(LinearActivation act, const T* d, const T* sp, int64_t n, T* o) {
+  if (act == LinearActivation::ReLU) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) o[j] = sp[j] > T(0) ? d[j] : T(0);
+  } else {
+    for (int64_t j = 0; j < n; ++j) o[j] = d[j] * gelu_slope_approx(sp[j]);  // d/dx x Phi(x)
+  }
+}
+
 // g = dy * act'(saved), row by row (for None, g is dy itself and nothing is written), and, when db
 // is given, db = the column sums of g. The sums are taken over fixed chunks of rows and the chunks
 // added in order, so db is the same for any thread count; one pass reads dy (and saved) once.
 template <class T>
 void activation_backward(int64_t N, int64_t W, const T* dy, const T* saved, LinearActivation act, T* g, T* db) {
-  constexpr int64_t kRows = 64;
+  constexpr int64_t kRows = kBiasChunkRows;
   const int64_t chunks = (N + kRows - 1) / kRows;
   Array partial = db ? Array::empty({chunks, W}, dtype_of<T>()) : Array();
   T* part = db ? partial.data<T>() : nullptr;
@@ -1125,15 +1140,8 @@ void activation_backward(int64_t N, int64_t W, const T* dy, const T* saved, Line
       for (int64_t i = c * kRows; i < std::min(N, (c + 1) * kRows); ++i) {
         const T *d = dy + i * W, *row = d;
         if (act != LinearActivation::None) {
-          const T* sp = saved + i * W;
-          T* o = g + i * W;
-          if (act == LinearActivation::ReLU) {
-#pragma omp simd
-            for (int64_t j = 0; j < W; ++j) o[j] = sp[j] > T(0) ? d[j] : T(0);
-          } else {
-            for (int64_t j = 0; j < W; ++j) o[j] = d[j] * gelu_slope_approx(sp[j]);  // d/dx x Phi(x)
-          }
-          row = o;
+          activation_grad_row(act, d, saved + i * W, W, g + i * W);
+          row = g + i * W;
         }
         if (acc) {
 #pragma omp simd
@@ -1242,7 +1250,7 @@ EmbeddingBagGrads embedding_bag_backward(const Array& indices_in, const Array& s
     const int64_t* idx = indices.data<int64_t>();
     T* dw = g.dweight.data<T>();
     T* db = need_dbias ? g.dbias.data<T>() : nullptr;
-    constexpr int64_t kLine = 64 / int64_t(sizeof(T)), kRows = 64, kAhead = 8;  // kRows: activation_backward's bias chunks
+    constexpr int64_t kLine = 64 / int64_t(sizeof(T)), kRows = kBiasChunkRows, kAhead = 8;
     const int64_t lines = (H + kLine - 1) / kLine;
     const int64_t bands = std::min<int64_t>(lines, team_for(N * std::max<int64_t>(K, 1) * H, kParallelGrain));
     parallel_for(bands, [&](int64_t b0, int64_t b1) {
@@ -1257,16 +1265,8 @@ EmbeddingBagGrads embedding_bag_backward(const Array& indices_in, const Array& s
             __builtin_prefetch(dr + kAhead * H + j);
             if (sv) __builtin_prefetch(sv + (n + kAhead) * H + j0 + j);
           }
-        if (act == LinearActivation::ReLU) {
-          const T* sr = sv + n * H + j0;
-#pragma omp simd
-          for (int64_t j = 0; j < w; ++j) gr[j] = sr[j] > T(0) ? dr[j] : T(0);
-        } else if (act == LinearActivation::GELU) {
-          const T* sr = sv + n * H + j0;
-          for (int64_t j = 0; j < w; ++j) gr[j] = dr[j] * gelu_slope_approx(sr[j]);
-        } else {
-          std::copy(dr, dr + w, gr);
-        }
+        if (act == LinearActivation::None) std::copy(dr, dr + w, gr);
+        else activation_grad_row(act, dr, sv + n * H + j0, w, gr);
         for (int64_t k = 0; k < K; ++k) {
           T* dst = dw + idx[n * K + k] * H + j0;
 #pragma omp simd
