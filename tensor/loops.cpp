@@ -7,13 +7,13 @@ int team_for(int64_t n, int64_t grain) {
   return int(std::clamp<int64_t>(n / std::max<int64_t>(1, grain / 2), 1, omp_get_max_threads()));
 }
 
-void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) {
+void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn, int64_t per_thread) {
   const int nt = team_for(n, grain);
   if (n < grain || nt == 1 || omp_in_parallel()) {
     fn(int64_t{0}, n);
     return;
   }
-  const int64_t pieces = std::min<int64_t>(4 * nt, std::max<int64_t>(nt, n / std::max<int64_t>(1, grain / 4)));
+  const int64_t pieces = std::min<int64_t>(std::max<int64_t>(1, per_thread) * nt, std::max<int64_t>(nt, n / std::max<int64_t>(1, grain / 4)));
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int64_t p = 0; p < pieces; ++p) {
     const int64_t b = n * p / pieces, e = n * (p + 1) / pieces;

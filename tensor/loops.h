@@ -43,11 +43,12 @@ class FunctionRef<R(Args...)> {
 
 // Runs fn(begin, end) over [0, n) in disjoint ranges, split across threads only when n is large
 // enough that the threads pay for themselves: at least `grain` items in all and half a grain per
-// thread (as PyTorch's grain size: 16 cores are not woken for 8192 values). Up to 4 ranges per thread
-// (none shorter than a quarter of the grain), taken by whichever thread is free: a thread slowed by
-// the machine's other load takes fewer instead of holding up the rest. On one thread (or below the
-// grain, or inside another parallel region) fn(0, n) runs right there.
-void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn);
+// thread (as PyTorch's grain size: 16 cores are not woken for 8192 values). Up to `per_thread` ranges
+// per thread (none shorter than a quarter of the grain), taken by whichever thread is free: a thread
+// slowed by the machine's other load takes fewer instead of holding up the rest. Loops of heavy items
+// (attention's heads, a millisecond each) ask for more, so that the last range taken is short. On
+// one thread (or below the grain, or inside another parallel region) fn(0, n) runs right there.
+void parallel_ranges(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn, int64_t per_thread = 4);
 // The threads a loop of n items with this grain is split across (see parallel_ranges).
 int team_for(int64_t n, int64_t grain);
 // Both cases call the kernel through the FunctionRef, never inlined into the caller: so its loop is
@@ -55,8 +56,8 @@ int team_for(int64_t n, int64_t grain);
 // caller's one-thread branch, a loop of vecmath calls in a big kernel function stayed scalar (GCC's
 // inlining budget ran out: the fused Linear+GELU's forward took 81 ms on one thread, 24 ms this way).
 template <class Fn>
-void parallel_for(int64_t n, Fn&& fn, int64_t grain = kParallelGrain) {
-  parallel_ranges(n, grain, FunctionRef<void(int64_t, int64_t)>(fn));
+void parallel_for(int64_t n, Fn&& fn, int64_t grain = kParallelGrain, int64_t per_thread = 4) {
+  parallel_ranges(n, grain, FunctionRef<void(int64_t, int64_t)>(fn), per_thread);
 }
 
 // The second half of a reproducible parallel reduction. The first half computed one partial per

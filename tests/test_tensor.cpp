@@ -1934,6 +1934,39 @@ TEST(TensorLoops, SmallLoopsWakeFewThreads) {
   omp_set_num_threads(before);
 }
 
+// A loop that asks for more ranges per thread (attention's heads) gets one item a range when the
+// items are each worth a thread; the default stays at 4 ranges a thread. Every index comes once.
+TEST(TensorLoops, HeavyItemsGoOneToARange) {
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(3);
+  for (int64_t per_thread : {int64_t{4}, int64_t{64}}) {
+    const int64_t n = 50;
+    std::vector<int> hits(static_cast<size_t>(n), 0);
+    std::atomic<int> ranges{0};
+    cpu::parallel_for(n, [&](int64_t b, int64_t e) {
+      ++ranges;
+      for (int64_t i = b; i < e; ++i) ++hits[static_cast<size_t>(i)];
+    }, 1, per_thread);
+    EXPECT_EQ(ranges.load(), per_thread == 4 ? 12 : 50);
+    EXPECT_EQ(std::count(hits.begin(), hits.end(), 1), n);
+  }
+  omp_set_num_threads(before);
+}
+
+// zeros is split across threads from 256 KiB on; every byte is zeroed, also where the allocator
+// hands back a block that held other values (the caching allocator reuses the freed one).
+TEST(TensorLoops, ZerosClearsEveryByteOnAnyTeam) {
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(3);
+  for (int64_t n : {int64_t{1}, int64_t{1} << 16, (int64_t{1} << 20) + 5}) {
+    { Array dirty = Array::full({n}, 7.0, DType::Float32); }
+    Array z = Array::zeros({n}, DType::Float32);
+    const float* p = z.data<float>();
+    EXPECT_EQ(std::count(p, p + n, 0.0f), n) << n;
+  }
+  omp_set_num_threads(before);
+}
+
 // combine_chunks_in_order folds each output's chunks in chunk order, from chunk 0, and stores every
 // output once: a non-commutative combine (a * 10 + b on small integers spells the order as digits)
 // shows both, on 3 threads and with enough outputs that the loop is split.
