@@ -10,7 +10,7 @@
 #   1c. the ARM check (scripts/test-arm.sh), a small third build: the tensor and autograd libraries
 #      and their tests (-DDGM_CORE_ONLY=ON), cross-compiled for aarch64 with g++-aarch64-linux-gnu
 #      in $DGM_ARM_BUILD_DIR (default build-arm/) and run under qemu-aarch64 (qemu-user); both
-#      installed with apt-get as root if missing, else the stage is skipped with a note. 497
+#      installed with apt-get as root if missing, else the stage is skipped with a note. 499
 #      tests; 2026-12-02 on 2 cores: build + tests 236 s                DGM_ARM=0 skips
 #   1d. the other vector width (scripts/test-wide.sh): a small fourth build, the core in
 #      $DGM_WIDE_BUILD_DIR (default build-wide/), and the kernels' tests run on it; on CPUs without
