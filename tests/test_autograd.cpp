@@ -345,7 +345,9 @@ TEST(Autograd, FusedEluSigmoidAndReluBackwardMatchTheComposite) {
         Tensor fused = autograd::grad({f()}, {x})[0];
         Tensor composite = autograd::grad({f()}, {x}, {}, std::nullopt, /*create_graph=*/true)[0];
         EXPECT_FALSE(fused.requires_grad());
-        if (op != 2) EXPECT_TRUE(composite.requires_grad());  // the composite path ran (relu's mask has no path to x)
+        if (op != 2) {
+          EXPECT_TRUE(composite.requires_grad());  // the composite path ran (relu's mask has no path to x)
+        }
         std::vector<double> a = fused.to(DType::Float64).to_vector<double>(), b = composite.to(DType::Float64).to_vector<double>();
         ASSERT_EQ(a.size(), b.size());
         for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * (1 + std::abs(b[i]))) << "element " << i;
